@@ -1,0 +1,28 @@
+# memloc: regenerates the experiments, figures and tables of "Can Neural Network
+# Memorization Be Localized?" (Maini et al., ICML 2023).  See README.md.
+
+from snakemake.utils import min_version, validate
+
+min_version("8.20")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+from memloc.config import check_config
+
+check_config(config)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/gradients.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,81 @@
+"""Job-level entry points: one function per workflow step, paths in, files out.
+
+The Snakemake scripts in workflow/scripts/ are thin wrappers over these; the functions
+know nothing of Snakemake and can be called from a notebook or another workflow engine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from memloc.data import DATASETS, DataSource, make_corrupted_table, training_set, write_parquet
+from memloc.evaluation import resolve_device
+from memloc.models import ModelConfig
+from memloc.training import TrainConfig, run_tables, train
+
+
+def write_corrupted_dataset(
+    out: str | os.PathLike, dataset: str, source: dict, noise: float, subset: int | None, seed: int
+) -> pd.DataFrame:
+    """First step of the DAG: the corrupted training set as a parquet table.
+
+    source: DataSource settings (root, download, verify_checksums)."""
+    table = make_corrupted_table(dataset, DataSource(**source), noise, subset, seed)
+    write_parquet(table, out)
+    return table
+
+
+def train_run(
+    data_table: str | os.PathLike,
+    outputs: dict[str, str],
+    dataset: str,
+    source: dict,
+    test_subset: int | None,
+    model: dict,
+    train_settings: dict,
+    device: str = "auto",
+    threads: int = 1,
+    group_column: str = "is_noisy",
+) -> None:
+    """Train one run (resuming from its checkpoints) and write its tables.
+
+    outputs: {"metrics", "examples", "gradients": parquet paths, "checkpoints": a text file
+    listing the checkpoint paths, epoch 0 first}.  The checkpoints live in a folder
+    `checkpoints/` beside that file; it is not a declared output so that Snakemake does not
+    delete it when a job fails, and the next attempt resumes from it.
+    """
+    torch.set_num_threads(threads)
+    _, num_classes, channels, size = DATASETS[dataset]
+    table = pd.read_parquet(data_table)
+    data = DataSource(**source)
+    trainset = training_set(table, data.load(dataset, train=True), group_column)
+    test = data.load(dataset, train=False)
+    n_test = len(test) if test_subset is None else min(test_subset, len(test))
+    model_cfg = ModelConfig(num_classes=num_classes, in_channels=channels, image_size=size, **model)
+    cfg = TrainConfig(**train_settings)
+    ckpt_dir = Path(outputs["checkpoints"]).parent / "checkpoints"
+    paths = train(model_cfg, cfg, trainset, test.images[:n_test], test.labels[:n_test], ckpt_dir, resolve_device(device))
+    for name, df in run_tables(paths).items():
+        write_parquet(df, outputs[name])
+    manifest = Path(outputs["checkpoints"])
+    tmp = manifest.with_name(manifest.name + ".tmp")
+    tmp.write_text("".join(f"{p}\n" for p in paths))
+    os.replace(tmp, manifest)
+
+
+def collect_runs(tables: list[str], runs: list[dict], out: str | os.PathLike) -> pd.DataFrame:
+    """Concatenate per-run tables, adding each run's identifying columns (dataset, model,
+    noise, seed, ...) in front."""
+    frames = []
+    for path, run in zip(tables, runs, strict=True):
+        df = pd.read_parquet(path)
+        for key, value in reversed(list(run.items())):
+            df.insert(0, key, value)
+        frames.append(df)
+    joined = pd.concat(frames, ignore_index=True)
+    write_parquet(joined, out)
+    return joined

@@ -1,0 +1,38 @@
+# Input functions and the run lists they draw on (memloc.config plans which runs exist).
+
+from memloc.config import appendix_datasets, gradient_runs, run_dir
+
+
+def run_file(run, name):
+    return f"{run_dir(**run)}/{name}"
+
+
+def all_outputs():
+    figures = ["fig01", "fig02", "fig10", "fig11", *appendix_datasets(config)]
+    return [f"results/figures/{fig}.{ext}" for fig in figures for ext in ("png", "pdf")]
+
+
+def data_source():
+    """memloc.data.DataSource settings."""
+    keys = ("data_root", "download", "verify_checksums")
+    return dict(zip(("root", "download", "verify_checksums"), (config[k] for k in keys)))
+
+
+def model_settings(wildcards):
+    return config["model_settings"].get(wildcards.model, {})
+
+
+def gradient_figure(fig):
+    """(memloc.figures function, its selection) of a gradient-accounting figure."""
+    p = config["primary"]
+    primary = dict(dataset=p["dataset"], model=p["model"], noise=float(p["noise"]))
+    window = config["figures"]["fig01"]["epochs"]
+    if fig in ("fig12", "fig13", "fig14"):
+        grid = dict(models=config["models"], noise_rates=config["noise_rates"], seeds=config["seeds"])
+        return "gradient_grid", dict(dataset=appendix_datasets(config)[fig], window=window, **grid)
+    return {
+        "fig01": ("fig01", dict(primary, window=window)),
+        "fig02": ("fig02", primary),
+        "fig10": ("fig10", dict(primary, window=config["figures"]["fig10"]["window"])),
+        "fig11": ("fig11", dict(dataset=p["dataset"], model=p["model"], **config["figures"]["fig11"])),
+    }[fig]

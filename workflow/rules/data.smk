@@ -1,0 +1,16 @@
+rule corrupt_data:
+    """The training set of one dataset and noise rate, with its clean/noisy mask."""
+    output:
+        "results/data/{dataset}/noise{noise}.parquet",
+    log:
+        "logs/corrupt_data/{dataset}_noise{noise}.log",
+    params:
+        source=data_source(),
+        subset=config["train_subset"],
+        seed=config["data_seed"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    script:
+        "../scripts/corrupt_data.py"

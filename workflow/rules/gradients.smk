@@ -1,0 +1,28 @@
+# Gradient-accounting figures (Sec. 4, App. A), one job each, all drawn from
+# results/tables/gradients.parquet:
+#   fig01  per-layer contribution of clean, noisy and all examples (primary run)
+#   fig02  cosine of clean and noisy gradients, layer x epoch (primary run)
+#   fig10  fig01 for every window of training (primary run)
+#   fig11  clean vs noisy contribution across noise rates
+#   fig12-14  fig01 per model x noise rate on CIFAR-10 / MNIST / SVHN
+
+
+rule gradient_figure:
+    input:
+        "results/tables/gradients.parquet",
+    output:
+        "results/figures/{fig}.png",
+        "results/figures/{fig}.pdf",
+    log:
+        "logs/figures/{fig}.log",
+    wildcard_constraints:
+        fig="fig01|fig02|fig10|fig11|fig12|fig13|fig14",
+    params:
+        figure=lambda wc: gradient_figure(wc.fig)[0],
+        selection=lambda wc: gradient_figure(wc.fig)[1],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figure.py"

@@ -1,0 +1,10 @@
+"""Draw one figure from its parquet table: memloc.figures.<params.figure>."""
+
+import sys
+
+from memloc import figures
+
+sys.stderr = open(snakemake.log[0], "w")
+
+draw = getattr(figures, snakemake.params.figure)
+draw(snakemake.input[0], list(snakemake.output), **snakemake.params.selection)
