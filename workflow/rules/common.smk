@@ -3,13 +3,26 @@
 from memloc.config import appendix_datasets, gradient_runs, run_dir
 
 
+# Per-stage parquet files of paper-vs-ours rows (memloc.tables); each stage's .smk appends
+# its own, rule paper_vs_ours joins them.
+paper_rows = []
+
+
 def run_file(run, name):
     return f"{run_dir(**run)}/{name}"
 
 
 def all_outputs():
-    figures = ["fig01", "fig02", "fig10", "fig11", *appendix_datasets(config)]
-    return [f"results/figures/{fig}.{ext}" for fig in figures for ext in ("png", "pdf")]
+    """Every figure (PNG + PDF), table (CSV + MD) and parquet table of the configured DAG."""
+    figures = ["fig01", "fig02", "fig10", "fig11", *appendix_datasets(config), "fig07"]
+    tables = ["tab1", "tab2", "tab3", "paper_vs_ours"]
+    parquet = ["results/tables/gradients.parquet", "results/tables/metrics.parquet"]
+    parquet += [f"results/tables/{t}.parquet" for t in ("dropout_metrics", "fig07", *tables)]
+    return (
+        [f"results/figures/{fig}.{ext}" for fig in figures for ext in ("png", "pdf")]
+        + [f"results/tables/{tab}.{ext}" for tab in tables for ext in ("csv", "md")]
+        + parquet
+    )
 
 
 def data_source():

@@ -1,0 +1,123 @@
+"""The learning-rate schedule, resuming, and gradient accounting against brute force."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from memloc.data import DataSource, make_corrupted_table, training_set
+from memloc.gradients import STATISTICS, GradientAccountant
+from memloc.models import ModelConfig, build_model, model_layers
+from memloc.training import TrainConfig, list_checkpoints, make_optimizer, one_cycle, run_tables, train
+
+
+def test_one_cycle_is_linear_up_to_peak_then_down_to_zero():
+    epochs, peak_epoch, steps = 10, 3, 4
+    cfg = TrainConfig(epochs=epochs, peak_epoch=peak_epoch, peak_lr=0.1)
+    opt = make_optimizer([torch.nn.Parameter(torch.zeros(1))], cfg)
+    sched = one_cycle(opt, cfg, steps)
+    lrs = []
+    for _ in range(epochs * steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    lrs = np.array(lrs)
+    top = int(lrs.argmax())
+    assert lrs[0] == 0.0 and lrs[top] == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    assert abs(top - peak_epoch * steps) <= 1  # the peak is at peak_epoch
+    up, down = np.diff(lrs[: top + 1]), np.diff(lrs[top:])
+    assert np.allclose(up, up[0]) and up[0] > 0  # linear rise
+    assert np.allclose(down, down[0]) and down[0] < 0  # linear fall
+    assert opt.param_groups[0]["momentum"] == 0.9  # momentum is not cycled
+    with pytest.raises(ValueError, match="peak_epoch"):
+        TrainConfig(epochs=5, peak_epoch=6)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(fashion_root):
+    table = make_corrupted_table("fashion_mnist", DataSource(fashion_root), 0.2, subset=200, seed=0)
+    src = DataSource(fashion_root)
+    data = training_set(table, src.load("fashion_mnist", train=True))
+    test = src.load("fashion_mnist", train=False)
+    model_cfg = ModelConfig("resnet9", 10, 1, 28, width=0.125)
+    cfg = TrainConfig(epochs=3, peak_epoch=1, batch_size=64, seed=5)
+    return model_cfg, cfg, data, test.images[:100], test.labels[:100]
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tiny_run, tmp_path):
+    model_cfg, cfg, data, ti, tl = tiny_run
+    cpu = torch.device("cpu")
+    straight = train(model_cfg, cfg, data, ti, tl, tmp_path / "straight", cpu, progress=False)
+    partial = train(model_cfg, cfg, data, ti, tl, tmp_path / "resumed", cpu, stop_after_epoch=1, progress=False)
+    assert sorted(list_checkpoints(tmp_path / "resumed")) == [0, 1]
+    assert len(partial) == 2
+    resumed = train(model_cfg, cfg, data, ti, tl, tmp_path / "resumed", cpu, progress=False)
+    assert len(straight) == len(resumed) == 4
+    a = torch.load(straight[-1], weights_only=False)
+    b = torch.load(resumed[-1], weights_only=False)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for (ka, va), (kb, vb) in zip(a["optimizer"]["state"].items(), b["optimizer"]["state"].items()):
+        assert torch.equal(va["momentum_buffer"], vb["momentum_buffer"])
+    assert a["scheduler"] == b["scheduler"]
+    ta, tb = run_tables(straight), run_tables(resumed)
+    for name in ta:
+        pd.testing.assert_frame_equal(ta[name], tb[name])
+    # the checkpoints carry everything a later stage needs
+    assert set(a) >= {"model", "optimizer", "scheduler", "rng", "config", "epoch"}
+    # a changed config does not silently continue old checkpoints
+    with pytest.raises(ValueError, match="another config"):
+        train(model_cfg, TrainConfig(epochs=3, peak_epoch=1, batch_size=32, seed=5), data, ti, tl,
+              tmp_path / "resumed", cpu, progress=False)
+
+
+def test_run_tables_have_every_epoch_and_example(tiny_run, tmp_path):
+    model_cfg, cfg, data, ti, tl = tiny_run
+    tables = run_tables(train(model_cfg, cfg, data, ti, tl, tmp_path, torch.device("cpu"), progress=False))
+    ex = tables["examples"]
+    assert len(ex) == 200 * 4 and set(ex["epoch"]) == {0, 1, 2, 3}
+    final = ex[ex["epoch"] == 3]
+    acc = tables["metrics"].set_index(["epoch", "subset"])["accuracy"]
+    assert acc[(3, "noisy")] == pytest.approx(final["correct"].to_numpy()[data.group.numpy()].mean())
+    assert acc[(3, "clean")] == pytest.approx(final["correct"].to_numpy()[~data.group.numpy()].mean())
+    assert ((final["margin"] > 0) == final["correct"]).all()  # margin > 0 iff correct
+    g = tables["gradients"]
+    assert set(g["group"]) == {"clean", "noisy", "total"} and g["layer"].nunique() == 9
+
+
+def test_gradient_accounting_equals_brute_force():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("resnet9", 10, 1, 16, width=0.125)).double()
+    x = torch.randn(12, 1, 16, 16, dtype=torch.float64)
+    y = torch.randint(0, 10, (12,))
+    noisy = torch.tensor([0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0], dtype=torch.bool)
+    params = list(model.parameters())
+
+    # brute force: every example's own gradient (through the shared batch-norm graph), summed per group
+    losses = F.cross_entropy(model(x), y, reduction="none")
+    per_example = [torch.autograd.grad(losses[i], params, retain_graph=True) for i in range(12)]
+    b = len(y)
+    g_clean = [sum(pe[k] for pe, n in zip(per_example, noisy) if not n) / b for k in range(len(params))]
+    g_noisy = [sum(pe[k] for pe, n in zip(per_example, noisy) if n) / b for k in range(len(params))]
+
+    acct = GradientAccountant(model, torch.device("cpu"))
+    losses = F.cross_entropy(model(x), y, reduction="none")
+    acct.backward(losses, noisy)
+    stats = acct.epoch_statistics()
+    for li, layer in enumerate(model_layers(model)):
+        idx = [k for k, p in enumerate(params) if any(p is q for q in layer.parameters())]
+        flat_c = torch.cat([g_clean[k].flatten() for k in idx])
+        flat_n = torch.cat([g_noisy[k].flatten() for k in idx])
+        root = layer.numel() ** 0.5
+        expected = {
+            "norm_a": flat_c.norm() / root,
+            "norm_b": flat_n.norm() / root,
+            "norm_total": (flat_c + flat_n).norm() / root,
+            "cosine": F.cosine_similarity(flat_c, flat_n, dim=0),
+        }
+        for name, value in expected.items():
+            assert stats[STATISTICS.index(name), li].item() == pytest.approx(value.item(), abs=1e-5, rel=1e-5), (layer.name, name)
+    # the optimizer sees the ordinary mean-loss gradient
+    for k, p in enumerate(params):
+        assert torch.allclose(p.grad, g_clean[k] + g_noisy[k], atol=1e-10)
