@@ -20,6 +20,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/gradients.smk"
+include: "workflow/rules/layers.smk"
+include: "workflow/rules/atypical.smk"
+include: "workflow/rules/dropout.smk"
+include: "workflow/rules/flipping.smk"
+include: "workflow/rules/paper_vs_ours.smk"
 
 
 rule all:

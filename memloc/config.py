@@ -8,6 +8,8 @@ before any job starts, with a message that names the key.
 
 from __future__ import annotations
 
+import os
+
 from memloc.data import dataset_available
 
 
@@ -17,9 +19,9 @@ class ConfigError(ValueError):
 
 def check_config(config: dict) -> None:
     train = config["train"]
-    if train["peak_epoch"] > train["epochs"]:
+    if train["peak_epoch"] >= train["epochs"]:
         raise ConfigError(
-            f"train.peak_epoch ({train['peak_epoch']}) is after the last epoch (train.epochs = {train['epochs']})"
+            f"train.peak_epoch ({train['peak_epoch']}) must come before the last epoch (train.epochs = {train['epochs']})"
         )
     start, end = config["figures"]["fig01"]["epochs"]
     if not start < end <= train["epochs"]:
@@ -27,20 +29,79 @@ def check_config(config: dict) -> None:
     vit = config["model_settings"].get("vit_small", {})
     if vit and vit.get("dim", 512) % vit.get("heads", 8):
         raise ConfigError(f"model_settings.vit_small.heads ({vit['heads']}) must divide model_settings.vit_small.dim ({vit['dim']})")
-    used = set(config["datasets"]) | {config["primary"]["dataset"]}
-    for name in sorted(used):
-        if not dataset_available(name, config["data_root"], config["download"]):
-            key = "datasets" if name in config["datasets"] else "primary.dataset"
+    for name, published in config["atypical"]["cscore_files"].items():
+        if name not in config["atypical"]["datasets"]:
+            raise ConfigError(f"atypical.cscore_files.{name}: {name!r} is not in atypical.datasets")
+        for key in ("file", "order"):
+            path = published.get(key)
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"atypical.cscore_files.{name}.{key}: file {path!r} does not exist")
+        if published["file"].endswith(".npy") and not published.get("order"):
             raise ConfigError(
-                f"{key}: dataset {name!r} is not under data_root ({config['data_root']!r}) and download is false; "
-                f"set download: true, point data_root at a local copy, or remove it"
-                + (" (or: apt-get install dataset-fashion-mnist)" if name == "fashion_mnist" else "")
+                f"atypical.cscore_files.{name}.order: {published['file']} is a bare score array (MNIST's is in "
+                f"TFDS order); give an order file mapping its positions to the dataset's indices"
+            )
+    keys = (
+        ("primary.dataset", [config["primary"]["dataset"]]),
+        ("datasets", config["datasets"]),
+        ("atypical.datasets", config["atypical"]["datasets"]),
+    )
+    for key, names in keys:
+        for name in names:
+            if not dataset_available(name, config["data_root"], config["download"]):
+                raise ConfigError(
+                    f"{key}: dataset {name!r} is not under data_root ({config['data_root']!r}) and download is false; "
+                    f"set download: true, point data_root at a local copy, or remove it"
+                    + (" (or: apt-get install dataset-fashion-mnist)" if name == "fashion_mnist" else "")
+                )
+    _check_dropout(config)
+    _check_layer_experiments(config)
+    _check_flipping(config)
+
+
+def _check_flipping(config: dict) -> None:
+    flip, train = config["flipping"], config["train"]
+    if flip["shards"] > 2 * flip["examples_per_group"]:
+        raise ConfigError(
+            f"flipping.shards ({flip['shards']}) exceeds the {2 * flip['examples_per_group']} selected examples "
+            f"(2 x flipping.examples_per_group): some shards would be empty"
+        )
+    ss = config["detection"]["second_split"]
+    for phase in ("first", "second"):
+        epochs = ss[f"epochs_{phase}"] or train["epochs"]
+        peak = ss[f"peak_epoch_{phase}"] or train["peak_epoch"]
+        if peak > epochs:
+            raise ConfigError(
+                f"detection.second_split.peak_epoch_{phase} ({peak}) is after the last epoch "
+                f"(detection.second_split.epochs_{phase} = {epochs}; null means the train setting)"
+            )
+
+
+def _check_layer_experiments(config: dict) -> None:
+    last = config["train"]["epochs"]
+    late = [t for t in config["rewinding"]["epochs"] or [] if t > last]
+    if late:
+        raise ConfigError(f"rewinding.epochs: {late} after the last checkpoint (train.epochs = {last})")
+    re = config["retraining"]
+    if not re["peak_epoch"] < re["epochs"]:  # the one-cycle schedule needs a falling phase
+        raise ConfigError(f"retraining.peak_epoch ({re['peak_epoch']}) must be before retraining.epochs ({re['epochs']})")
+
+
+def _check_dropout(config: dict) -> None:
+    drop, peak = config["dropout"], config["train"]["peak_epoch"]
+    if drop["epochs"] is not None and drop["epochs"] < peak:
+        raise ConfigError(f"dropout.epochs ({drop['epochs']}) is before the learning-rate peak (train.peak_epoch = {peak})")
+    for name in drop["datasets"]:
+        if not dataset_available(name, config["data_root"], config["download"]):
+            raise ConfigError(
+                f"dropout.datasets: dataset {name!r} is not under data_root ({config['data_root']!r}) and download "
+                f"is false; set download: true, point data_root at a local copy, or remove it"
             )
 
 
 # -- which runs the configured figures need --------------------------------------------
 
-RUN_DIR = "results/runs/{dataset}/{model}/noise{noise}/seed{seed}"
+RUN_DIR = "results/runs/{dataset}/{model}/{variant}/seed{seed}"
 
 
 def noise_label(noise: float) -> str:
@@ -48,22 +109,29 @@ def noise_label(noise: float) -> str:
     return f"{float(noise):g}"
 
 
-def run_dir(dataset: str, model: str, noise: float, seed: int) -> str:
-    return RUN_DIR.format(dataset=dataset, model=model, noise=noise_label(noise), seed=seed)
+def run_dir(dataset: str, model: str, seed: int, noise: float = 0.0, variant: str | None = None) -> str:
+    """A run's folder.  Its data variant is noise<fraction> (label noise, the default) or
+    atypical (no noise; typical/atypical groups by C-score)."""
+    variant = variant or f"noise{noise_label(noise)}"
+    return RUN_DIR.format(dataset=dataset, model=model, variant=variant, seed=seed)
 
 
-def appendix_datasets(config: dict) -> dict[str, str]:
-    """{figure id: dataset} of the per-dataset gradient grids fig12-14 (CIFAR-10, MNIST, SVHN).
+def appendix_datasets(config: dict, figures: tuple[str, str, str] = ("fig12", "fig13", "fig14")) -> dict[str, str]:
+    """{figure id: dataset} of the per-dataset appendix grids for CIFAR-10, MNIST and SVHN:
+    the gradient grids fig12-14, or (figures=("fig15", "fig16", "fig17")) the rewinding grids.
 
-    fig12 is CIFAR-10's; where the config has no CIFAR-10 it is drawn from the primary
-    dataset (the offline default's Fashion-MNIST), and the title says which."""
-    out = {}
+    The CIFAR-10 figure exists always; where the config has no CIFAR-10 it is drawn from the
+    primary dataset (the offline default's Fashion-MNIST), and the title says which.  The
+    MNIST and SVHN figures exist when those datasets are configured."""
     ds = config["datasets"]
-    out["fig12"] = "cifar10" if "cifar10" in ds else config["primary"]["dataset"]
-    for fig, name in (("fig13", "mnist"), ("fig14", "svhn")):
+    out = {figures[0]: "cifar10" if "cifar10" in ds else config["primary"]["dataset"]}
+    for fig, name in zip(figures[1:], ("mnist", "svhn")):
         if name in ds:
             out[fig] = name
     return out
+
+
+REWINDING_FIGURES = ("fig15", "fig16", "fig17")
 
 
 def grid_runs(config: dict, dataset: str) -> list[dict]:
@@ -92,5 +160,75 @@ def gradient_runs(config: dict) -> list[dict]:
     runs = primary_runs(config) + noise_sweep_runs(config)
     for dataset in appendix_datasets(config).values():
         runs += grid_runs(config, dataset)
-    unique = {tuple(r.values()): r for r in runs}
-    return list(unique.values())
+    return unique_runs(runs)
+
+
+def unique_runs(runs: list[dict]) -> list[dict]:
+    """The runs without repeats, in first-seen order."""
+    return list({tuple(r.values()): r for r in runs}.values())
+
+
+# -- layer rewinding and retraining (fig03, fig04, fig15-18) ----------------------------
+
+
+def fig03_runs(config: dict) -> list[dict]:
+    """fig03: every configured model on the primary dataset at the primary noise rate."""
+    p = config["primary"]
+    return [
+        {"dataset": p["dataset"], "model": m, "noise": float(p["noise"]), "seed": s}
+        for m in config["models"] for s in config["seeds"]
+    ]
+
+
+def fig04_datasets(config: dict) -> list[str]:
+    """fig04 (the paper's CIFAR-10 and MNIST): the primary dataset, and MNIST if configured."""
+    primary = config["primary"]["dataset"]
+    return [primary] + (["mnist"] if "mnist" in config["datasets"] and primary != "mnist" else [])
+
+
+def retraining_grid_runs(config: dict, datasets: list[str], noise_rates: list[float]) -> list[dict]:
+    """Retraining runs (the primary model, the paper's ResNet-9) of datasets x noise rates x seeds."""
+    model = config["primary"]["model"]
+    return [
+        {"dataset": d, "model": model, "noise": float(n), "seed": s}
+        for d in datasets for n in noise_rates for s in config["seeds"]
+    ]
+
+
+def rewinding_runs(config: dict) -> list[dict]:
+    """Every run whose layers are rewound: fig03's and fig15-17's grids."""
+    runs = fig03_runs(config)
+    for dataset in appendix_datasets(config, REWINDING_FIGURES).values():
+        runs += grid_runs(config, dataset)
+    return unique_runs(runs)
+
+
+def retraining_runs(config: dict) -> list[dict]:
+    """Every run whose layers are retrained: fig04's and fig18's (every dataset and noise rate)."""
+    runs = retraining_grid_runs(config, fig04_datasets(config), [config["primary"]["noise"]])
+    runs += retraining_grid_runs(config, config["datasets"], config["noise_rates"])
+    return unique_runs(runs)
+
+
+def layer_names(config: dict, model: str) -> list[str]:
+    """Names of the model's layers (memloc.models.model_layers), from a model built on the
+    meta device: nothing is allocated, so the DAG can be planned quickly."""
+    import torch
+
+    from memloc.models import ModelConfig, build_model, model_layers
+
+    with torch.device("meta"):
+        net = build_model(ModelConfig(name=model, **config["model_settings"].get(model, {})))
+    return [layer.name for layer in model_layers(net)]
+
+
+# -- typical vs atypical examples (fig08, fig09, fig19) ----------------------------------
+
+
+def atypical_runs(config: dict) -> list[dict]:
+    """Noise-free runs of the primary model whose groups are typical/atypical (C-score)."""
+    model = config["primary"]["model"]
+    return [
+        {"dataset": d, "model": model, "noise": 0.0, "seed": s, "variant": "atypical"}
+        for d in config["atypical"]["datasets"] for s in config["seeds"]
+    ]

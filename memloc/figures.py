@@ -47,3 +47,80 @@ def gradient_grid(
     grads = grads[grads["model"].isin(models) & grads["noise"].isin(noise_rates) & grads["seed"].isin(seeds)]
     title = f"Gradient contribution, {plots.DATASET_TITLES.get(dataset, dataset)}"
     plots.save_figure(plots.gradient_grid(grads, tuple(window), title), *outputs)
+
+
+def fig07(table: str, outputs: list[str], title: str, cols: int = 8) -> None:
+    """Clean training images right before and wrong after dropping the memorization units."""
+    import numpy as np
+
+    df = pd.read_parquet(table)
+    images = []
+    for r in df.itertuples():  # pixels stored as C x H x W uint8 bytes
+        img = np.frombuffer(r.image, dtype=np.uint8).reshape(r.channels, r.height, r.width).transpose(1, 2, 0)
+        images.append(img[..., 0] if r.channels == 1 else img)
+    captions = [f"label: {r.label_name}\nnow: {r.prediction_name}" for r in df.itertuples()]
+    if len(df):
+        title = f"{title}\n{len(df)} of the {df['forgotten'].iloc[0]} forgotten (of {df['clean'].iloc[0]} clean examples)"
+    plots.save_figure(plots.image_grid(images, captions, title, cols), *outputs)
+
+
+def fig08(table: str, outputs: list[str], datasets: list[str], model: str, window: list[int]) -> None:
+    """Gradient contribution of typical vs atypical examples, one panel per dataset."""
+    grads = pd.read_parquet(table)
+    fig, axes = plots.plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 3.5), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        plots.layer_bars(plots.in_window(plots.select(grads, dataset=dataset, model=model), *window), ax)
+        ax.set_title(f"{plots.run_title(dataset, model)}, no label noise; epochs {window[0]}-{window[1]}")
+    fig.tight_layout()
+    plots.save_figure(fig, *outputs)
+
+
+def _runs(table: str, **values) -> pd.DataFrame:
+    """The table's rows whose columns take the given values (a list: any of them)."""
+    df = pd.read_parquet(table)
+    for col, val in values.items():
+        df = df[df[col].isin(val if isinstance(val, list) else [val])]
+    if df.empty:
+        raise ValueError(f"no rows with {values} in {table}")
+    return df
+
+
+def fig03(table: str, outputs: list[str], dataset: str, models: list[str], noise: float, seeds: list[int]) -> None:
+    """Training curves and rewinding heatmaps, one row per model."""
+    df = _runs(table, dataset=dataset, model=models, noise=noise, seed=seeds)
+    plots.save_figure(plots.rewinding_overview(df, dataset, noise), *outputs)
+
+
+def rewinding_grid(
+    table: str, outputs: list[str], dataset: str, models: list[str], noise_rates: list[float], seeds: list[int]
+) -> None:
+    """fig15 / fig16 / fig17 (by dataset): rewinding heatmaps per model x noise rate."""
+    df = _runs(table, dataset=dataset, model=models, noise=noise_rates, seed=seeds)
+    title = f"Layer rewinding, {plots.DATASET_TITLES.get(dataset, dataset)}"
+    plots.save_figure(plots.rewinding_grid(df, title), *outputs)
+
+
+def retraining(
+    table: str, outputs: list[str], datasets: list[str], model: str, noise_rates: list[float], seeds: list[int]
+) -> None:
+    """fig04 (the primary noise rate) / fig18 (every noise rate): retraining curves per
+    dataset x noise rate."""
+    df = _runs(table, dataset=datasets, model=model, noise=noise_rates, seed=seeds)
+    rows = [{"dataset": d, "noise": float(n)} for d in datasets for n in noise_rates]
+    title = f"Layer retraining on {plots.groups_of(df)[0]} examples only, {plots.MODEL_TITLES.get(model, model)}"
+    plots.save_figure(plots.retraining_panels(df, rows, title), *outputs)
+
+
+def fig05(table: str, outputs: list[str], dataset: str, model: str, noise: float, seeds: list[int]) -> None:
+    """Neuron flipping: per example the mean over the flipping seeds (censored counts at
+    their maximum, examples misclassified from the start at 0)."""
+    df = _runs(table, dataset=dataset, model=model, noise=noise, seed=seeds)
+    df["group"] = df["is_noisy"].map({False: "clean", True: "noisy"})
+    per_example = df.groupby(["index", "group"], as_index=False).agg(
+        removals=("removals", "mean"), accuracy=("accuracy_train", "mean"))
+    removed = df[["group", "removed_layers"]].explode("removed_layers").dropna().rename(columns={"removed_layers": "layer"})
+    n = per_example["group"].value_counts()
+    title = (f"Neuron flipping, {plots.run_title(dataset, model, noise)}: {n.get('clean', 0)} clean + "
+             f"{n.get('noisy', 0)} noisy examples, {df['seed'].nunique()} models; "
+             f"{int(df['censored'].sum())} censored, {int((~df['initially_correct']).sum())} wrong before any removal")
+    plots.save_figure(plots.neuron_flipping(per_example, removed, title), *outputs)

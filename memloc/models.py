@@ -118,7 +118,14 @@ def vit_small(cfg: ModelConfig) -> nn.Module:
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.name == "resnet9":
-        return resnet9(cfg.num_classes, cfg.in_channels, cfg.width)
+        model = resnet9(cfg.num_classes, cfg.in_channels, cfg.width)
+        if cfg.extra.get("dropout"):  # example-tied dropout or a tab3 baseline after every ConvBN block
+            from memloc.dropout import add_dropout  # (memloc.dropout imports this module)
+
+            model = add_dropout(model, cfg.extra["dropout"])
+        return model
+    if cfg.extra.get("dropout"):
+        raise ValueError(f"dropout layers (extra['dropout']) exist for resnet9 only, not {cfg.name!r}")
     if cfg.name == "resnet50":
         return resnet50(cfg.num_classes, cfg.in_channels, cfg.image_size)
     if cfg.name == "vit_small":

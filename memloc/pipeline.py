@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from memloc.data import DATASETS, DataSource, make_corrupted_table, training_set, write_parquet
+from memloc.data import DATASETS, DataSource, TrainingSet, make_corrupted_table, training_set, write_parquet
 from memloc.evaluation import resolve_device
 from memloc.models import ModelConfig
 from memloc.training import TrainConfig, run_tables, train
@@ -29,6 +29,18 @@ def write_corrupted_dataset(
     return table
 
 
+def load_run_data(
+    data_table: str | os.PathLike, dataset: str, source: dict, test_subset: int | None, group_column: str = "is_noisy"
+) -> tuple[TrainingSet, torch.Tensor, torch.Tensor]:
+    """A run's training set (the data table's examples, in its order) and its test images
+    and labels (the first `test_subset` of the test split; all when None)."""
+    data = DataSource(**source)
+    trainset = training_set(pd.read_parquet(data_table), data.load(dataset, train=True), group_column)
+    test = data.load(dataset, train=False)
+    n_test = len(test) if test_subset is None else min(test_subset, len(test))
+    return trainset, test.images[:n_test], test.labels[:n_test]
+
+
 def train_run(
     data_table: str | os.PathLike,
     outputs: dict[str, str],
@@ -39,9 +51,11 @@ def train_run(
     train_settings: dict,
     device: str = "auto",
     threads: int = 1,
-    group_column: str = "is_noisy",
 ) -> None:
     """Train one run (resuming from its checkpoints) and write its tables.
+
+    The two groups of gradient accounting and of the group accuracies are the values of
+    the data table's column train_settings["group_column"] (default is_noisy).
 
     outputs: {"metrics", "examples", "gradients": parquet paths, "checkpoints": a text file
     listing the checkpoint paths, epoch 0 first}.  The checkpoints live in a folder
@@ -50,15 +64,11 @@ def train_run(
     """
     torch.set_num_threads(threads)
     _, num_classes, channels, size = DATASETS[dataset]
-    table = pd.read_parquet(data_table)
-    data = DataSource(**source)
-    trainset = training_set(table, data.load(dataset, train=True), group_column)
-    test = data.load(dataset, train=False)
-    n_test = len(test) if test_subset is None else min(test_subset, len(test))
-    model_cfg = ModelConfig(num_classes=num_classes, in_channels=channels, image_size=size, **model)
     cfg = TrainConfig(**train_settings)
+    trainset, test_images, test_labels = load_run_data(data_table, dataset, source, test_subset, cfg.group_column)
+    model_cfg = ModelConfig(num_classes=num_classes, in_channels=channels, image_size=size, **model)
     ckpt_dir = Path(outputs["checkpoints"]).parent / "checkpoints"
-    paths = train(model_cfg, cfg, trainset, test.images[:n_test], test.labels[:n_test], ckpt_dir, resolve_device(device))
+    paths = train(model_cfg, cfg, trainset, test_images, test_labels, ckpt_dir, resolve_device(device))
     for name, df in run_tables(paths).items():
         write_parquet(df, outputs[name])
     manifest = Path(outputs["checkpoints"])

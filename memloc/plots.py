@@ -56,7 +56,7 @@ def in_window(df: pd.DataFrame, start: int, end: int) -> pd.DataFrame:
     return df[(df["epoch"] > start) & (df["epoch"] <= end)]
 
 
-def _layer_bars(df: pd.DataFrame, ax: plt.Axes, legend: bool = True) -> None:
+def layer_bars(df: pd.DataFrame, ax: plt.Axes, legend: bool = True) -> None:
     """Bars of the window-mean normalised gradient norm per layer and group (sd over seeds)."""
     per_seed = df.groupby(["seed", "layer_index", "layer", "group"], as_index=False)["norm"].mean()
     order = per_seed.sort_values("layer_index")["layer"].unique()
@@ -69,7 +69,7 @@ def _layer_bars(df: pd.DataFrame, ax: plt.Axes, legend: bool = True) -> None:
 def gradient_contribution(grads: pd.DataFrame, window: tuple[int, int], title: str) -> plt.Figure:
     """fig01 / fig08: per-layer gradient-norm contribution of each group and of all examples."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    _layer_bars(in_window(grads, *window), ax)
+    layer_bars(in_window(grads, *window), ax)
     ax.set_title(f"{title}; epochs {window[0]}-{window[1]}")
     return fig
 
@@ -93,7 +93,7 @@ def gradient_windows(grads: pd.DataFrame, window: int, title: str) -> plt.Figure
     rows = -(-len(spans) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
     for k, (ax, span) in enumerate(zip(axes.flat, spans)):
-        _layer_bars(in_window(grads, *span), ax, legend=k == 0)
+        layer_bars(in_window(grads, *span), ax, legend=k == 0)
         ax.set_title(f"epochs {span[0]}-{span[1]}")
     for ax in list(axes.flat)[len(spans):]:
         ax.remove()
@@ -122,8 +122,138 @@ def gradient_grid(grads: pd.DataFrame, window: tuple[int, int], title: str) -> p
     for i, model in enumerate(models):
         for j, noise in enumerate(noises):
             ax = axes[i, j]
-            _layer_bars(in_window(select(grads, model=model, noise=noise), *window), ax, legend=(i, j) == (0, 0))
+            layer_bars(in_window(select(grads, model=model, noise=noise), *window), ax, legend=(i, j) == (0, 0))
             ax.set_title(f"{MODEL_TITLES.get(model, model)}, {noise:.0%} noise")
     fig.suptitle(f"{title}; epochs {window[0]}-{window[1]}")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images: list, captions: list[str], title: str, cols: int = 8) -> plt.Figure:
+    """fig07: images (each [H, W] or [H, W, 3] uint8) in a grid, a caption under each."""
+    rows = max(1, -(-len(images) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.55 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, caption in zip(axes.flat, images, captions):
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
+        ax.set_title(caption, fontsize=6)
+    if not images:
+        axes[0, 0].text(0, 0.5, "no clean example is forgotten", fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# -- layer rewinding and retraining (fig03, fig04, fig15-18) -----------------------------
+
+
+def groups_of(table: pd.DataFrame) -> list[str]:
+    """The two example groups of a rewinding / retraining table (e.g. clean, noisy), in the
+    order the table has them (group False first)."""
+    return [s for s in dict.fromkeys(table["subset"]) if s not in ("train", "test")]
+
+
+def rewinding_heatmap(table: pd.DataFrame, subset: str, ax: plt.Axes, cbar: bool = True) -> None:
+    """Accuracy on `subset` with layer l (rows) rewound to epoch t (columns), mean over seeds."""
+    rows = table[(table["layer_index"] >= 0) & (table["subset"] == subset)]
+    mean = rows.groupby(["layer_index", "layer", "epoch"], as_index=False)["accuracy"].mean()
+    grid = mean.pivot(index=["layer_index", "layer"], columns="epoch", values="accuracy").droplevel(0)
+    sns.heatmap(grid, vmin=0, vmax=1, cmap="viridis", ax=ax, cbar=cbar, cbar_kws={"label": "accuracy"})
+    ax.set_xlabel("rewound to epoch")
+    ax.set_ylabel("layer")
+
+
+def training_curves(table: pd.DataFrame, ax: plt.Axes, legend: bool = True) -> None:
+    """Accuracy per training epoch of each group and of the test set (the rewinding table's
+    rows with every layer at epoch t), mean over seeds."""
+    curve = table[(table["layer_index"] < 0) & table["subset"].isin([*groups_of(table), "test"])]
+    sns.lineplot(curve, x="epoch", y="accuracy", hue="subset", errorbar=None, ax=ax, legend=legend)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training epoch")
+
+
+def rewinding_overview(table: pd.DataFrame, dataset: str, noise: float) -> plt.Figure:
+    """fig03: per model (rows) the training curves beside the two groups' rewinding heatmaps."""
+    models = list(dict.fromkeys(table["model"]))
+    groups = groups_of(table)
+    fig, axes = plt.subplots(len(models), 3, figsize=(15, 3.6 * len(models)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1.3, 1.3]})
+    for row, model in zip(axes, models):
+        runs = select(table, model=model)
+        training_curves(runs, row[0], legend=row is axes[0])
+        row[0].set_title(f"{MODEL_TITLES.get(model, model)}: training")
+        for ax, group in zip(row[1:], groups):
+            rewinding_heatmap(runs, group, ax)
+            ax.set_title(f"rewinding: accuracy on {group} examples")
+    fig.suptitle(f"Layer rewinding, {DATASET_TITLES.get(dataset, dataset)}, {noise:.0%} label noise")
+    fig.tight_layout()
+    return fig
+
+
+def rewinding_grid(table: pd.DataFrame, title: str) -> plt.Figure:
+    """fig15-17: the rewinding heatmaps of every model x group (rows) and noise rate (columns)."""
+    models, groups = list(dict.fromkeys(table["model"])), groups_of(table)
+    noises = sorted(table["noise"].unique())
+    rows = [(m, g) for m in models for g in groups]
+    fig, axes = plt.subplots(len(rows), len(noises), figsize=(5.2 * len(noises), 3.2 * len(rows)), squeeze=False)
+    for (model, group), axrow in zip(rows, axes):
+        for ax, noise in zip(axrow, noises):
+            rewinding_heatmap(select(table, model=model, noise=noise), group, ax, cbar=ax is axrow[-1])
+            ax.set_title(f"{MODEL_TITLES.get(model, model)}, {noise:.0%} noise: {group}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def retraining_curves(table: pd.DataFrame, group: str, ax: plt.Axes, legend: bool = True) -> None:
+    """Accuracy on `group` per retraining epoch, one line per retrained layer (mean over seeds)."""
+    rows = table[table["subset"] == group].sort_values("layer_index")
+    palette = sns.color_palette("viridis", rows["layer"].nunique())
+    sns.lineplot(rows, x="epoch", y="accuracy", hue="layer", palette=palette, errorbar=None, ax=ax, legend=legend)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("retraining epoch")
+    ax.set_ylabel(f"accuracy on {group}")
+    if legend:
+        ax.legend(title="retrained layer", fontsize=7, ncols=2)
+
+
+def retraining_panels(table: pd.DataFrame, rows: list[dict], title: str) -> plt.Figure:
+    """fig04 / fig18: per row of `rows` (a selection, e.g. {dataset, noise}) one retraining
+    panel per group; a row's title is its selection."""
+    groups = groups_of(table)
+    fig, axes = plt.subplots(len(rows), len(groups), figsize=(5.5 * len(groups), 3.4 * len(rows)), squeeze=False)
+    for where, axrow in zip(rows, axes):
+        part = select(table, **where)
+        for ax, group in zip(axrow, groups):
+            retraining_curves(part, group, ax, legend=ax is axes[0, -1])
+            ax.set_title(f"{run_title(where['dataset'], part['model'].iloc[0], where.get('noise'))}: {group}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def neuron_flipping(per_example: pd.DataFrame, removals: pd.DataFrame, title: str) -> plt.Figure:
+    """fig05: (a) units zeroed until the prediction flips, (b) training accuracy after the
+    removal, per example (mean over models), clean vs noisy; (c) the layers of the removed
+    units (share of each group's removals).  per_example: group, removals, accuracy;
+    removals: group, layer (one row per removed unit)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    hue = dict(hue="group", hue_order=["clean", "noisy"], common_norm=False, stat="percent")
+    top = per_example["removals"].max()
+    sns.histplot(per_example, x="removals", binwidth=1 if top <= 60 else None, binrange=(-0.5, top + 0.5),
+                 element="step", ax=axes[0], **hue)
+    axes[0].set_xlabel("units zeroed until the prediction flips (mean over models)")
+    axes[0].set_title("(a) removals to flip")
+    sns.histplot(per_example, x="accuracy", bins=20, element="step", ax=axes[1], **hue)
+    axes[1].set_xlabel("training accuracy after the removals (mean over models)")
+    axes[1].set_title("(b) accuracy after removal")
+    share = removals.groupby("group")["layer"].value_counts(normalize=True).mul(100).rename("percent").reset_index()
+    order = sorted(share["layer"].unique(), key=lambda s: (len(s), s))  # layer2 before layer10
+    sns.barplot(share, x="layer", y="percent", hue="group", hue_order=["clean", "noisy"], order=order, ax=axes[2])
+    axes[2].set_ylabel("% of the group's removed units")
+    axes[2].tick_params(axis="x", rotation=45)
+    axes[2].set_title("(c) layers of the removed units")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

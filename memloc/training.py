@@ -5,6 +5,10 @@ states plus everything measured at the end of epoch t (per-example correctness /
 margin, group accuracies, gradient statistics of epoch t).  A run that is interrupted
 resumes from its last checkpoint and ends bitwise identical (on CPU) to one that was not,
 and the run's tables are assembled from the checkpoints, so nothing is measured twice.
+
+Models whose forward takes the batch's example indices (`takes_example_index`, e.g. with
+example-tied dropout) get them from the training loop and the evaluation; a model with
+example-tied dropout is measured in its training mode and after dropping (`TIED_VIEWS`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from memloc.data import TrainingSet
+from memloc.dropout import dropout_mode, forward_with_index, tied_modules
 from memloc.evaluation import autocast_for, evaluate_examples, prepare_batch
 from memloc.gradients import STATISTICS, GradientAccountant
 from memloc.models import ModelConfig, build_model
@@ -39,11 +44,12 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 1024
     gradient_accounting: bool = True
+    group_column: str = "is_noisy"  # the data-table column that splits the examples in two groups
     group_names: tuple[str, str] = ("clean", "noisy")  # names of group False / True
 
     def __post_init__(self):
-        if not 0 < self.peak_epoch <= self.epochs:
-            raise ValueError(f"peak_epoch {self.peak_epoch} must be in (0, epochs={self.epochs}]")
+        if not 0 < self.peak_epoch < self.epochs:  # OneCycleLR needs steps on both sides of the peak
+            raise ValueError(f"peak_epoch {self.peak_epoch} must be in (0, epochs={self.epochs})")
         self.group_names = tuple(self.group_names)
 
 
@@ -101,28 +107,48 @@ def model_from_checkpoint(path: str | os.PathLike, device: torch.device) -> nn.M
     return model.to(device, memory_format=torch.channels_last)
 
 
-def _measure(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device) -> dict:
-    """Per-example records on the training set and accuracies per group and on the test set."""
-    stats = evaluate_examples(model, data.images, data.labels, device, cfg.eval_batch_size)
-    test = evaluate_examples(model, test_images, test_labels, device, cfg.eval_batch_size)
+# How a model with example-tied dropout is measured (memloc.dropout): suffix of the subset
+# names -> (mode of the training examples, mode of the test examples).  "" is the training
+# mode (a training example through its own units; test examples own none, so every unit is
+# on, scaled); "/drop" has every memorization unit dropped (the paper's "after dropping").
+TIED_VIEWS = {"": ("train", "all"), "/drop": ("drop", "drop")}
+
+
+def _measure_view(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device, modes, suffix):
+    # forward_with_index passes the examples' positions (= their index in the data table)
+    with dropout_mode(model, modes[0]):
+        stats = evaluate_examples(model, data.images, data.labels, device, cfg.eval_batch_size, forward_with_index)
+    with dropout_mode(model, modes[1]):
+        test = evaluate_examples(model, test_images, test_labels, device, cfg.eval_batch_size, forward_with_index)
     a, g = cfg.group_names
-    acc = {
-        "train": stats.correct.float().mean().item(),
-        a: stats.correct[~data.group].float().mean().item() if (~data.group).any() else float("nan"),
-        g: stats.correct[data.group].float().mean().item() if data.group.any() else float("nan"),
-        "test": test.correct.float().mean().item(),
-    }
-    loss = {
-        "train": stats.loss.mean().item(),
-        a: stats.loss[~data.group].mean().item() if (~data.group).any() else float("nan"),
-        g: stats.loss[data.group].mean().item() if data.group.any() else float("nan"),
-        "test": test.loss.mean().item(),
-    }
-    return {
-        "records": {"correct": stats.correct, "loss": stats.loss, "margin": stats.margin},
-        "accuracy": acc,
-        "loss": loss,
-    }
+    out = {}
+    for key, value in (("accuracy", lambda r: r.correct.float()), ("loss", lambda r: r.loss)):
+        v = value(stats)
+        out[key] = {
+            "train" + suffix: v.mean().item(),
+            a + suffix: v[~data.group].mean().item() if (~data.group).any() else float("nan"),
+            g + suffix: v[data.group].mean().item() if data.group.any() else float("nan"),
+            "test" + suffix: value(test).mean().item(),
+        }
+    return stats, out
+
+
+def _measure(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device) -> dict:
+    """Per-example records on the training set and accuracies per group and on the test set.
+
+    A model with example-tied dropout is also measured after dropping: subsets
+    "<name>/drop" and per-example "records_drop" (with the prediction, for fig07)."""
+    views = TIED_VIEWS if tied_modules(model) else {"": ("train", "train")}
+    measured = {"accuracy": {}, "loss": {}}
+    for suffix, modes in views.items():
+        stats, out = _measure_view(model, data, test_images, test_labels, cfg, device, modes, suffix)
+        for key in ("accuracy", "loss"):
+            measured[key].update(out[key])
+        records = {"correct": stats.correct, "loss": stats.loss, "margin": stats.margin}
+        if suffix:
+            records["prediction"] = stats.prediction
+        measured["records" + suffix.replace("/", "_")] = records
+    return measured
 
 
 def train(
@@ -199,7 +225,7 @@ def train(
             x = prepare_batch(images[idx], device)
             idx_dev = idx.to(device)
             with autocast_for(device):
-                logits = model(x)
+                logits = forward_with_index(model, x, idx_dev)  # idx: positions in the data table
             per_example = F.cross_entropy(logits.float(), labels[idx_dev], reduction="none")
             optimizer.zero_grad(set_to_none=True)
             if accountant:
@@ -220,8 +246,10 @@ def train(
 def run_tables(checkpoints: list[str | os.PathLike]) -> dict[str, pd.DataFrame]:
     """Assemble a run's tables from its checkpoints (epoch 0..E).
 
-    - metrics: epoch, subset (train / test / each group name), accuracy, loss
-    - examples: epoch, index, correct, loss, margin (every training example, every epoch)
+    - metrics: epoch, subset (train / test / each group name; with example-tied dropout also
+      each of them + "/drop"), accuracy, loss
+    - examples: epoch, index, correct, loss, margin (every training example, every epoch; with
+      example-tied dropout also correct_drop, loss_drop, margin_drop, prediction_drop)
     - gradients: epoch, layer, layer_index, group (each group name / total), norm (normalised
       by sqrt(#params)), cosine (of the two groups' gradients, repeated on the epoch-layer's rows)
     """
@@ -232,17 +260,16 @@ def run_tables(checkpoints: list[str | os.PathLike]) -> dict[str, pd.DataFrame]:
         for subset, acc in m["accuracy"].items():
             metrics.append({"epoch": t, "subset": subset, "accuracy": acc, "loss": m["loss"][subset]})
         rec = m["records"]
-        examples.append(
-            pd.DataFrame(
-                {
-                    "epoch": np.full(len(rec["correct"]), t, dtype=np.int32),
-                    "index": np.arange(len(rec["correct"])),
-                    "correct": rec["correct"].numpy(),
-                    "loss": rec["loss"].numpy(),
-                    "margin": rec["margin"].numpy(),
-                }
-            )
-        )
+        columns = {
+            "epoch": np.full(len(rec["correct"]), t, dtype=np.int32),
+            "index": np.arange(len(rec["correct"])),
+            "correct": rec["correct"].numpy(),
+            "loss": rec["loss"].numpy(),
+            "margin": rec["margin"].numpy(),
+        }
+        for name, values in m.get("records_drop", {}).items():  # example-tied dropout runs only
+            columns[f"{name}_drop"] = values.numpy()
+        examples.append(pd.DataFrame(columns))
         if ckpt["gradients"] is not None:
             stats = ckpt["gradients"].numpy()  # [4, L], rows as STATISTICS
             a, g = ckpt["config"]["train"]["group_names"]

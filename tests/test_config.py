@@ -24,7 +24,7 @@ def dry_run(tmp_path: Path, override: dict) -> subprocess.CompletedProcess:
         ({"models": ["resnet18"]}, "instance['models'][0]"),
         ({"noise_rates": [1.0]}, "instance['noise_rates'][0]"),
         ({"primary": {"dataset": "fashion_mnist", "model": "resnet9", "noise": -0.1}}, "instance['primary']['noise']"),
-        ({"train": {"epochs": 4, "peak_epoch": 9}}, "train.peak_epoch (9) is after the last epoch"),
+        ({"train": {"epochs": 4, "peak_epoch": 9}}, "train.peak_epoch (9) must come before the last epoch"),
         ({"figures": {"fig01": {"epochs": [3, 9]}}}, "figures.fig01.epochs"),
         ({"datasets": ["fashion_mnist", "mnist"], "data_root": "empty"}, "datasets: dataset 'mnist' is not under data_root"),
         ({"learning_rate": 0.1}, "'learning_rate' was unexpected"),

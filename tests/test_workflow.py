@@ -16,6 +16,11 @@ TABLES: list[str] = ["tab1", "tab2", "tab3", "paper_vs_ours"]
 # Parquet tables behind them.
 PARQUET = ["results/tables/gradients.parquet", "results/tables/metrics.parquet"]
 PARQUET += [f"results/tables/{t}.parquet" for t in ("dropout_metrics", "tab1", "tab2", "tab3", "paper_vs_ours")]
+FIGURES += ["fig05"]
+TABLES += ["auc"]
+PARQUET += [f"results/tables/{t}.parquet" for t in ("flipping", "auc", "detection_scores")]
+FIGURES += ["fig08"]
+PARQUET += ["results/data/fashion_mnist/atypical.parquet", "results/tables/atypical_gradients.parquet"]
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:

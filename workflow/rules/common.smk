@@ -1,6 +1,6 @@
 # Input functions and the run lists they draw on (memloc.config plans which runs exist).
 
-from memloc.config import appendix_datasets, gradient_runs, run_dir
+from memloc.config import REWINDING_FIGURES, appendix_datasets, atypical_runs, gradient_runs, run_dir
 
 
 # Per-stage parquet files of paper-vs-ours rows (memloc.tables); each stage's .smk appends
@@ -14,10 +14,15 @@ def run_file(run, name):
 
 def all_outputs():
     """Every figure (PNG + PDF), table (CSV + MD) and parquet table of the configured DAG."""
-    figures = ["fig01", "fig02", "fig10", "fig11", *appendix_datasets(config), "fig07"]
+    figures = ["fig01", "fig02", "fig10", "fig11", *appendix_datasets(config), *(["fig08"] if config["atypical"]["datasets"] else []), "fig07"]
     tables = ["tab1", "tab2", "tab3", "paper_vs_ours"]
     parquet = ["results/tables/gradients.parquet", "results/tables/metrics.parquet"]
     parquet += [f"results/tables/{t}.parquet" for t in ("dropout_metrics", "fig07", *tables)]
+    figures += ["fig03", "fig04", *appendix_datasets(config, REWINDING_FIGURES), "fig18"]
+    parquet += ["results/tables/rewinding.parquet", "results/tables/retraining.parquet"]
+    figures += ["fig05"]
+    tables += ["auc"]
+    parquet += [f"results/tables/{t}.parquet" for t in ("flipping", "auc", "detection_scores")]
     return (
         [f"results/figures/{fig}.{ext}" for fig in figures for ext in ("png", "pdf")]
         + [f"results/tables/{tab}.{ext}" for tab in tables for ext in ("csv", "md")]
@@ -35,6 +40,17 @@ def model_settings(wildcards):
     return config["model_settings"].get(wildcards.model, {})
 
 
+VARIANT = r"noise[0-9.]+|atypical"
+
+
+def train_settings(wildcards):
+    """memloc.training.TrainConfig of a run; the groups follow the data variant."""
+    groups = {"group_column": "is_noisy", "group_names": ["clean", "noisy"]}
+    if wildcards.variant == "atypical":
+        groups = {"group_column": "is_atypical", "group_names": ["typical", "atypical"]}
+    return {**config["train"], "seed": int(wildcards.seed), **groups}
+
+
 def gradient_figure(fig):
     """(memloc.figures function, its selection) of a gradient-accounting figure."""
     p = config["primary"]
@@ -49,3 +65,19 @@ def gradient_figure(fig):
         "fig10": ("fig10", dict(primary, window=config["figures"]["fig10"]["window"])),
         "fig11": ("fig11", dict(dataset=p["dataset"], model=p["model"], **config["figures"]["fig11"])),
     }[fig]
+
+
+def holdout_parts(wildcards):
+    """The hold-out subset models' results, unless published C-scores are configured."""
+    if wildcards.dataset in config["atypical"]["cscore_files"]:
+        return []
+    k = config["atypical"]["holdout"]["models"]
+    return [f"results/cscores/{wildcards.dataset}/holdout{i}.parquet" for i in range(k)]
+
+
+def published_cscores(wildcards):
+    """memloc.cscores.write_atypical_table's `published` argument (None: estimate)."""
+    entry = config["atypical"]["cscore_files"].get(wildcards.dataset)
+    if entry is None:
+        return None
+    return {"file": entry["file"], "order": entry.get("order"), "dataset": wildcards.dataset, "source": data_source()}

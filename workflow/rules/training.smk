@@ -1,26 +1,30 @@
-RUN = "results/runs/{dataset}/{model}/noise{noise}/seed{seed}"
+# A run's data variant is its data table: noise{fraction} (label noise, groups clean/noisy)
+# or atypical (no noise, groups typical/atypical by C-score).
+RUN = "results/runs/{dataset}/{model}/{variant}/seed{seed}"
 
 
 rule train:
     """One training run: a checkpoint per epoch (epoch 0 = init), per-example records,
     accuracies and gradient accounting. Resumes from results/runs/.../checkpoints/."""
     input:
-        data="results/data/{dataset}/noise{noise}.parquet",
+        data="results/data/{dataset}/{variant}.parquet",
     output:
         metrics=f"{RUN}/metrics.parquet",
         examples=f"{RUN}/examples.parquet",
         gradients=f"{RUN}/gradients.parquet",
         checkpoints=f"{RUN}/checkpoints.txt",
     log:
-        f"logs/train/{{dataset}}_{{model}}_noise{{noise}}_seed{{seed}}.log",
+        "logs/train/{dataset}_{model}_{variant}_seed{seed}.log",
     benchmark:
-        f"benchmarks/train/{{dataset}}_{{model}}_noise{{noise}}_seed{{seed}}.tsv"
+        "benchmarks/train/{dataset}_{model}_{variant}_seed{seed}.tsv"
     params:
         source=data_source(),
         test_subset=config["test_subset"],
         model=model_settings,
-        train=lambda wc: {**config["train"], "seed": int(wc.seed)},
+        train=train_settings,
         device=config["device"],
+    wildcard_constraints:
+        variant=VARIANT,
     threads: config["threads"]
     resources:
         mem_mb=8000,

@@ -1,0 +1,134 @@
+"""Benchmark: a whole rewinding job / the bare forward passes it needs.
+
+The job (memloc.layer_jobs.rewind_run, in this process) reads the data table, the
+dataset and every checkpoint, rewinds every layer to every epoch and writes its table.
+The bare forward passes are the same stage calls on inputs already on the device, with
+the weights already in place: per batch, the final model's prefix once and each
+(layer, epoch)'s suffix from its cached input -- no loading, no weight swaps, no
+counting.  Job and bare passes alternate over rounds so that load from other processes
+affects both alike; prints the median ratio (target <= 1.2).  Also prints the ratio of
+plain full forward passes (one per layer x epoch, no cached prefix) to the job, i.e.
+what the cached stages save.
+
+The run is the offline default's shape: Fashion-MNIST (real images), 2,000 training and
+1,000 test examples, ResNet-9 width 0.25; the checkpoints are the initialization plus
+perturbed copies (timing does not depend on the values).
+
+    python bench/rewinding.py [--epochs 4] [--width 0.25] [--rounds 3] [--threads 2]
+"""
+
+import argparse
+import dataclasses
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from memloc.data import DATASETS, DataSource
+from memloc.evaluation import autocast_for, prepare_batch, resolve_device
+from memloc.layer_jobs import rewind_run
+from memloc.models import ModelConfig, build_model, model_layers
+from memloc.pipeline import load_run_data, write_corrupted_dataset
+from memloc.rewinding import first_stage, forward_stages
+from memloc.training import TrainConfig, save_atomic
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+def fake_run(folder: Path, model_cfg: ModelConfig, epochs: int) -> Path:
+    """Checkpoints 0..epochs as the train rule writes them, and their manifest."""
+    torch.manual_seed(0)
+    model = build_model(model_cfg)
+    config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(TrainConfig(epochs=epochs, peak_epoch=1))}
+    measured = {"accuracy": {"train": 0.5, "clean": 0.5, "noisy": 0.5, "test": 0.5}}
+    paths = []
+    for t in range(epochs + 1):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+        paths.append(folder / f"checkpoints/epoch_{t:03d}.pt")
+        save_atomic({"epoch": t, "config": config, "model": model.state_dict(), "measured": measured}, paths[-1])
+    manifest = folder / "checkpoints.txt"
+    manifest.write_text("".join(f"{p}\n" for p in paths))
+    return manifest
+
+
+@torch.no_grad()
+def bare_passes(model, images, device, batch_size, epochs: int, cached: bool = True) -> float:
+    """Seconds for the forward passes alone: cached = the job's (prefix once per batch, a
+    suffix per layer x epoch); otherwise a full pass per layer x epoch."""
+    model.eval()
+    stages = forward_stages(model)
+    starts = [first_stage(stages, layer) if cached else 0 for layer in model_layers(model)]
+    batches = [prepare_batch(images[i : i + batch_size], device) for i in range(0, len(images), batch_size)]
+    t0 = time.perf_counter()
+    with autocast_for(device):
+        for x in batches:
+            acts = [x]
+            for stage in stages[:-1] if cached else []:
+                acts.append(stage(acts[-1]))
+            for s in starts:
+                for _ in range(epochs + 1):
+                    h = acts[s]
+                    for stage in stages[s:]:
+                        h = stage(h)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=4, help="training epochs (checkpoints 0..epochs)")
+    ap.add_argument("--width", type=float, default=0.25)
+    ap.add_argument("--train-subset", type=int, default=2000)
+    ap.add_argument("--test-subset", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    _, classes, channels, size = DATASETS["fashion_mnist"]
+    model_cfg = ModelConfig("resnet9", classes, channels, size, width=args.width)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        source = {"root": str(tmp / "data")}
+        if not DataSource(**source).available("fashion_mnist"):
+            raise SystemExit(f"Fashion-MNIST missing ({FASHION}): apt-get install dataset-fashion-mnist")
+        table = tmp / "data.parquet"
+        write_corrupted_dataset(table, "fashion_mnist", source, 0.1, args.train_subset, seed=0)
+        manifest = fake_run(tmp, model_cfg, args.epochs)
+        trainset, test_images, _ = load_run_data(table, "fashion_mnist", source, args.test_subset)
+        images = torch.cat([trainset.images, test_images])
+        model = build_model(model_cfg).to(device, memory_format=torch.channels_last)
+
+        def job() -> float:
+            t0 = time.perf_counter()
+            rewind_run(table, manifest, tmp / "rewinding.parquet", "fashion_mnist", source, args.test_subset,
+                       batch_size=args.batch, device=str(device), threads=args.threads, progress=False)
+            return time.perf_counter() - t0
+
+        job()  # warm-up (dataset staging, allocator)
+        bare_passes(model, images, device, args.batch, args.epochs)
+        jobs, bares = [], []
+        for _ in range(args.rounds):
+            jobs.append(job())
+            bares.append(bare_passes(model, images, device, args.batch, args.epochs))
+        plain = bare_passes(model, images, device, args.batch, args.epochs, cached=False)
+    ratios = [j / b for j, b in zip(jobs, bares)]
+    layers = len(model_layers(model))
+    print(f"device {device}, ResNet-9 width {args.width}, {len(images)} examples, {layers} layers x "
+          f"{args.epochs + 1} epochs, batch {args.batch}, {args.rounds} rounds")
+    print(f"whole rewinding job:           {statistics.median(jobs):7.2f} s")
+    print(f"its bare forward passes:       {statistics.median(bares):7.2f} s")
+    print(f"plain full passes (no cache):  {plain:7.2f} s")
+    print(f"ratio job / bare forward passes (median over rounds): {statistics.median(ratios):.3f}  (target <= 1.2)")
+    print(f"ratio plain full passes / job: {plain / statistics.median(jobs):.2f}  (what cached stages save)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Layer retraining (Sec. 5.2 and App. B.2 of the paper).
+
+Layer l of the final model is reset to its initialization (its whole epoch-0 state, as
+`memloc.rewinding.rewind_layer` puts it back), every other parameter is frozen, and the
+model is trained on the examples of group False only (the clean ones; a later experiment
+uses typical ones) with the one-cycle schedule of `memloc.training`.  The model is in
+train mode while it trains, so every BatchNorm layer -- frozen or not -- normalises with
+batch statistics and updates its running statistics, as the paper states.  After every
+retraining epoch the accuracy on each group and on the test set is measured (eval mode).
+If the examples of group True (never seen in retraining) are then predicted with their
+assigned labels, layer l was not needed to memorize them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from memloc.data import TrainingSet
+from memloc.evaluation import autocast_for, prepare_batch
+from memloc.models import model_layers
+from memloc.rewinding import rewind_layer
+from memloc.training import TrainConfig, _measure, make_optimizer, one_cycle
+
+
+def freeze_all_but(model: nn.Module, trainable: list[nn.Parameter]) -> None:
+    """requires_grad only for `trainable`: the optimizer never sees the others, so neither
+    their gradients nor weight decay can change them."""
+    keep = {id(p) for p in trainable}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+
+
+def retrain_layer(
+    model: nn.Module,
+    layer_index: int,
+    init_state: dict[str, torch.Tensor],
+    data: TrainingSet,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    cfg: TrainConfig,
+    device: torch.device,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Reset layer `layer_index` of `model` (the final model, on `device`; changed in place)
+    to `init_state` (the epoch-0 state_dict), freeze the rest, retrain it on group False.
+
+    cfg: epochs, batch_size, peak_lr, peak_epoch (one-cycle), momentum, weight_decay, seed
+    (data order), eval_batch_size and group_names (names of group False / True).
+    Returns rows (epoch, subset, accuracy, loss); epoch 0 is the reset model before any
+    retraining step, subsets are "train", the two group names and "test".
+    """
+    layer = model_layers(model)[layer_index]
+    rewind_layer(model, layer, init_state)
+    freeze_all_but(model, layer.parameters())
+    seen = torch.nonzero(~data.group).squeeze(1)  # [m] indices of group False: the only ones trained on
+    steps = math.ceil(len(seen) / cfg.batch_size)
+    optimizer = make_optimizer(layer.parameters(), cfg)
+    scheduler = one_cycle(optimizer, cfg, steps)
+    order = torch.Generator().manual_seed(cfg.seed)
+    labels = data.labels.to(device)
+    rows = []
+
+    def measure(epoch: int) -> None:
+        m = _measure(model, data, test_images, test_labels, cfg, device)
+        rows.extend({"epoch": epoch, "subset": k, "accuracy": v, "loss": m["loss"][k]} for k, v in m["accuracy"].items())
+
+    measure(0)
+    for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"retrain {layer.name}", disable=not progress):
+        model.train()  # batch statistics, and every BatchNorm's running statistics update
+        perm = seen[torch.randperm(len(seen), generator=order)]
+        for s in range(steps):
+            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            x = prepare_batch(data.images[idx], device)
+            with autocast_for(device):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), labels[idx.to(device)])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        measure(epoch)
+    return pd.DataFrame(rows)

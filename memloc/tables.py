@@ -1,0 +1,57 @@
+"""Result tables as CSV + Markdown, and the paper-vs-ours comparison every stage feeds.
+
+Each stage that reproduces numbers the paper reports writes its comparison rows
+(`comparison_row`, `write_rows`) to a parquet file of its own; `join_rows` concatenates
+them into results/tables/paper_vs_ours.{parquet,csv,md}.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from memloc.data import write_parquet
+
+# Columns of a paper-vs-ours row: which artefact and number, the paper's value and setting,
+# ours and the dataset / model / scale ours used.  Accuracies are in percent.
+COMPARISON_COLUMNS = ["artefact", "quantity", "paper", "ours", "paper_setting", "our_setting"]
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_table(df: pd.DataFrame, csv: str | os.PathLike, md: str | os.PathLike, floatfmt: str = ".1f") -> None:
+    """Write a display table as CSV and as a Markdown (GitHub pipe) table, atomically."""
+    write_text_atomic(df.to_csv(index=False), csv)
+    write_text_atomic(df.to_markdown(index=False, floatfmt=floatfmt) + "\n", md)
+
+
+def comparison_row(artefact: str, quantity: str, paper: float | None, ours: float,
+                   paper_setting: str, our_setting: str) -> dict:
+    return dict(zip(COMPARISON_COLUMNS, (artefact, quantity, paper, ours, paper_setting, our_setting)))
+
+
+def write_rows(rows: list[dict], out: str | os.PathLike) -> pd.DataFrame:
+    """One stage's paper-vs-ours rows as a parquet table (columns COMPARISON_COLUMNS)."""
+    df = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    df["paper"] = df["paper"].astype(float)
+    df["ours"] = df["ours"].astype(float)
+    write_parquet(df, out)
+    return df
+
+
+def join_rows(paths: list[str], parquet: str, csv: str, md: str) -> pd.DataFrame:
+    """Concatenate every stage's rows (in the given order) into the paper-vs-ours table."""
+    frames = [pd.read_parquet(p) for p in paths]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COMPARISON_COLUMNS)
+    df = df[COMPARISON_COLUMNS]
+    write_parquet(df, parquet)
+    save_table(df, csv, md)
+    return df

@@ -1,0 +1,98 @@
+"""C-scores: the hold-out estimate, published-file checks, and groups taken from any column."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from memloc.cscores import (
+    CScoreFileError,
+    HoldoutConfig,
+    atypical_table,
+    holdout_estimate,
+    holdout_subset,
+    load_published_cscores,
+)
+from memloc.data import DataSource, make_corrupted_table, training_set
+from memloc.models import ModelConfig
+from memloc.training import TrainConfig, run_tables, train
+
+
+def test_holdout_estimate_scores_and_unscored():
+    # 4 examples, 3 subset models.  Example 0 is held out of every model; example 3 of none.
+    in_subset = np.array([[False, True, False, True], [False, False, True, True], [False, True, True, True]])
+    correct = np.array([[1, 1, 0, 1], [0, 1, 1, 1], [1, 0, 1, 1]], dtype=float)
+    parts = [pd.DataFrame({"index": range(4), "in_subset": s, "correct": c}) for s, c in zip(in_subset, correct)]
+    est = holdout_estimate(parts).set_index("index")
+    assert est.loc[0, "times_held_out"] == 3 and est.loc[0, "cscore"] == pytest.approx(2 / 3)
+    assert est.loc[1, "times_held_out"] == 1 and est.loc[1, "cscore"] == 1.0  # only model 1 held it out
+    assert est.loc[2, "times_held_out"] == 1 and est.loc[2, "cscore"] == 0.0  # model 0 got it wrong: a real 0
+    assert est.loc[3, "times_held_out"] == 0 and np.isnan(est.loc[3, "cscore"])  # unscored, not 0
+    base = pd.DataFrame({"index": range(4), "label": [0, 1, 2, 3]})
+    table = atypical_table(base, est.reset_index(), threshold=0.5)
+    assert table["is_atypical"].tolist() == [False, False, True, False]
+
+
+def test_holdout_subsets_are_seeded_and_sized():
+    cfg = HoldoutConfig(models=4, fraction=0.25, seed=3)
+    masks = [holdout_subset(400, k, cfg) for k in range(4)]
+    assert all(m.sum() == 100 for m in masks)
+    assert not np.array_equal(masks[0], masks[1])
+    assert np.array_equal(masks[2], holdout_subset(400, 2, cfg))
+
+
+@pytest.fixture
+def labels():
+    return np.random.default_rng(0).integers(0, 10, size=50)
+
+
+def test_published_npz_accepted_when_ordered(tmp_path, labels):
+    scores = np.linspace(0, 1, 50)
+    np.savez(tmp_path / "cifar.npz", labels=labels, scores=scores)
+    assert np.array_equal(load_published_cscores(tmp_path / "cifar.npz", labels), scores)
+
+
+def test_published_npz_rejects_permuted_and_truncated(tmp_path, labels):
+    perm = np.random.default_rng(1).permutation(50)
+    np.savez(tmp_path / "permuted.npz", labels=labels[perm], scores=np.zeros(50))
+    with pytest.raises(CScoreFileError, match="permuted.npz: labels differ"):
+        load_published_cscores(tmp_path / "permuted.npz", labels)
+    np.savez(tmp_path / "short.npz", labels=labels[:40], scores=np.zeros(40))
+    with pytest.raises(CScoreFileError, match="short.npz: 40 scores"):
+        load_published_cscores(tmp_path / "short.npz", labels)
+
+
+def test_published_npy_needs_an_order(tmp_path, labels):
+    scores = np.random.default_rng(2).random(50)
+    order = np.random.default_rng(3).permutation(50)  # file position i holds dataset example order[i]
+    np.save(tmp_path / "mnist.npy", scores)
+    with pytest.raises(CScoreFileError, match="mnist.npy: a bare score array"):
+        load_published_cscores(tmp_path / "mnist.npy", labels)
+    np.save(tmp_path / "order.npy", order)
+    aligned = load_published_cscores(tmp_path / "mnist.npy", labels, tmp_path / "order.npy")
+    assert np.array_equal(aligned[order], scores)
+    np.save(tmp_path / "bad_order.npy", np.zeros(50, dtype=int))
+    with pytest.raises(CScoreFileError, match="bad_order.npy: not a permutation"):
+        load_published_cscores(tmp_path / "mnist.npy", labels, tmp_path / "bad_order.npy")
+    np.save(tmp_path / "long.npy", np.zeros(60))
+    with pytest.raises(CScoreFileError, match="long.npy"):
+        load_published_cscores(tmp_path / "long.npy", labels, tmp_path / "order.npy")
+
+
+def test_groups_come_from_any_column(fashion_root, tmp_path):
+    """The same split under another column name gives the same numbers: nothing is special-cased."""
+    src = DataSource(fashion_root)
+    table = make_corrupted_table("fashion_mnist", src, 0.2, subset=120, seed=0)
+    table["is_atypical"] = table["is_noisy"]
+    split, test = src.load("fashion_mnist", True), src.load("fashion_mnist", False)
+    model_cfg = ModelConfig("resnet9", 10, 1, 28, width=0.125)
+    out = {}
+    for column, names in (("is_noisy", ("clean", "noisy")), ("is_atypical", ("typical", "atypical"))):
+        cfg = TrainConfig(epochs=2, peak_epoch=1, batch_size=40, group_column=column, group_names=names)
+        data = training_set(table, split, column)
+        paths = train(model_cfg, cfg, data, test.images[:50], test.labels[:50], tmp_path / column,
+                      torch.device("cpu"), progress=False)
+        out[column] = run_tables(paths)["gradients"]
+    a, b = out["is_noisy"], out["is_atypical"]
+    assert a["group"].map({"clean": "typical", "noisy": "atypical", "total": "total"}).tolist() == b["group"].tolist()
+    pd.testing.assert_series_equal(a["norm"], b["norm"])

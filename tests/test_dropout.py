@@ -1,0 +1,201 @@
+"""Example-tied dropout: reproducible masks, the modes, the baselines, training with it."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from memloc.data import DataSource, make_corrupted_table, training_set
+from memloc.dropout import (
+    ExampleTiedDropout,
+    FixedSparseDropout,
+    dropout_mode,
+    mix32,
+    tied_modules,
+)
+from memloc.dropout_study import dropout_runs, parse_variant, table_runs, variant_name
+from memloc.models import ModelConfig, build_model, model_layers
+from memloc.tables import comparison_row, join_rows, write_rows
+from memloc.training import run_tables, train
+
+TIED = {"dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3}}
+
+
+def tied_resnet9(width=1.0, extra=TIED):
+    return build_model(ModelConfig("resnet9", 10, 1, 28, width=width, extra=extra))
+
+
+def test_hash_matches_a_plain_python_lowbias32():
+    def reference(x):
+        x ^= x >> 16
+        x = (x * 0x7FEB352D) & 0xFFFFFFFF
+        x ^= x >> 15
+        x = (x * 0x846CA68B) & 0xFFFFFFFF
+        return x ^ (x >> 16)
+
+    values = [0, 1, 2, 12345, 0x7FFFFFFF, 0x80000000, 0xDEADBEEF, 0xFFFFFFFF]
+    assert mix32(torch.tensor(values)).tolist() == [reference(v) for v in values] == [mix32(v) for v in values]
+
+
+def test_masks_are_fixed_per_example_across_batches_and_processes():
+    layer = ExampleTiedDropout(64, 0.4, 0.2, layer=3, seed=7)
+    index = torch.tensor([5, 17, 123456789, 0])
+    masks = layer.example_masks(index, "cpu")
+    # the same example in another batch, another position, another epoch: the same units
+    again = layer.example_masks(torch.tensor([0, 99, 5]), "cpu")
+    assert torch.equal(again[0], masks[3]) and torch.equal(again[2], masks[0])
+    # another process
+    code = (
+        "import torch; from memloc.dropout import ExampleTiedDropout;"
+        "m = ExampleTiedDropout(64, 0.4, 0.2, layer=3, seed=7).example_masks(torch.tensor([5, 17, 123456789, 0]), 'cpu');"
+        "print(''.join('1' if v else '0' for v in m.flatten().tolist()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "".join("1" if v else "0" for v in masks.flatten().tolist())
+    # examples, layers and seeds own different units; the generalization units are shared
+    gen = layer.generalization("cpu")
+    assert (masks[:, gen]).all()
+    assert len({tuple(m.tolist()) for m in masks}) == 4
+    other_layer = ExampleTiedDropout(64, 0.4, 0.2, layer=4, seed=7)
+    assert not torch.equal(other_layer.example_masks(index, "cpu"), masks)
+
+
+@pytest.mark.parametrize("p_gen,p_mem", [(0.4, 0.2), (0.1, 0.1), (0.6, 0.2), (0.3, 0.5)])
+def test_fraction_of_units_on_per_layer(p_gen, p_mem):
+    model = tied_resnet9(extra={"dropout": {"p_gen": p_gen, "p_mem": p_mem}})
+    expected = p_gen + p_mem * (1 - p_gen)
+    index = torch.arange(1000)
+    for layer in tied_modules(model):  # 64 to 256 units
+        on = layer.example_masks(index, "cpu").sum(1).float()
+        assert (on == on[0]).all()  # exactly the same count for every example
+        assert abs(on[0].item() / layer.units - expected) <= 1.0 / layer.units
+        assert layer.generalization("cpu").sum() == round(p_gen * layer.units)
+        # every memorization unit is owned by about a p_mem fraction of the examples
+        mem = ~layer.generalization("cpu")
+        owners = layer.example_masks(index, "cpu")[:, mem].float().mean(0)
+        assert owners.min() > p_mem * 0.6 and owners.max() < p_mem * 1.4
+
+
+def test_one_dropout_after_each_convbn_and_none_after_the_linear():
+    model = tied_resnet9(width=0.25)
+    assert [m.layer for m in tied_modules(model)] == list(range(1, 9))
+    assert [layer.name for layer in model_layers(model)] == [f"layer{i}" for i in range(1, 10)]
+    assert isinstance(list(model)[-2], nn.Linear)  # ... Linear, Scale: the logits are never dropped
+    with pytest.raises(RuntimeError, match="needs the example indices"):
+        model(torch.randn(2, 1, 28, 28))
+
+
+def _activations(model, x, index, mode):
+    """Output of every example-tied dropout layer in one forward pass."""
+    outs = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o: outs.__setitem__(mod.layer, (i[0], o))) for m in tied_modules(model)]
+    with dropout_mode(model, mode), torch.no_grad():
+        model(x, index)
+    for h in hooks:
+        h.remove()
+    return outs
+
+
+def test_modes_zero_exactly_the_right_units():
+    torch.manual_seed(0)
+    model = tied_resnet9(width=0.5).eval()
+    x, index = torch.randn(6, 1, 28, 28), torch.tensor([3, 1, 4, 1000, 5, 9])
+    for layer, (inp, out) in _activations(model, x, index, "train").items():
+        module = tied_modules(model)[layer - 1]
+        own = module.example_masks(index, "cpu")[:, :, None, None]
+        assert (out[~own.expand_as(out)] == 0).all()  # units an example does not own: exactly zero
+        assert torch.equal(out[own.expand_as(out)], inp[own.expand_as(inp)])  # its own: untouched
+    for layer, (inp, out) in _activations(model, x, index, "drop").items():
+        module = tied_modules(model)[layer - 1]
+        gen = module.generalization("cpu")
+        assert (out[:, ~gen] == 0).all()
+        scale = (module.k_gen + module.k_mem) / module.k_gen  # the documented rescaling
+        torch.testing.assert_close(out[:, gen], inp[:, gen] * scale)
+    for layer, (inp, out) in _activations(model, x, index, "all").items():
+        module = tied_modules(model)[layer - 1]
+        gen = module.generalization("cpu")
+        torch.testing.assert_close(out[:, gen], inp[:, gen])
+        torch.testing.assert_close(out[:, ~gen], inp[:, ~gen] * module.k_mem / (module.units - module.k_gen))
+    # the mode is restored after the block
+    assert {m.mode for m in tied_modules(model)} == {"train"}
+
+
+def test_baselines_fixed_sparse_and_standard_dropout():
+    sparse = tied_resnet9(width=0.5, extra={"dropout": {"kind": "fixed_sparse", "p_gen": 0.4}})
+    layers = [m for m in sparse.modules() if isinstance(m, FixedSparseDropout)]
+    assert len(layers) == 8
+    ones = torch.ones(4, layers[0].units, 5, 5)
+    kept = [layers[0].train()(ones), layers[0].eval()(ones)]  # training and evaluation
+    assert torch.equal(kept[0], kept[1]) and (kept[0] == kept[0][:1]).all()  # one mask for all
+    assert kept[0][0, :, 0, 0].sum() == round(0.4 * layers[0].units) == layers[0].k_keep
+    x = torch.randn(4, 1, 28, 28)
+    standard = tied_resnet9(width=0.5, extra={"dropout": {"kind": "standard", "p_gen": 0.4}}).eval()
+    drops = [m for m in standard.modules() if isinstance(m, nn.Dropout)]
+    assert len(drops) == 8 and drops[0].p == 0.4
+    assert torch.equal(standard(x, None), standard(x, torch.arange(4)))  # identity in evaluation
+
+
+@pytest.fixture(scope="module")
+def tiny_data(fashion_root):
+    src = DataSource(fashion_root)
+    table = make_corrupted_table("fashion_mnist", src, 0.2, subset=200, seed=0)
+    data = training_set(table, src.load("fashion_mnist", train=True))
+    test = src.load("fashion_mnist", train=False)
+    return data, test.images[:100], test.labels[:100]
+
+
+def test_resume_with_dropout_equals_uninterrupted_run_and_records_both_modes(tiny_data, tmp_path):
+    from memloc.training import TrainConfig
+
+    data, ti, tl = tiny_data
+    cpu = torch.device("cpu")
+    model_cfg = ModelConfig("resnet9", 10, 1, 28, width=0.125, extra=TIED)
+    cfg = TrainConfig(epochs=3, peak_epoch=1, batch_size=64, seed=5, gradient_accounting=False)
+    straight = train(model_cfg, cfg, data, ti, tl, tmp_path / "straight", cpu, progress=False)
+    train(model_cfg, cfg, data, ti, tl, tmp_path / "resumed", cpu, stop_after_epoch=1, progress=False)
+    resumed = train(model_cfg, cfg, data, ti, tl, tmp_path / "resumed", cpu, progress=False)
+    a = torch.load(straight[-1], weights_only=False)
+    b = torch.load(resumed[-1], weights_only=False)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    ta, tb = run_tables(straight), run_tables(resumed)
+    for name in ta:
+        pd.testing.assert_frame_equal(ta[name], tb[name])
+
+    metrics, ex = ta["metrics"], ta["examples"]
+    subsets = {"train", "clean", "noisy", "test"}
+    assert set(metrics["subset"]) == subsets | {s + "/drop" for s in subsets}
+    assert {"correct_drop", "loss_drop", "margin_drop", "prediction_drop"} <= set(ex.columns)
+    assert ta["gradients"].empty  # accounting off
+    final = ex[ex["epoch"] == 3]
+    acc = metrics[metrics["epoch"] == 3].set_index("subset")["accuracy"]
+    noisy = data.group.numpy()
+    assert acc["noisy/drop"] == pytest.approx(final["correct_drop"].to_numpy()[noisy].mean())
+    assert acc["clean"] == pytest.approx(final["correct"].to_numpy()[~noisy].mean())
+    assert ((final["prediction_drop"] == data.labels.numpy()) == final["correct_drop"]).all()
+
+
+def test_run_planning_and_variant_names():
+    for kind, g, m in (("example_tied", 0.4, 0.2), ("standard", 0.4, 0.0), ("fixed_sparse", 0.3, 0.0)):
+        assert parse_variant(variant_name(kind, g, m)) == {"kind": kind, "p_gen": g, "p_mem": m}
+    config = {"dropout": {"datasets": ["fashion_mnist", "mnist"], "noise": 0.1, "seeds": [0], "p_gen": 0.4,
+                          "p_mem": 0.2, "grid": {"p_gen": [0.2, 0.4], "p_mem": [0.1, 0.2]}}}
+    assert len(table_runs(config, "tab1")) == 2 and len(table_runs(config, "tab2")) == 4
+    assert [r["method"] for r in table_runs(config, "tab3")] == ["standard", "fixed_sparse", "example_tied"]
+    # tab1's first run is a tab2 cell and tab3's example-tied run: trained once
+    assert len(dropout_runs(config)) == 2 + 4 - 1 + 2
+
+
+def test_paper_vs_ours_rows_join(tmp_path):
+    write_rows([comparison_row("tab1", "noisy accuracy after dropping (%)", 3.1, 12.5, "CIFAR-10", "Fashion-MNIST")],
+               tmp_path / "a.parquet")
+    write_rows([comparison_row("fig05", "mean neurons to flip, noisy", 5.1, 4.0, "CIFAR-10", "Fashion-MNIST")],
+               tmp_path / "b.parquet")
+    out = join_rows([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path / "j.parquet", tmp_path / "j.csv",
+                    tmp_path / "j.md")
+    assert list(out["artefact"]) == ["tab1", "fig05"]
+    md = (tmp_path / "j.md").read_text()
+    assert "| tab1" in md and "12.5" in md

@@ -1,0 +1,161 @@
+# Layer-level experiments (Sec. 5, App. B), planned by memloc.config:
+#   rewind_layers    one job per run: every layer x rewind epoch -> {run}/rewinding.parquet
+#   retrain_layer    one job per (run, layer) -> {run}/retraining/{layer}.parquet
+#   collect_layer_tables  results/tables/{rewinding,retraining}.parquet with run columns
+#   fig03 training curves + rewinding heatmaps per model     (primary dataset and noise)
+#   fig04 retraining curves per layer                         (primary dataset [+ MNIST])
+#   fig15-17 fig03's heatmaps per model x noise rate          (CIFAR-10 / MNIST / SVHN)
+#   fig18 fig04 at every dataset and noise rate
+# The fan-out rules have a `group:` so that a cluster profile packs several of them into
+# one submission (--group-components retraining=9 packs a run's layers).
+
+from memloc.config import (
+    REWINDING_FIGURES,
+    fig03_runs,
+    fig04_datasets,
+    layer_names,
+    retraining_runs,
+    rewinding_runs,
+)
+
+
+def layer_runs(table):
+    """The runs behind results/tables/{table}.parquet."""
+    return {"rewinding": rewinding_runs, "retraining": retraining_runs}[table](config)
+
+
+def layer_run_tables(table):
+    """(files, run of each file): a run's rewinding table, or one retraining table per layer."""
+    runs = layer_runs(table)
+    if table == "rewinding":
+        return [run_file(r, "rewinding.parquet") for r in runs], runs
+    per_layer = [(r, layer) for r in runs for layer in layer_names(config, r["model"])]
+    return [run_file(r, f"retraining/{layer}.parquet") for r, layer in per_layer], [r for r, _ in per_layer]
+
+
+def layer_figure(fig):
+    """(memloc.figures function, table, selection) of a rewinding / retraining figure."""
+    p, seeds = config["primary"], config["seeds"]
+    if fig in REWINDING_FIGURES:
+        grid = dict(models=config["models"], noise_rates=config["noise_rates"], seeds=seeds)
+        dataset = appendix_datasets(config, REWINDING_FIGURES)[fig]
+        return "rewinding_grid", "rewinding", dict(dataset=dataset, **grid)
+    retrain = dict(model=p["model"], seeds=seeds)
+    return {
+        "fig03": ("fig03", "rewinding", dict(dataset=p["dataset"], models=config["models"], noise=p["noise"], seeds=seeds)),
+        "fig04": ("retraining", "retraining", dict(datasets=fig04_datasets(config), noise_rates=[p["noise"]], **retrain)),
+        "fig18": ("retraining", "retraining", dict(datasets=config["datasets"], noise_rates=config["noise_rates"], **retrain)),
+    }[fig]
+
+
+def group_column(wildcards):
+    return train_settings(wildcards)["group_column"]
+
+
+# Rewinding is one job per run, not per (run, layer): the job loads the data and every
+# checkpoint once and computes the final model's activations at each stage boundary once
+# per batch for all layers (memloc.rewinding); per layer, each job would redo both and pay
+# the process start (~3 s of imports) 9 times, which on CPU costs more than the work.
+rule rewind_layers:
+    """Accuracy per group and on the test set with each layer rewound to each epoch."""
+    input:
+        data="results/data/{dataset}/{variant}.parquet",
+        checkpoints=f"{RUN}/checkpoints.txt",
+    output:
+        f"{RUN}/rewinding.parquet",
+    log:
+        "logs/rewind_layers/{dataset}_{model}_{variant}_seed{seed}.log",
+    benchmark:
+        "benchmarks/rewind_layers/{dataset}_{model}_{variant}_seed{seed}.tsv"
+    wildcard_constraints:
+        variant=VARIANT,
+        seed=r"\d+",
+    group:
+        "rewinding"
+    params:
+        source=data_source(),
+        test_subset=config["test_subset"],
+        epochs=config["rewinding"]["epochs"],
+        batch_size=config["train"]["eval_batch_size"],
+        device=config["device"],
+        group_column=group_column,
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,
+    script:
+        "../scripts/rewind_layers.py"
+
+
+rule retrain_layer:
+    """One layer reset to its initialization, the rest frozen, trained on clean examples."""
+    input:
+        data="results/data/{dataset}/{variant}.parquet",
+        checkpoints=f"{RUN}/checkpoints.txt",
+    output:
+        f"{RUN}/retraining/{{layer}}.parquet",
+    log:
+        "logs/retrain_layer/{dataset}_{model}_{variant}_seed{seed}_{layer}.log",
+    benchmark:
+        "benchmarks/retrain_layer/{dataset}_{model}_{variant}_seed{seed}_{layer}.tsv"
+    wildcard_constraints:
+        variant=VARIANT,
+        seed=r"\d+",
+        layer=r"[A-Za-z0-9_]+",
+    group:
+        "retraining"
+    params:
+        source=data_source(),
+        test_subset=config["test_subset"],
+        settings=lambda wc: {**config["train"], **config["retraining"], "seed": int(wc.seed)},
+        device=config["device"],
+        group_column=group_column,
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,
+    script:
+        "../scripts/retrain_layer.py"
+
+
+rule collect_layer_tables:
+    """Every run's rewinding (or every run x layer's retraining) table, with run columns."""
+    input:
+        lambda wc: layer_run_tables(wc.table)[0],
+    output:
+        "results/tables/{table}.parquet",
+    log:
+        "logs/collect_layer_tables/{table}.log",
+    params:
+        runs=lambda wc: layer_run_tables(wc.table)[1],
+    wildcard_constraints:
+        table="rewinding|retraining",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../scripts/collect_run_tables.py"
+
+
+rule layer_figure:
+    input:
+        lambda wc: f"results/tables/{layer_figure(wc.fig)[1]}.parquet",
+    output:
+        "results/figures/{fig}.png",
+        "results/figures/{fig}.pdf",
+    log:
+        "logs/figures/{fig}.log",
+    wildcard_constraints:
+        fig="fig03|fig04|fig15|fig16|fig17|fig18",
+    params:
+        figure=lambda wc: layer_figure(wc.fig)[0],
+        selection=lambda wc: layer_figure(wc.fig)[2],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figure.py"

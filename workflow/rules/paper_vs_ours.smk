@@ -1,0 +1,20 @@
+# results/tables/paper_vs_ours.{parquet,csv,md}: the paper's numbers beside ours.  Every
+# stage that reproduces a reported number writes its rows (memloc.tables.write_rows) to a
+# parquet file and appends that path to `paper_rows` (common.smk) in its own .smk.
+
+
+rule paper_vs_ours:
+    input:
+        lambda wc: paper_rows,
+    output:
+        parquet="results/tables/paper_vs_ours.parquet",
+        csv="results/tables/paper_vs_ours.csv",
+        md="results/tables/paper_vs_ours.md",
+    log:
+        "logs/paper_vs_ours.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/paper_vs_ours.py"

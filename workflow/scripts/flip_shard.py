@@ -1,0 +1,22 @@
+"""Neuron flipping of one shard of the selected examples on one trained run."""
+
+import sys
+
+from memloc.flipping_jobs import flip_shard
+
+sys.stderr = open(snakemake.log[0], "w")
+
+flip_shard(
+    snakemake.input.checkpoints,
+    snakemake.input.data,
+    snakemake.input.selection,
+    snakemake.output[0],
+    shard=int(snakemake.wildcards.shard),
+    dataset=snakemake.wildcards.dataset,
+    source=snakemake.params.source,
+    settings=snakemake.params.settings,
+    seed=int(snakemake.wildcards.seed),
+    accuracy_examples=snakemake.params.accuracy_examples,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)

@@ -1,0 +1,21 @@
+"""Retrain one layer of one run from its initialization on clean (group False) examples."""
+
+import sys
+
+from memloc.layer_jobs import retrain_run_layer
+
+sys.stderr = open(snakemake.log[0], "w")
+
+retrain_run_layer(
+    snakemake.input.data,
+    snakemake.input.checkpoints,
+    snakemake.output[0],
+    dataset=snakemake.wildcards.dataset,
+    source=snakemake.params.source,
+    test_subset=snakemake.params.test_subset,
+    layer=snakemake.wildcards.layer,
+    settings=snakemake.params.settings,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+    group_column=snakemake.params.group_column,
+)

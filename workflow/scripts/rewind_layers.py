@@ -1,0 +1,21 @@
+"""Rewind every layer of one run to every rewind epoch; one parquet table of accuracies."""
+
+import sys
+
+from memloc.layer_jobs import rewind_run
+
+sys.stderr = open(snakemake.log[0], "w")
+
+rewind_run(
+    snakemake.input.data,
+    snakemake.input.checkpoints,
+    snakemake.output[0],
+    dataset=snakemake.wildcards.dataset,
+    source=snakemake.params.source,
+    test_subset=snakemake.params.test_subset,
+    epochs=snakemake.params.epochs,
+    batch_size=snakemake.params.batch_size,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+    group_column=snakemake.params.group_column,
+)

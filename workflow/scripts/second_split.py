@@ -1,0 +1,21 @@
+"""Second-split forgetting time of one run's seed: train on split A, fine-tune on split B."""
+
+import sys
+
+from memloc.detection import second_split_forgetting
+
+sys.stderr = open(snakemake.log[0], "a")  # append: a resumed job keeps its log
+
+second_split_forgetting(
+    snakemake.input[0],
+    snakemake.output[0],
+    dataset=snakemake.wildcards.dataset,
+    source=snakemake.params.source,
+    model={"name": snakemake.wildcards.model, **snakemake.params.model},
+    first=snakemake.params.first,
+    second=snakemake.params.second,
+    fraction=snakemake.params.fraction,
+    split_seed=snakemake.params.split_seed,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)
