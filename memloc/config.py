@@ -89,8 +89,8 @@ def _check_layer_experiments(config: dict) -> None:
 
 def _check_dropout(config: dict) -> None:
     drop, peak = config["dropout"], config["train"]["peak_epoch"]
-    if drop["epochs"] is not None and drop["epochs"] < peak:
-        raise ConfigError(f"dropout.epochs ({drop['epochs']}) is before the learning-rate peak (train.peak_epoch = {peak})")
+    if drop["epochs"] is not None and drop["epochs"] <= peak:  # the one-cycle schedule needs a falling phase
+        raise ConfigError(f"dropout.epochs ({drop['epochs']}) must come after the learning-rate peak (train.peak_epoch = {peak})")
     for name in drop["datasets"]:
         if not dataset_available(name, config["data_root"], config["download"]):
             raise ConfigError(

@@ -89,6 +89,11 @@ def data_table(run: dict) -> str:
     return f"results/data/{run['dataset']}/noise{noise_label(run['noise'])}.parquet"
 
 
+def fig07_run(config: dict) -> dict:
+    """fig07 shows the tab1 run of the first dataset."""
+    return table_runs(config, "tab1")[0]
+
+
 def fig07_title(run: dict) -> str:
     return (f"Clean training examples wrong after dropping the memorization units\n"
             f"ResNet-9, {DATASET_TITLES.get(run['dataset'], run['dataset'])}, {run['noise']:.0%} noise, "

@@ -122,5 +122,6 @@ def fig05(table: str, outputs: list[str], dataset: str, model: str, noise: float
     n = per_example["group"].value_counts()
     title = (f"Neuron flipping, {plots.run_title(dataset, model, noise)}: {n.get('clean', 0)} clean + "
              f"{n.get('noisy', 0)} noisy examples, {df['seed'].nunique()} models; "
-             f"{int(df['censored'].sum())} censored, {int((~df['initially_correct']).sum())} wrong before any removal")
+             f"{int(df['censored'].sum())} censored and {int((~df['initially_correct']).sum())} wrong before any removal "
+             f"of {len(df)} (example, model) pairs")
     plots.save_figure(plots.neuron_flipping(per_example, removed, title), *outputs)

@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -240,8 +241,8 @@ def neuron_flipping(per_example: pd.DataFrame, removals: pd.DataFrame, title: st
     removals: group, layer (one row per removed unit)."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     hue = dict(hue="group", hue_order=["clean", "noisy"], common_norm=False, stat="percent")
-    top = per_example["removals"].max()
-    sns.histplot(per_example, x="removals", binwidth=1 if top <= 60 else None, binrange=(-0.5, top + 0.5),
+    top = int(np.ceil(per_example["removals"].max()))
+    sns.histplot(per_example, x="removals", binwidth=max(1, round(top / 40)), binrange=(-0.5, top + 0.5),
                  element="step", ax=axes[0], **hue)
     axes[0].set_xlabel("units zeroed until the prediction flips (mean over models)")
     axes[0].set_title("(a) removals to flip")

@@ -36,13 +36,23 @@ CFG = FlipConfig(max_removals=25, noise_copies=3, noise_std=0.2, population_batc
                  examples_per_batch=3, max_rows=256)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The models here are tiny: a second thread only adds synchronization."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def trained(fashion_root, tmp_path_factory):
-    """A width-1/16 ResNet-9 trained 4 epochs on 240 Fashion-MNIST examples, 20% noise."""
-    table = make_corrupted_table("fashion_mnist", DataSource(fashion_root), 0.2, subset=240, seed=0)
+    """A width-1/8 ResNet-9 trained 16 epochs on 200 Fashion-MNIST examples, 20% noise
+    (fits ~80% of the clean and ~70% of the noisy examples)."""
+    table = make_corrupted_table("fashion_mnist", DataSource(fashion_root), 0.2, subset=200, seed=0)
     data = training_set(table, DataSource(fashion_root).load("fashion_mnist", train=True))
-    cfg = TrainConfig(epochs=4, peak_epoch=2, batch_size=32, seed=0, gradient_accounting=False)
-    ckpts = train(ModelConfig("resnet9", 10, 1, 28, width=0.0625), cfg, data, data.images[:10], data.labels[:10],
+    cfg = TrainConfig(epochs=16, peak_epoch=8, batch_size=32, seed=0, gradient_accounting=False)
+    ckpts = train(ModelConfig("resnet9", 10, 1, 28, width=0.125), cfg, data, data.images[:10], data.labels[:10],
                   tmp_path_factory.mktemp("flip_run"), CPU, progress=False)
     model = model_from_checkpoint(ckpts[-1], CPU).eval()
     for p in model.parameters():
@@ -124,9 +134,9 @@ def reference_flip(model, index, data, cfg):
 
 @pytest.fixture(scope="module")
 def flipped(trained):
-    """8 clean + 8 noisy examples, flipped by the reference, the plain loop and the batched one."""
+    """6 clean + 6 noisy examples, flipped by the reference, the plain loop and the batched one."""
     table, data, model = trained
-    examples = select_examples(table, 8, seed=1)["index"].tolist()
+    examples = select_examples(table, 6, seed=1)["index"].tolist()
     double = copy.deepcopy(model).double()
     args = (data.images, data.labels, data.group, CFG, CPU)
     batched = results_frame(flip_examples(double, examples, *args, progress=False))
@@ -140,7 +150,7 @@ def test_candidates_are_block_channels_and_linear_weights(trained):
     units = candidate_units(model)
     assert [u.layer for u in units] == [f"layer{i}" for i in range(1, 10)]
     assert [u.kind for u in units] == ["channel"] * 8 + ["weight"]
-    assert units[-1].shape == (10, 8) and units[0].shape == (4,)
+    assert units[-1].shape == (10, 16) and units[0].shape == (8,)
     assert [u.offset for u in units] == list(np.cumsum([0] + [u.size for u in units[:-1]]))
 
 
@@ -155,7 +165,7 @@ def test_removal_sequences_equal_the_reference_loop(flipped):
             assert row.flipped_to == (pred if not row.censored else -1)
             assert row.accuracy_clean == pytest.approx(acc["clean"])
             assert row.accuracy_noisy == pytest.approx(acc["noisy"])
-    assert (batched["removals"] > 1).sum() >= 4  # the comparison covers multi-step searches
+    assert (batched["removals"] > 1).sum() >= 2  # the comparison covers multi-step searches
     assert batched["removed_layers"].explode().nunique() >= 3  # ... and units of several layers
     pd.testing.assert_frame_equal(batched, plain)
 
@@ -178,7 +188,7 @@ def test_search_stops_at_the_first_flip(trained, flipped):
     _, data, model = trained
     _, batched, _, _ = flipped
     done = batched[~batched["censored"] & batched["initially_correct"]]
-    assert len(done) >= 10
+    assert len(done) >= 8
     for row in done.itertuples():
         removals = list(zip(row.removed_layers, row.removed_units))
         label = int(data.labels[row.index])
@@ -191,7 +201,7 @@ def test_search_stops_at_the_first_flip(trained, flipped):
 def test_a_search_that_hits_the_maximum_is_censored(trained, flipped):
     _, data, model = trained
     _, batched, _, _ = flipped
-    long = batched[batched["removals"] >= 3].iloc[0]
+    long = batched[batched["removals"] >= 2].iloc[0]
     cut = int(long["removals"]) - 1
     cfg = FlipConfig(**{**CFG.__dict__, "max_removals": cut})
     [res] = flip_examples(copy.deepcopy(model).double(), [int(long["index"])], data.images, data.labels, data.group,
@@ -223,7 +233,7 @@ def test_population_batch_is_resampled_as_configured():
 
 def test_sharded_equals_unsharded(trained):
     table, data, model = trained
-    chosen = select_examples(table, 6, seed=2, shards=3)
+    chosen = select_examples(table, 5, seed=2, shards=3)
     cfg = FlipConfig(**{**CFG.__dict__, "examples_per_batch": 12})
     evaluate = accuracy_rows(len(table), 100, seed=0)
     args = (data.images, data.labels, data.group)
@@ -248,6 +258,6 @@ def test_example_selection_is_seeded_and_balanced(trained):
     assert (a.groupby("shard")["is_noisy"].sum() >= 3).all()
     few = select_examples(table, 1000, seed=4)  # more than a group has: all of it
     assert few["is_noisy"].sum() == table["is_noisy"].sum() and len(few) == len(table)
-    rows = accuracy_rows(240, 50, seed=0)
+    rows = accuracy_rows(200, 50, seed=0)
     assert len(rows) == 50 and rows.unique().numel() == 50 and torch.equal(rows, rows.sort().values)
-    assert torch.equal(accuracy_rows(240, None, seed=0), torch.arange(240))
+    assert torch.equal(accuracy_rows(200, None, seed=0), torch.arange(200))

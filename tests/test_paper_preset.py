@@ -18,16 +18,42 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper.yaml"
 
 DATASETS, MODELS, NOISE, SEEDS = 3, 3, 3, 3  # CIFAR-10/MNIST/SVHN; ResNet-9/50/ViT; 5/10/20%; 3 seeds
+GRID_RUNS = DATASETS * MODELS * NOISE * SEEDS  # fig12-14 (gradients) and fig15-17 (rewinding)
 SWEEP_ONLY_NOISE = 3  # fig11's rates beyond the grid: 1%, 50%, 99% (CIFAR-10, ResNet-9)
+ATYPICAL_DATASETS = 2  # Sec. 7: CIFAR-10 and MNIST, noise-free, published C-scores
+FLIP_MODELS = 30  # Sec. 6.1: 30 ResNet-9s (the primary setting)
+FLIP_SHARDS = yaml.safe_load(PAPER.read_text())["flipping"]["shards"]  # jobs per model (an execution choice)
+RESNET9_LAYERS = 9
 TAB2 = 6 * 2  # p_gen 0.1..0.6 x p_mem 0.1, 0.2 on CIFAR-10; includes tab1's and tab3's CIFAR-10 run
 
 EXPECTED = {
-    # one corrupted training set per dataset x noise rate, plus the sweep's extra rates
-    "corrupt_data": DATASETS * NOISE + SWEEP_ONLY_NOISE,
-    # fig12-14: 3 datasets x 3 models x 3 noise rates x 3 seeds; fig11 adds 3 rates x 3 seeds
-    "train": DATASETS * MODELS * NOISE * SEEDS + SWEEP_ONLY_NOISE * SEEDS,
+    # one corrupted training set per dataset x noise rate, the sweep's extra rates, and the
+    # noise-free sets of the typical/atypical study
+    "corrupt_data": DATASETS * NOISE + SWEEP_ONLY_NOISE + ATYPICAL_DATASETS,
+    # the model x noise grid; fig11's extra rates; flipping's models beyond the grid's 3
+    # seeds; noise-free typical/atypical runs (ResNet-9, 3 seeds)
+    "train": GRID_RUNS + SWEEP_ONLY_NOISE * SEEDS + (FLIP_MODELS - SEEDS) + ATYPICAL_DATASETS * SEEDS,
     "collect_run_tables": 2,  # gradients, metrics
     "gradient_figure": 7,  # fig01, fig02, fig10, fig11, fig12, fig13, fig14
+    # rewinding: every run of the grid (fig03 is part of fig15)
+    "rewind_layers": GRID_RUNS,
+    # retraining (fig18): ResNet-9 on 3 datasets x 3 noise rates x 3 seeds, one job per layer
+    "retrain_layer": DATASETS * NOISE * SEEDS * RESNET9_LAYERS,
+    "collect_layer_tables": 2,  # rewinding, retraining
+    "layer_figure": 6,  # fig03, fig04, fig15, fig16, fig17, fig18
+    # neuron flipping: 1000 + 1000 examples, dealt to shards, on each of the 30 models
+    "select_flip_examples": 1,
+    "flip_shard": FLIP_MODELS * FLIP_SHARDS,
+    "merge_flipping": 1,
+    "fig05": 1,
+    "second_split": FLIP_MODELS,  # forgetting time, one per flipping model
+    "detection_auc": 1,
+    "auc_table": 1,
+    "flipping_paper_rows": 1,
+    # typical vs atypical: published C-scores, so no hold-out models
+    "atypical_data": ATYPICAL_DATASETS,
+    "collect_atypical_tables": 1,
+    "fig08": 1,
     # tab2's grid, tab1 on MNIST and SVHN, tab3's two baselines (standard dropout, sparse net)
     "train_dropout": TAB2 + 2 + 2,
     "collect_dropout_metrics": 1,
@@ -38,6 +64,10 @@ EXPECTED = {
     "paper_vs_ours": 1,
     "all": 1,
 }
+# Published C-scores are not downloadable by torchvision: the dry run gets empty stand-ins
+# at the preset's paths (nothing reads them before a job runs).
+CSCORE_FILES = ["data/cscores/cifar10-cscores-orig-order.npz", "data/cscores/mnist-cscores.npy",
+                "data/cscores/mnist-tfds-order.npy"]
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -50,6 +80,12 @@ def job_counts(output: str) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("paper")
+    c = yaml.safe_load(PAPER.read_text())
+    paths = [f for entry in c["atypical"]["cscore_files"].values() for f in entry.values() if f]
+    assert sorted(paths) == sorted(CSCORE_FILES)
+    for path in paths:
+        (workdir / path).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / path).touch()
     cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(PAPER), "--workflow-profile", "none"]
     result = subprocess.run(cmd, capture_output=True, text=True)
@@ -67,6 +103,9 @@ def test_preset_is_the_papers_scale():
     t = c["train"]
     assert (t["epochs"], t["batch_size"], t["peak_lr"], t["peak_epoch"]) == (50, 512, 0.1, 10)
     assert c["download"] is True  # no data needed to build the DAG
+    assert len(c["flipping"]["seeds"]) == FLIP_MODELS and c["flipping"]["examples_per_group"] == 1000
+    assert c["atypical"]["datasets"] == ["cifar10", "mnist"]
+    assert (c["retraining"]["epochs"], c["retraining"]["peak_epoch"]) == (20, 10)
 
 
 def test_dry_run_has_the_papers_job_counts(dry_run):
@@ -80,5 +119,6 @@ def test_dry_run_targets_full_scale_artefacts(dry_run):
                  "results/runs/svhn/resnet50/noise0.05/seed0/metrics.parquet",
                  "results/runs/cifar10/resnet9/noise0.99/seed1/gradients.parquet",
                  "results/figures/fig13.png", "results/figures/fig14.png",
-                 "results/tables/tab2.csv"]:
+                 "results/tables/tab2.csv", "results/figures/fig17.png", "results/tables/auc.csv",
+                 "results/runs/cifar10/resnet9/noise0.1/seed2/retraining/layer9.parquet"]:
         assert path in dry_run, path

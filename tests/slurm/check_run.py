@@ -1,11 +1,11 @@
 """Checks of a workflow run through SLURM against a local run of the same targets.
 
-    python tests/slurm/check_run.py SLURM_WORKDIR LOCAL_WORKDIR SLURMCTLD_LOG GPU_RULE...
+    python tests/slurm/check_run.py SLURM_WORKDIR LOCAL_WORKDIR SLURMCTLD_LOG PROFILE
 
 Asserts that (1) Snakemake submitted every job with sbatch (its log names a SLURM job
 id per job, and no job ran locally), (2) SLURM itself ran each of them to completion
-(slurmctld's log, `squeue --states=all`, the per-job SLURM log files), with one fake
-GPU for the GPU rules, and (3) every parquet table under results/ equals the local
+(slurmctld's log, `scontrol show job`, the per-job SLURM log files), with one fake
+GPU for the rules that the profile gives `gpu: 1`, and (3) every parquet table under results/ equals the local
 run's, value for value.  Prints a summary; exits non-zero on the first failed check.
 """
 
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yte
 
 
 def snakemake_log(workdir: Path) -> str:
@@ -24,19 +25,21 @@ def snakemake_log(workdir: Path) -> str:
 
 
 def submitted_jobs(log: str) -> dict[str, str]:
-    """{SLURM job id: Snakemake job id} from 'Job 3 has been submitted with SLURM jobid 12'."""
-    found = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log)
+    """{SLURM job id: Snakemake job id} from 'Job 3 has been submitted with SLURM jobid 12'
+    (a group job's Snakemake id is a UUID)."""
+    found = re.findall(r"Job (\S+) has been submitted with SLURM jobid (\d+)", log)
     return {slurm: job for job, slurm in found}
 
 
-def squeue_history() -> dict[str, dict]:
-    """Every job slurmctld still remembers (MinJobAge): id -> state, comment, TRES."""
-    out = subprocess.run(
-        ["squeue", "--states=all", "--noheader", "--format=%i|%T|%k|%b"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    rows = [line.split("|") for line in out.splitlines() if line.strip()]
-    return {r[0].strip(): {"state": r[1], "comment": r[2], "tres": r[3]} for r in rows}
+def slurm_jobs() -> dict[str, dict]:
+    """Every job slurmctld still remembers (MinJobAge): id -> its `scontrol show job` fields."""
+    out = subprocess.run(["scontrol", "show", "job", "--oneliner"], capture_output=True, text=True, check=True).stdout
+    jobs = {}
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if "JobId" in fields:
+            jobs[fields["JobId"]] = fields
+    return jobs
 
 
 def check_submissions(slurm_dir: Path, ctld_log: Path, gpu_rules: set[str]) -> list[str]:
@@ -49,19 +52,21 @@ def check_submissions(slurm_dir: Path, ctld_log: Path, gpu_rules: set[str]) -> l
     assert not local, f"jobs ran outside SLURM: {sorted(local)}"
 
     ctld = ctld_log.read_text()
-    history = squeue_history()
+    history = slurm_jobs()
     slurm_logs = {p.stem: p for p in (slurm_dir / ".snakemake" / "slurm_logs").rglob("*.log")}
     rules = []
     for slurm_id in jobs:
         assert re.search(rf"JobId={slurm_id}\b.*(Allocate|done)", ctld), f"slurmctld never ran job {slurm_id}"
         job = history.get(slurm_id)
-        assert job is not None, f"job {slurm_id} unknown to squeue --states=all"
-        assert job["state"] == "COMPLETED", f"job {slurm_id}: {job}"
-        rule = re.match(r"(?:rule|group)_([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*?)(?:_wildcards_|$)", job["comment"])
-        name = rule.group(1) if rule else job["comment"]
+        assert job is not None, f"job {slurm_id} unknown to scontrol show job"
+        assert job["JobState"] == "COMPLETED", f"job {slurm_id}: {job}"
+        # The plugin's comment: rule_<rule>[_wildcards_<values>], or rule_<group>_<its rules>
+        rule = re.match(r"rule_(\w+?)(?:_wildcards_|$)", job.get("Comment", ""))
+        name = rule.group(1) if rule else job.get("Comment", "?")
         rules.append(name)
-        if name in gpu_rules:
-            assert "gpu:fake:1" in job["tres"], f"GPU job {slurm_id} ({name}) got no GPU: {job['tres']!r}"
+        if any(name == r or name.endswith(f"_{r}") for r in gpu_rules):
+            tres = job.get("TresPerJob", "") + job.get("TresPerNode", "")
+            assert "gpu:fake:1" in tres, f"GPU job {slurm_id} ({name}) got no GPU: {job}"
         assert slurm_id in slurm_logs, f"no SLURM log file of job {slurm_id}"
     return rules
 
@@ -79,8 +84,15 @@ def check_tables(slurm_dir: Path, local_dir: Path) -> int:
     return len(local)
 
 
-def main(slurm_dir: str, local_dir: str, ctld_log: str, *gpu_rules: str) -> None:
-    rules = check_submissions(Path(slurm_dir), Path(ctld_log), set(gpu_rules))
+def gpu_rules(profile: Path) -> set[str]:
+    """Rules that the workflow profile gives a GPU (set-resources: rule: gpu: 1)."""
+    with open(profile) as f:
+        settings = yte.process_yaml(f, require_use_yte=True)
+    return {rule for rule, res in settings["set-resources"].items() if res.get("gpu")}
+
+
+def main(slurm_dir: str, local_dir: str, ctld_log: str, profile: str) -> None:
+    rules = check_submissions(Path(slurm_dir), Path(ctld_log), gpu_rules(Path(profile)))
     counts = pd.Series(rules).value_counts().to_dict()
     print(f"{len(rules)} SLURM jobs, all COMPLETED, each in slurmctld's log with a SLURM log file: {counts}")
     n = check_tables(Path(slurm_dir), Path(local_dir))

@@ -66,5 +66,5 @@ echo "local run done after $((SECONDS - start)) s"
 
 cp "$CLUSTER/slurmctld.log" "$WORK/"
 "$PYTHON" "$ROOT/tests/slurm/check_run.py" "$WORK/slurm" "$WORK/local" "$WORK/slurmctld.log" \
-    train retrain_layer flip_shard train_dropout flipping rewinding
+    "$ROOT/workflow/profiles/slurm/config.yaml"
 echo "OK after $((SECONDS - start)) s"

@@ -12,15 +12,6 @@ DROPOUT_RUN = "results/dropout/runs/{dataset}/{model}/noise{noise}/{variant}/see
 paper_rows.append("results/tables/paper_vs_ours/dropout.parquet")
 
 
-def dropout_tables():
-    return {t: f"results/tables/{t}.parquet" for t in ("tab1", "tab2", "tab3")}
-
-
-def fig07_run():
-    """fig07 shows the tab1 run of the first dataset."""
-    return dropout_study.table_runs(config, "tab1")[0]
-
-
 rule train_dropout:
     """One run with example-tied dropout or a tab3 baseline; no gradient accounting.
     Resumes from results/dropout/runs/.../checkpoints/."""
@@ -39,17 +30,20 @@ rule train_dropout:
         model="resnet9",
         variant=r"(tied_pgen[\d.]+_pmem[\d.]+|standard_p[\d.]+|sparse_keep[\d.]+)",
         seed=r"\d+",
-    params:
-        source=data_source(),
-        test_subset=config["test_subset"],
-        model=lambda wc: {**model_settings(wc), "extra": dropout_study.model_dropout(wc.variant, int(wc.seed))},
-        train=lambda wc: dropout_study.train_settings(config, int(wc.seed)),
-        device=config["device"],
     threads: config["threads"]
     resources:
         mem_mb=8000,
         runtime=240,
         gpu=1,
+    params:
+        source=data_source(),
+        test_subset=config["test_subset"],
+        model=lambda wc: {
+            **model_settings(wc),
+            "extra": dropout_study.model_dropout(wc.variant, int(wc.seed)),
+        },
+        train=lambda wc: dropout_study.train_settings(config, int(wc.seed)),
+        device=config["device"],
     script:
         "../scripts/train.py"
 
@@ -57,17 +51,20 @@ rule train_dropout:
 rule collect_dropout_metrics:
     """Per-epoch metrics of every dropout run, with dataset/variant/method/p_gen/p_mem/seed columns."""
     input:
-        lambda wc: [f"{dropout_study.run_dir(r)}/metrics.parquet" for r in dropout_study.dropout_runs(config)],
+        lambda wc: [
+            f"{dropout_study.run_dir(r)}/metrics.parquet"
+            for r in dropout_study.dropout_runs(config)
+        ],
     output:
         "results/tables/dropout_metrics.parquet",
     log:
         "logs/collect_dropout_metrics.log",
-    params:
-        runs=lambda wc: dropout_study.dropout_runs(config),
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        runs=lambda wc: dropout_study.dropout_runs(config),
     script:
         "../scripts/collect_run_tables.py"
 
@@ -84,12 +81,12 @@ rule dropout_table:
         "logs/dropout_table/{table}.log",
     wildcard_constraints:
         table="tab1|tab2|tab3",
-    params:
-        runs=lambda wc: dropout_study.table_runs(config, wc.table),
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        runs=lambda wc: dropout_study.table_runs(config, wc.table),
     script:
         "../scripts/dropout_table.py"
 
@@ -97,17 +94,22 @@ rule dropout_table:
 rule dropout_paper_rows:
     """This stage's rows of results/tables/paper_vs_ours.md."""
     input:
-        **dropout_tables(),
+        tab1="results/tables/tab1.parquet",
+        tab2="results/tables/tab2.parquet",
+        tab3="results/tables/tab3.parquet",
     output:
         "results/tables/paper_vs_ours/dropout.parquet",
     log:
         "logs/dropout_paper_rows.log",
-    params:
-        settings={d: dropout_study.our_setting(config, d) for d in config["dropout"]["datasets"]},
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        settings={
+            d: dropout_study.our_setting(config, d)
+            for d in config["dropout"]["datasets"]
+        },
     script:
         "../scripts/dropout_paper_rows.py"
 
@@ -115,20 +117,20 @@ rule dropout_paper_rows:
 rule fig07_table:
     """The clean training examples forgotten after dropping, with their pixels."""
     input:
-        examples=lambda wc: f"{dropout_study.run_dir(fig07_run())}/examples.parquet",
-        data=lambda wc: dropout_study.data_table(fig07_run()),
+        examples=lambda wc: f"{dropout_study.run_dir(dropout_study.fig07_run(config))}/examples.parquet",
+        data=lambda wc: dropout_study.data_table(dropout_study.fig07_run(config)),
     output:
         "results/tables/fig07.parquet",
     log:
         "logs/fig07_table.log",
-    params:
-        dataset=lambda wc: fig07_run()["dataset"],
-        source=data_source(),
-        max_images=config["dropout"]["fig07"]["max_images"],
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        dataset=lambda wc: dropout_study.fig07_run(config)["dataset"],
+        source=data_source(),
+        max_images=config["dropout"]["fig07"]["max_images"],
     script:
         "../scripts/forgotten_examples.py"
 
@@ -141,12 +143,15 @@ rule fig07:
         "results/figures/fig07.pdf",
     log:
         "logs/figures/fig07.log",
-    params:
-        figure="fig07",
-        selection=lambda wc: {"title": dropout_study.fig07_title(fig07_run()), "cols": config["dropout"]["fig07"]["cols"]},
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        figure="fig07",
+        selection=lambda wc: {
+            "title": dropout_study.fig07_title(dropout_study.fig07_run(config)),
+            "cols": config["dropout"]["fig07"]["cols"],
+        },
     script:
         "../scripts/figure.py"

@@ -6,6 +6,7 @@
 #   detection_auc         per-example scores of every detector -> results/tables/auc.*
 
 from memloc.config import noise_label
+from memloc.plots import DATASET_TITLES, MODEL_TITLES
 
 FLIP = "results/flipping/{dataset}/{model}/noise{noise}"
 DETECTION = "results/detection/{dataset}/{model}/noise{noise}/seed{seed}"
@@ -44,7 +45,8 @@ def flip_setting():
     p, f = config["primary"], config["flipping"]
     width = config["model_settings"].get(p["model"], {}).get("width", 1.0)
     n = config["train_subset"]
-    return (f"{p['dataset']} ({f'{n:,} examples' if n else 'full training set'}), {p['model']} width {width:g}, "
+    dataset, model = DATASET_TITLES.get(p["dataset"], p["dataset"]), MODEL_TITLES.get(p["model"], p["model"])
+    return (f"{dataset} ({f'{n:,} examples' if n else 'full training set'}), {model} width {width:g}, "
             f"{p['noise']:.0%} noise, {config['train']['epochs']} epochs; {f['examples_per_group']} clean + "
             f"{f['examples_per_group']} noisy examples, {len(f['seeds'])} models")
 

@@ -1,0 +1,107 @@
+"""Mislabeled-example detection: the AUC helper, the per-epoch scores on hand-made records,
+and the second-split forgetting job on a tiny real run."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from memloc.data import DataSource, make_corrupted_table, write_parquet
+from memloc.detection import (
+    METHODS,
+    area_under_margin,
+    auc_rows,
+    forgetting_events,
+    learning_time,
+    roc_auc,
+    second_split_forgetting,
+    settled_epoch,
+    split_rows,
+)
+
+
+def test_auc_of_known_rankings():
+    noisy = [False, False, True, True]
+    assert roc_auc(noisy, [0.1, 0.2, 0.8, 0.9]) == 1.0  # every noisy example scores higher
+    assert roc_auc(noisy, [0.9, 0.8, 0.2, 0.1]) == 0.0  # every noisy example scores lower
+    assert roc_auc(noisy, [0.5, 0.5, 0.5, 0.5]) == 0.5  # no information
+    assert roc_auc([False, True, False, True], [1, 1, 2, 2]) == 0.5
+    assert np.isnan(roc_auc([True, True], [1, 2]))  # one group only
+
+
+def records(rows: dict[int, list[bool]], margins: dict[int, list[float]] | None = None) -> pd.DataFrame:
+    """A run's examples table from per-example correctness over epochs 0, 1, 2, ..."""
+    out = []
+    for index, seq in rows.items():
+        for epoch, correct in enumerate(seq):
+            margin = margins[index][epoch] if margins else 0.0
+            out.append({"epoch": epoch, "index": index, "correct": correct, "loss": 0.0, "margin": margin})
+    return pd.DataFrame(out)
+
+
+T, F = True, False
+
+
+def test_learning_time_is_the_first_epoch_from_which_an_example_stays_correct():
+    ex = records({
+        0: [T, T, T, T, T],  # right from the initialization
+        1: [F, T, F, T, T],  # learned for good at epoch 3
+        2: [F, F, F, F, T],  # at the last epoch
+        3: [F, T, T, T, F],  # wrong at the end: never learned (E + 1 = 5)
+        4: [F, F, F, F, F],
+    })
+    assert learning_time(ex).to_dict() == {0: 0, 1: 3, 2: 4, 3: 5, 4: 5}
+    assert settled_epoch(np.array([[F, T], [F, T], [F, F]]), False).tolist() == [0, 2]
+
+
+def test_forgetting_events_count_correct_to_wrong_transitions_after_the_init():
+    ex = records({
+        0: [T, T, T, T, T],  # never forgotten
+        1: [T, F, T, F, T],  # epochs 1..4: F T F T -> one event (epoch 3); init -> 1 is not counted
+        2: [F, T, F, T, F],  # epochs 1..4: T F T F -> two events
+        3: [T, F, F, F, F],  # never correct after the init: "infinitely" forgotten, E + 1 = 5
+    })
+    assert forgetting_events(ex).to_dict() == {0: 0, 1: 1, 2: 2, 3: 5}
+
+
+def test_area_under_margin_averages_epochs_after_the_init():
+    ex = records({0: [F, T, T], 1: [F, F, T]}, margins={0: [-9.0, 1.0, 3.0], 1: [5.0, -2.0, 0.0]})
+    assert area_under_margin(ex).to_dict() == {0: 2.0, 1: -1.0}
+
+
+def test_auc_rows_average_scores_over_seeds_and_name_their_examples():
+    # two seeds; the per-seed flip counts rank imperfectly, their mean ranks perfectly
+    rows = []
+    for seed, counts in ((0, [3, 5, 4, 1]), (1, [5, 3, 1, 4])):
+        for index, (count, noisy) in enumerate(zip(counts, [F, F, T, T])):
+            rows.append({"seed": seed, "index": index, "is_noisy": noisy, "flipped": True, "flip count": -count,
+                         **{m: float(noisy) for m in METHODS if m != "flip count"}})
+    rows.append({"seed": 0, "index": 9, "is_noisy": False, "flipped": False, "flip count": np.nan,
+                 **{m: 0.0 for m in METHODS if m != "flip count"}})
+    table = auc_rows(pd.DataFrame(rows)).set_index(["method", "examples"])
+    flip = table.loc[("flip count", "flipped examples")]
+    assert flip["auc"] == 1.0 and flip["auc_seed_mean"] == 0.75 and flip["paper_auc"] == 0.89
+    assert ("flip count", "all scored examples") not in table.index
+    lt = table.loc[("learning time", "all scored examples")]
+    assert lt["auc"] == 1.0 and lt["n_clean"] == 3 and lt["n_noisy"] == 2 and lt["paper_auc"] == 0.87
+    assert table.loc[("learning time", "flipped examples"), "n_clean"] == 2
+    assert np.isnan(table.loc[("forgetting events", "all scored examples"), "paper_auc"])
+
+
+def test_second_split_forgetting_on_a_tiny_run(fashion_root, tmp_path):
+    torch.set_num_threads(1)
+    table = make_corrupted_table("fashion_mnist", DataSource(fashion_root), 0.2, subset=120, seed=0)
+    write_parquet(table, tmp_path / "data.parquet")
+    first = {"epochs": 3, "peak_epoch": 1, "batch_size": 32, "seed": 0}
+    out = second_split_forgetting(
+        tmp_path / "data.parquet", tmp_path / "run" / "ssft.parquet", "fashion_mnist",
+        {"root": fashion_root}, {"name": "resnet9", "width": 0.0625}, first,
+        {"epochs": 2, "peak_epoch": 1}, fraction=0.5, split_seed=3, threads=1,
+    )
+    assert out["index"].tolist() == split_rows(120, 0.5, 3).tolist()  # split A, 60 rows
+    assert len(out) == 60 and out["ssft"].between(0, 3).all()
+    assert not out.loc[out["ssft"] == 0, "learned_first"].any()  # 0: wrong from before fine-tuning on
+    assert pd.read_parquet(tmp_path / "run" / "ssft.parquet").equals(out)
+    assert (tmp_path / "run" / "first_split" / "epoch_003.pt").exists()
+    a, b = split_rows(120, 0.5, 3), split_rows(120, 0.5, 4)
+    assert len(set(a)) == 60 and not np.array_equal(a, b)
