@@ -88,8 +88,9 @@ def stage_passes(config: dict) -> dict[str, list[tuple[str, str, float]]]:
             out["retrain_layer"].append((r["model"], r["dataset"], re * (3 * (1 - r["noise"]) * n + n + nt)))
     n, _ = sizes(config, p["dataset"])
     per_example = FLIP_STEPS * (flip["noise_copies"] + flip["population_batch"]) * 3 + (flip["accuracy_examples"] or n)
-    for _ in flip["seeds"]:
-        out["flip_shard"].append((p["model"], p["dataset"], 2 * flip["examples_per_group"] * per_example))
+    for _ in range(len(flip["seeds"]) * flip["shards"]):
+        examples = 2 * flip["examples_per_group"] / flip["shards"]
+        out["flip_shard"].append((p["model"], p["dataset"], examples * per_example))
     return out
 
 

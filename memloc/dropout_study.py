@@ -15,6 +15,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import torch
 
 from memloc.config import noise_label
 from memloc.data import DataSource, write_parquet
@@ -281,7 +282,7 @@ def forgotten_examples(
     clean = ex[~ex["is_noisy"]]
     lost = clean[clean["correct"] & ~clean["correct_drop"]].sort_values(["margin_drop", "index"])
     shown = lost.head(max_images)
-    images = DataSource(**source).load(dataset, train=True).images[shown["source_index"].to_numpy()]
+    images = DataSource(**source).load(dataset, train=True).images[torch.tensor(shown["source_index"].to_numpy())]
     names = CLASS_NAMES.get(dataset, [str(c) for c in range(10)])
     table = pd.DataFrame({
         "index": shown["index"].to_numpy(),

@@ -199,3 +199,15 @@ def test_paper_vs_ours_rows_join(tmp_path):
     assert list(out["artefact"]) == ["tab1", "fig05"]
     md = (tmp_path / "j.md").read_text()
     assert "| tab1" in md and "12.5" in md
+
+
+def test_config_check_names_the_dropout_keys():
+    from memloc.config import ConfigError, _check_dropout
+
+    config = {"train": {"peak_epoch": 5}, "data_root": "nowhere", "download": False,
+              "dropout": {"epochs": 5, "datasets": ["fashion_mnist"]}}
+    with pytest.raises(ConfigError, match=r"dropout.epochs \(5\) must come after"):
+        _check_dropout(config)
+    config["dropout"] = {"epochs": None, "datasets": ["cifar10"]}
+    with pytest.raises(ConfigError, match="dropout.datasets: dataset 'cifar10'"):
+        _check_dropout(config)
