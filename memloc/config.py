@@ -134,12 +134,17 @@ def appendix_datasets(config: dict, figures: tuple[str, str, str] = ("fig12", "f
 REWINDING_FIGURES = ("fig15", "fig16", "fig17")
 
 
+def run_grid(datasets: list[str], models: list[str], noise_rates: list[float], seeds: list[int]) -> list[dict]:
+    """Label-noise runs of every dataset x model x noise rate x seed."""
+    return [
+        {"dataset": d, "model": m, "noise": float(n), "seed": s}
+        for d in datasets for m in models for n in noise_rates for s in seeds
+    ]
+
+
 def grid_runs(config: dict, dataset: str) -> list[dict]:
     """Runs of a model x noise-rate x seed grid on one dataset (fig12-14)."""
-    return [
-        {"dataset": dataset, "model": m, "noise": float(n), "seed": s}
-        for m in config["models"] for n in config["noise_rates"] for s in config["seeds"]
-    ]
+    return run_grid([dataset], config["models"], config["noise_rates"], config["seeds"])
 
 
 def primary_runs(config: dict) -> list[dict]:
@@ -171,13 +176,9 @@ def unique_runs(runs: list[dict]) -> list[dict]:
 # -- layer rewinding and retraining (fig03, fig04, fig15-18) ----------------------------
 
 
-def fig03_runs(config: dict) -> list[dict]:
-    """fig03: every configured model on the primary dataset at the primary noise rate."""
-    p = config["primary"]
-    return [
-        {"dataset": p["dataset"], "model": m, "noise": float(p["noise"]), "seed": s}
-        for m in config["models"] for s in config["seeds"]
-    ]
+def layer_seeds(config: dict, experiment: str) -> list[int]:
+    """Seeds of the rewinding / retraining runs: the experiment's own, else `seeds`."""
+    return config[experiment]["seeds"] or config["seeds"]
 
 
 def fig04_datasets(config: dict) -> list[str]:
@@ -186,28 +187,55 @@ def fig04_datasets(config: dict) -> list[str]:
     return [primary] + (["mnist"] if "mnist" in config["datasets"] and primary != "mnist" else [])
 
 
-def retraining_grid_runs(config: dict, datasets: list[str], noise_rates: list[float]) -> list[dict]:
-    """Retraining runs (the primary model, the paper's ResNet-9) of datasets x noise rates x seeds."""
-    model = config["primary"]["model"]
-    return [
-        {"dataset": d, "model": model, "noise": float(n), "seed": s}
-        for d in datasets for n in noise_rates for s in config["seeds"]
-    ]
-
-
 def rewinding_runs(config: dict) -> list[dict]:
-    """Every run whose layers are rewound: fig03's and fig15-17's grids."""
-    runs = fig03_runs(config)
+    """Every run whose layers are rewound: fig03's (every model, the primary dataset and
+    noise rate) and fig15-17's (every model x noise rate on their dataset)."""
+    p, seeds = config["primary"], layer_seeds(config, "rewinding")
+    runs = run_grid([p["dataset"]], config["models"], [p["noise"]], seeds)
     for dataset in appendix_datasets(config, REWINDING_FIGURES).values():
-        runs += grid_runs(config, dataset)
+        runs += run_grid([dataset], config["models"], config["noise_rates"], seeds)
     return unique_runs(runs)
 
 
 def retraining_runs(config: dict) -> list[dict]:
-    """Every run whose layers are retrained: fig04's and fig18's (every dataset and noise rate)."""
-    runs = retraining_grid_runs(config, fig04_datasets(config), [config["primary"]["noise"]])
-    runs += retraining_grid_runs(config, config["datasets"], config["noise_rates"])
+    """Every run whose layers are retrained, all of the primary model (the paper's ResNet-9):
+    fig04's (primary noise rate) and fig18's (every dataset x noise rate)."""
+    p, seeds = config["primary"], layer_seeds(config, "retraining")
+    runs = run_grid(fig04_datasets(config), [p["model"]], [p["noise"]], seeds)
+    runs += run_grid(config["datasets"], [p["model"]], config["noise_rates"], seeds)
     return unique_runs(runs)
+
+
+def layer_tables(config: dict, table: str) -> tuple[list[str], list[dict]]:
+    """The files behind results/tables/{table}.parquet (table: rewinding / retraining) and
+    the run of each: a run's rewinding table, or one retraining table per (run, layer)."""
+    if table == "rewinding":
+        runs = rewinding_runs(config)
+        return [f"{run_dir(**r)}/rewinding.parquet" for r in runs], runs
+    pairs = [(r, layer) for r in retraining_runs(config) for layer in layer_names(config, r["model"])]
+    return [f"{run_dir(**r)}/retraining/{layer}.parquet" for r, layer in pairs], [r for r, _ in pairs]
+
+
+def layer_figure(config: dict, fig: str) -> tuple[str, str, dict]:
+    """(memloc.figures function, table name, selection) of fig03, fig04, fig15-18."""
+    p, noise_rates = config["primary"], config["noise_rates"]
+    rewound = dict(models=config["models"], seeds=layer_seeds(config, "rewinding"))
+    retrained = dict(model=p["model"], seeds=layer_seeds(config, "retraining"))
+    if fig in REWINDING_FIGURES:
+        dataset = appendix_datasets(config, REWINDING_FIGURES)[fig]
+        return "rewinding_grid", "rewinding", dict(dataset=dataset, noise_rates=noise_rates, **rewound)
+    if fig == "fig03":
+        return "fig03", "rewinding", dict(dataset=p["dataset"], noise=p["noise"], **rewound)
+    datasets = fig04_datasets(config) if fig == "fig04" else config["datasets"]
+    noises = [p["noise"]] if fig == "fig04" else noise_rates  # fig18: every noise rate
+    return "retraining", "retraining", dict(datasets=datasets, noise_rates=noises, **retrained)
+
+
+def retraining_settings(config: dict, seed: int) -> dict:
+    """memloc.training.TrainConfig fields of a retraining job: the schedule from
+    `retraining`; momentum, weight decay and the eval batch size from `train`."""
+    schedule = {k: config["retraining"][k] for k in ("epochs", "peak_epoch", "peak_lr", "batch_size")}
+    return {**config["train"], **schedule, "seed": int(seed)}
 
 
 def layer_names(config: dict, model: str) -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -105,13 +104,13 @@ def table_runs(config: dict, table: str) -> list[dict]:
     """The runs behind tab1 / tab2 / tab3 (run dicts: path keys plus method, p_gen, p_mem)."""
     d = config["dropout"]
     first = d["datasets"][0]
-    tied = [("example_tied", d["p_gen"], d["p_mem"])]
+    tied = ("example_tied", d["p_gen"], d["p_mem"])
     if table == "tab1":
-        cells = [(ds, *tied[0]) for ds in d["datasets"]]
+        cells = [(ds, *tied) for ds in d["datasets"]]
     elif table == "tab2":
         cells = [(first, "example_tied", g, m) for m in d["grid"]["p_mem"] for g in d["grid"]["p_gen"]]
     elif table == "tab3":
-        cells = [(first, "standard", d["p_gen"], 0.0), (first, "fixed_sparse", d["p_gen"], 0.0), (first, *tied[0])]
+        cells = [(first, "standard", d["p_gen"], 0.0), (first, "fixed_sparse", d["p_gen"], 0.0), (first, *tied)]
     else:
         raise ValueError(f"unknown table {table!r}")
     return [_run(ds, d["noise"], kind, g, m, s) for ds, kind, g, m in cells for s in d["seeds"]]
@@ -158,15 +157,9 @@ def final_accuracy(metrics: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _pick(final: pd.DataFrame, **where) -> pd.DataFrame:
-    mask = np.ones(len(final), dtype=bool)
-    for k, v in where.items():
-        mask &= np.isclose(final[k], v) if isinstance(v, float) else (final[k] == v).to_numpy()
-    return final[mask]
-
-
 def _accuracy(final: pd.DataFrame, run: dict, subset: str) -> float:
-    rows = _pick(final, variant=run["variant"], dataset=run["dataset"], subset=subset)
+    same_run = (final["variant"] == run["variant"]) & (final["dataset"] == run["dataset"])
+    rows = final[same_run & (final["subset"] == subset)]
     if rows.empty:
         raise ValueError(f"no {subset!r} accuracy of run {run} in the dropout metrics table")
     return float(rows["accuracy"].iloc[0])

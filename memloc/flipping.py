@@ -31,10 +31,11 @@ example — so results do not depend on which examples are processed together (s
 
 Two implementations: `flip_until_misclassified` (one example; the plain loop, the
 reference) and `flip_examples` (many examples at once, identical results): it evaluates
-per-example masks together, computes the population term once per distinct set of
-removed units (all examples start from the same model and share the population batch),
-and evaluates the post-removal training accuracy from cached activations of the layers
-in front of each example's first removed unit.
+per-example masks together (a batch of examples moves in lockstep, one removal per step),
+computes the population term once per distinct (step, set of removed units) — all
+examples start from the same model and share the step's population batch — and
+measures the post-removal accuracy stage by stage, sharing the activations of examples
+whose removals agree up to a stage (`_final_correct`).
 """
 
 from __future__ import annotations
@@ -376,8 +377,10 @@ def _population_gradients(model, units, masks, px, py, copies: int, cfg: FlipCon
     return torch.cat(out)
 
 
-def _search(model, units, batch: list[int], images, labels, cfg: FlipConfig, device, dtype):
+def _search(model, units, batch: list[int], images, labels, cfg: FlipConfig, device, dtype, memo: dict):
     """The greedy search for several examples in lockstep.
+
+    memo: {(step, removed set): population-term gradient}, shared by calls on one model.
 
     Returns (removed flat candidate indices per example, final prediction per example,
     masks [examples, ...] per unit)."""
@@ -406,18 +409,18 @@ def _search(model, units, batch: list[int], images, labels, cfg: FlipConfig, dev
         a = torch.tensor(active, device=device)
         act_masks = [m[a] for m in masks]
         grad = _example_gradients(model, units, act_masks, x[a], y[a], [gens[k] for k in active], cfg)
-        # the population term depends only on the set of removed units (all examples start
-        # from the same model and share the step's population batch): once per distinct set
-        states: dict[frozenset, int] = {}
-        owner = [states.setdefault(frozenset(removed[k]), len(states)) for k in active]
-        first = {}
-        for k, o in zip(active, owner):
-            first.setdefault(o, k)
-        reps = torch.tensor([first[o] for o in range(len(states))], device=device)
-        pidx = population_indices(cfg.seed, step, len(labels), cfg)
-        px, py, copies = _population_rows(images, labels, pidx, cfg, device, _population_generator(cfg.seed, step))
-        pop = _population_gradients(model, units, [m[reps] for m in masks], px.to(dtype), py, copies, cfg)
-        score = -(grad - pop[torch.tensor(owner, device=device)])
+        # the population term depends only on the step (its batch) and the set of removed
+        # units (all examples start from the same model): once per distinct pair, also
+        # across the batches of examples (`memo`)
+        states = [(step, frozenset(removed[k])) for k in active]
+        new = {s: k for s, k in zip(states, active) if s not in memo}
+        if new:
+            reps = torch.tensor(list(new.values()), device=device)
+            pidx = population_indices(cfg.seed, step, len(labels), cfg)
+            px, py, copies = _population_rows(images, labels, pidx, cfg, device, _population_generator(cfg.seed, step))
+            pop = _population_gradients(model, units, [m[reps] for m in masks], px.to(dtype), py, copies, cfg)
+            memo.update(zip(new, pop))
+        score = -(grad - torch.stack([memo[s] for s in states]))
         score[_flat(act_masks) == 0] = float("-inf")
         for k, best in zip(active, score.argmax(1).tolist()):
             remove(masks, units, k, best)
@@ -502,10 +505,11 @@ def flip_examples(
     dtype = next(model.parameters()).dtype
     eval_index = torch.arange(len(labels)) if eval_index is None else eval_index
     results = []
+    memo: dict = {}
     B = cfg.examples_per_batch
     for start in tqdm(range(0, len(indices), B), desc="flip", disable=not progress):
         batch = [int(i) for i in indices[start : start + B]]
-        removed, final, masks = _search(model, units, batch, images, labels, cfg, device, dtype)
+        removed, final, masks = _search(model, units, batch, images, labels, cfg, device, dtype, memo)
         correct = _final_correct(
             model, units, masks, removed, images, labels, eval_index, device, dtype, eval_batch, cfg.max_rows
         )

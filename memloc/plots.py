@@ -172,6 +172,7 @@ def training_curves(table: pd.DataFrame, ax: plt.Axes, legend: bool = True) -> N
     sns.lineplot(curve, x="epoch", y="accuracy", hue="subset", errorbar=None, ax=ax, legend=legend)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("training epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
 
 
 def rewinding_overview(table: pd.DataFrame, dataset: str, noise: float) -> plt.Figure:
@@ -180,9 +181,9 @@ def rewinding_overview(table: pd.DataFrame, dataset: str, noise: float) -> plt.F
     groups = groups_of(table)
     fig, axes = plt.subplots(len(models), 3, figsize=(15, 3.6 * len(models)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1.3, 1.3]})
-    for row, model in zip(axes, models):
+    for i, (row, model) in enumerate(zip(axes, models)):
         runs = select(table, model=model)
-        training_curves(runs, row[0], legend=row is axes[0])
+        training_curves(runs, row[0], legend=i == 0)
         row[0].set_title(f"{MODEL_TITLES.get(model, model)}: training")
         for ax, group in zip(row[1:], groups):
             rewinding_heatmap(runs, group, ax)
@@ -214,6 +215,7 @@ def retraining_curves(table: pd.DataFrame, group: str, ax: plt.Axes, legend: boo
     sns.lineplot(rows, x="epoch", y="accuracy", hue="layer", palette=palette, errorbar=None, ax=ax, legend=legend)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("retraining epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(f"accuracy on {group}")
     if legend:
         ax.legend(title="retrained layer", fontsize=7, ncols=2)

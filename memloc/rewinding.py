@@ -85,6 +85,8 @@ def forward_stages(model: nn.Module) -> list[nn.Module]:
 
     nn.Sequential (ResNet-9): its children; torchvision ResNet: stem, layer1-4, pool, fc;
     any other model: itself as a single stage (then every pass starts at the input).
+    A layer's pass starts at its first stage from the cached input of that stage, so that
+    stage must not modify its input in place (none does: each starts with a conv / linear).
     """
     if isinstance(model, nn.Sequential):
         return list(model)

@@ -28,6 +28,8 @@ def dry_run(tmp_path: Path, override: dict) -> subprocess.CompletedProcess:
         ({"figures": {"fig01": {"epochs": [3, 9]}}}, "figures.fig01.epochs"),
         ({"datasets": ["fashion_mnist", "mnist"], "data_root": "empty"}, "datasets: dataset 'mnist' is not under data_root"),
         ({"learning_rate": 0.1}, "'learning_rate' was unexpected"),
+        ({"rewinding": {"epochs": [0, 7]}}, "rewinding.epochs: [7] after the last checkpoint"),
+        ({"retraining": {"epochs": 2, "peak_epoch": 2}}, "retraining.peak_epoch (2) must be before retraining.epochs"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, override, expected):

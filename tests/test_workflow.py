@@ -21,6 +21,8 @@ TABLES += ["auc"]
 PARQUET += [f"results/tables/{t}.parquet" for t in ("flipping", "auc", "detection_scores")]
 FIGURES += ["fig08"]
 PARQUET += ["results/data/fashion_mnist/atypical.parquet", "results/tables/atypical_gradients.parquet"]
+FIGURES += ["fig03", "fig04", "fig15", "fig18"]  # the preset has Fashion-MNIST only: no fig16 / fig17
+PARQUET += ["results/tables/rewinding.parquet", "results/tables/retraining.parquet"]
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -71,3 +73,15 @@ def test_rerun_has_nothing_to_do(e2e):
     result = snakemake(e2e, "-n", "--cores", "1")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_layer_tables_cover_every_layer_epoch_and_run(e2e):
+    rewinding = pd.read_parquet(e2e / "results/tables/rewinding.parquet")
+    retraining = pd.read_parquet(e2e / "results/tables/retraining.parquet")
+    per_layer = rewinding[rewinding["layer_index"] >= 0]
+    runs = per_layer.groupby(["noise", "seed"])
+    assert runs.ngroups == 4  # noise 0.1, 0.2 x seeds 0, 1 (tests/config/test.yaml)
+    assert (runs.size() == 9 * 5 * 3).all()  # layers x epochs 0-4 x clean / noisy / test
+    assert retraining.groupby(["noise", "seed"]).ngroups == 2  # retraining.seeds: [0]
+    assert set(retraining["epoch"]) == {0, 1, 2} and retraining["layer"].nunique() == 9

@@ -9,47 +9,7 @@
 # The fan-out rules have a `group:` so that a cluster profile packs several of them into
 # one submission (--group-components retraining=9 packs a run's layers).
 
-from memloc.config import (
-    REWINDING_FIGURES,
-    fig03_runs,
-    fig04_datasets,
-    layer_names,
-    retraining_runs,
-    rewinding_runs,
-)
-
-
-def layer_runs(table):
-    """The runs behind results/tables/{table}.parquet."""
-    return {"rewinding": rewinding_runs, "retraining": retraining_runs}[table](config)
-
-
-def layer_run_tables(table):
-    """(files, run of each file): a run's rewinding table, or one retraining table per layer."""
-    runs = layer_runs(table)
-    if table == "rewinding":
-        return [run_file(r, "rewinding.parquet") for r in runs], runs
-    per_layer = [(r, layer) for r in runs for layer in layer_names(config, r["model"])]
-    return [run_file(r, f"retraining/{layer}.parquet") for r, layer in per_layer], [r for r, _ in per_layer]
-
-
-def layer_figure(fig):
-    """(memloc.figures function, table, selection) of a rewinding / retraining figure."""
-    p, seeds = config["primary"], config["seeds"]
-    if fig in REWINDING_FIGURES:
-        grid = dict(models=config["models"], noise_rates=config["noise_rates"], seeds=seeds)
-        dataset = appendix_datasets(config, REWINDING_FIGURES)[fig]
-        return "rewinding_grid", "rewinding", dict(dataset=dataset, **grid)
-    retrain = dict(model=p["model"], seeds=seeds)
-    return {
-        "fig03": ("fig03", "rewinding", dict(dataset=p["dataset"], models=config["models"], noise=p["noise"], seeds=seeds)),
-        "fig04": ("retraining", "retraining", dict(datasets=fig04_datasets(config), noise_rates=[p["noise"]], **retrain)),
-        "fig18": ("retraining", "retraining", dict(datasets=config["datasets"], noise_rates=config["noise_rates"], **retrain)),
-    }[fig]
-
-
-def group_column(wildcards):
-    return train_settings(wildcards)["group_column"]
+from memloc.config import layer_figure, layer_tables, retraining_settings
 
 
 # Rewinding is one job per run, not per (run, layer): the job loads the data and every
@@ -72,18 +32,18 @@ rule rewind_layers:
         seed=r"\d+",
     group:
         "rewinding"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,
     params:
         source=data_source(),
         test_subset=config["test_subset"],
         epochs=config["rewinding"]["epochs"],
         batch_size=config["train"]["eval_batch_size"],
         device=config["device"],
-        group_column=group_column,
-    threads: config["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=120,
-        gpu=1,
+        group_column=lambda wc: train_settings(wc)["group_column"],
     script:
         "../scripts/rewind_layers.py"
 
@@ -105,17 +65,17 @@ rule retrain_layer:
         layer=r"[A-Za-z0-9_]+",
     group:
         "retraining"
-    params:
-        source=data_source(),
-        test_subset=config["test_subset"],
-        settings=lambda wc: {**config["train"], **config["retraining"], "seed": int(wc.seed)},
-        device=config["device"],
-        group_column=group_column,
     threads: config["threads"]
     resources:
         mem_mb=8000,
         runtime=120,
         gpu=1,
+    params:
+        source=data_source(),
+        test_subset=config["test_subset"],
+        settings=lambda wc: retraining_settings(config, wc.seed),
+        device=config["device"],
+        group_column=lambda wc: train_settings(wc)["group_column"],
     script:
         "../scripts/retrain_layer.py"
 
@@ -123,26 +83,26 @@ rule retrain_layer:
 rule collect_layer_tables:
     """Every run's rewinding (or every run x layer's retraining) table, with run columns."""
     input:
-        lambda wc: layer_run_tables(wc.table)[0],
+        lambda wc: layer_tables(config, wc.table)[0],
     output:
         "results/tables/{table}.parquet",
     log:
         "logs/collect_layer_tables/{table}.log",
-    params:
-        runs=lambda wc: layer_run_tables(wc.table)[1],
     wildcard_constraints:
         table="rewinding|retraining",
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        runs=lambda wc: layer_tables(config, wc.table)[1],
     script:
         "../scripts/collect_run_tables.py"
 
 
 rule layer_figure:
     input:
-        lambda wc: f"results/tables/{layer_figure(wc.fig)[1]}.parquet",
+        lambda wc: f"results/tables/{layer_figure(config, wc.fig)[1]}.parquet",
     output:
         "results/figures/{fig}.png",
         "results/figures/{fig}.pdf",
@@ -150,12 +110,12 @@ rule layer_figure:
         "logs/figures/{fig}.log",
     wildcard_constraints:
         fig="fig03|fig04|fig15|fig16|fig17|fig18",
-    params:
-        figure=lambda wc: layer_figure(wc.fig)[0],
-        selection=lambda wc: layer_figure(wc.fig)[2],
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        figure=lambda wc: layer_figure(config, wc.fig)[0],
+        selection=lambda wc: layer_figure(config, wc.fig)[2],
     script:
         "../scripts/figure.py"
