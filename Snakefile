@@ -1,12 +1,26 @@
 # memloc: regenerates the experiments, figures and tables of "Can Neural Network
 # Memorization Be Localized?" (Maini et al., ICML 2023).  See README.md.
 
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("8.20")
 
 
 configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+# Every rule names environment.yml as its conda env (used with --sdm conda); the jobs
+# import memloc from this checkout, in such an env too.
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
+    )
+)
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -28,6 +42,6 @@ include: "workflow/rules/paper_vs_ours.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

@@ -8,7 +8,7 @@ examples per second of each and their ratio.  The reference is
 per step); the batched one is `memloc.flipping.flip_examples`.
 
     python bench/flipping.py [--run results/runs/fashion_mnist/resnet9/noise0.1/seed0]
-        [--data results/data/fashion_mnist/noise0.1.parquet] [--per-group 10]
+        [--data results/data/fashion_mnist/noise0.1.parquet] [--per-group 50]
         [--population-batch 64] [--accuracy-examples 500] [--threads 2]
 """
 
@@ -32,7 +32,7 @@ def main():
     ap.add_argument("--data", default="results/data/fashion_mnist/noise0.1.parquet")
     ap.add_argument("--dataset", default="fashion_mnist")
     ap.add_argument("--data-root", default="data")
-    ap.add_argument("--per-group", type=int, default=10, help="clean and noisy examples each")
+    ap.add_argument("--per-group", type=int, default=50, help="clean and noisy examples each")
     ap.add_argument("--max-removals", type=int, default=50)
     ap.add_argument("--population-batch", type=int, default=64)
     ap.add_argument("--accuracy-examples", type=int, default=500, help="training rows of the post-removal accuracy")

@@ -29,7 +29,7 @@ import yaml
 from snakemake.utils import validate
 from torch.utils.flop_counter import FlopCounterMode
 
-from memloc import dropout_study
+from memloc import dropout_study, flipping_study
 from memloc.config import atypical_runs, gradient_runs, layer_names, retraining_runs, rewinding_runs, unique_runs
 from memloc.data import DATASETS
 from memloc.models import ModelConfig, build_model
@@ -60,7 +60,7 @@ def stage_passes(config: dict) -> dict[str, list[tuple[str, str, float]]]:
     t, e = config["train"], config["train"]["epochs"]
     flip = config["flipping"]
     p = config["primary"]
-    flip_runs = [{"dataset": p["dataset"], "model": p["model"], "noise": p["noise"], "seed": s} for s in flip["seeds"]]
+    flip_runs = flipping_study.flip_runs(config)
     train_runs = unique_runs(gradient_runs(config) + rewinding_runs(config) + retraining_runs(config) + flip_runs
                              + atypical_runs(config))
     out: dict[str, list] = {s: [] for s in ("train", "train_dropout", "second_split", "rewind_layers",

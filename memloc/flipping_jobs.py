@@ -4,6 +4,7 @@ trained run, join the parts.  Paths in, files out (memloc.flipping has the algor
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,7 @@ def flip_shard(
     example: the FlipResult fields plus label and is_noisy."""
     torch.set_num_threads(threads)
     dev = resolve_device(device)
-    model = model_from_checkpoint(open(checkpoints).read().split()[-1], dev)
+    model = model_from_checkpoint(Path(checkpoints).read_text().split()[-1], dev)
     for p in model.parameters():
         p.requires_grad_(False)  # gradients are taken w.r.t. the masks only
     table = pd.read_parquet(data_table)

@@ -1,5 +1,7 @@
 """End-to-end: the test preset through the real Snakemake, on real Fashion-MNIST."""
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +87,15 @@ def test_layer_tables_cover_every_layer_epoch_and_run(e2e):
     assert (runs.size() == 9 * 5 * 3).all()  # layers x epochs 0-4 x clean / noisy / test
     assert retraining.groupby(["noise", "seed"]).ngroups == 2  # retraining.seeds: [0]
     assert set(retraining["epoch"]) == {0, 1, 2} and retraining["layer"].nunique() == 9
+
+
+@pytest.mark.slow
+def test_report_has_every_figure_and_table_with_a_caption(e2e):
+    result = snakemake(e2e, "--report", "results/report.html")
+    assert result.returncode == 0, result.stderr[-5000:]
+    html = (e2e / "results" / "report.html").read_text()
+    entries = json.loads(re.search(r"var results = (\{.*?\});\n", html, flags=re.S).group(1))
+    expected = [f"results/figures/{f}.png" for f in FIGURES] + [f"results/tables/{t}.csv" for t in TABLES]
+    assert sorted(entries) == sorted(expected)
+    for path, entry in entries.items():  # workflow/report/*.rst, rendered for this run
+        assert "Scale" in entry["caption"] or "scale" in entry["caption"], path

@@ -10,17 +10,22 @@ rule holdout_model:
         "results/cscores/{dataset}/holdout{k}.parquet",
     log:
         "logs/holdout_model/{dataset}_{k}.log",
-    params:
-        source=data_source(),
-        model=lambda wc: {"name": config["primary"]["model"], **config["model_settings"].get(config["primary"]["model"], {})},
-        train=config["train"],
-        holdout=config["atypical"]["holdout"],
-        device=config["device"],
+    conda:
+        "../../environment.yml"
     threads: config["threads"]
     resources:
         mem_mb=8000,
         runtime=120,
         gpu=1,
+    params:
+        source=data_source(),
+        model=lambda wc: {
+            "name": config["primary"]["model"],
+            **config["model_settings"].get(config["primary"]["model"], {}),
+        },
+        train=config["train"],
+        holdout=config["atypical"]["holdout"],
+        device=config["device"],
     script:
         "../scripts/holdout_model.py"
 
@@ -34,13 +39,15 @@ rule atypical_data:
         "results/data/{dataset}/atypical.parquet",
     log:
         "logs/atypical_data/{dataset}.log",
-    params:
-        threshold=config["atypical"]["threshold"],
-        published=published_cscores,
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        threshold=config["atypical"]["threshold"],
+        published=published_cscores,
     script:
         "../scripts/atypical_data.py"
 
@@ -53,14 +60,16 @@ rule collect_atypical_tables:
         "results/tables/atypical_{table}.parquet",
     log:
         "logs/collect_atypical_tables/{table}.log",
-    params:
-        runs=lambda wc: atypical_runs(config),
     wildcard_constraints:
         table="gradients|metrics",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        runs=lambda wc: atypical_runs(config),
     script:
         "../scripts/collect_run_tables.py"
 
@@ -70,10 +79,20 @@ rule fig08:
     input:
         "results/tables/atypical_gradients.parquet",
     output:
-        "results/figures/fig08.png",
+        report(
+            "results/figures/fig08.png",
+            caption="../report/fig08.rst",
+            category="Typical vs atypical examples",
+        ),
         "results/figures/fig08.pdf",
     log:
         "logs/figures/fig08.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         figure="fig08",
         selection=dict(
@@ -81,9 +100,5 @@ rule fig08:
             model=config["primary"]["model"],
             window=config["figures"]["fig01"]["epochs"],
         ),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     script:
         "../scripts/figure.py"

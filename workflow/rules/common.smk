@@ -1,7 +1,12 @@
 # Input functions and the run lists they draw on (memloc.config plans which runs exist).
 
-from memloc.config import REWINDING_FIGURES, appendix_datasets, atypical_runs, gradient_runs, run_dir
-
+from memloc.config import (
+    REWINDING_FIGURES,
+    appendix_datasets,
+    atypical_runs,
+    gradient_runs,
+    run_dir,
+)
 
 # Per-stage parquet files of paper-vs-ours rows (memloc.tables); each stage's .smk appends
 # its own, rule paper_vs_ours joins them.
@@ -14,15 +19,32 @@ def run_file(run, name):
 
 def all_outputs():
     """Every figure (PNG + PDF), table (CSV + MD) and parquet table of the configured DAG."""
-    figures = ["fig01", "fig02", "fig10", "fig11", *appendix_datasets(config), *(["fig08"] if config["atypical"]["datasets"] else []), "fig07"]
+    figures = [
+        "fig01",
+        "fig02",
+        "fig10",
+        "fig11",
+        *appendix_datasets(config),
+        *(["fig08"] if config["atypical"]["datasets"] else []),
+        "fig07",
+    ]
     tables = ["tab1", "tab2", "tab3", "paper_vs_ours"]
     parquet = ["results/tables/gradients.parquet", "results/tables/metrics.parquet"]
-    parquet += [f"results/tables/{t}.parquet" for t in ("dropout_metrics", "fig07", *tables)]
-    figures += ["fig03", "fig04", *appendix_datasets(config, REWINDING_FIGURES), "fig18"]
+    parquet += [
+        f"results/tables/{t}.parquet" for t in ("dropout_metrics", "fig07", *tables)
+    ]
+    figures += [
+        "fig03",
+        "fig04",
+        *appendix_datasets(config, REWINDING_FIGURES),
+        "fig18",
+    ]
     parquet += ["results/tables/rewinding.parquet", "results/tables/retraining.parquet"]
     figures += ["fig05"]
     tables += ["auc"]
-    parquet += [f"results/tables/{t}.parquet" for t in ("flipping", "auc", "detection_scores")]
+    parquet += [
+        f"results/tables/{t}.parquet" for t in ("flipping", "auc", "detection_scores")
+    ]
     return (
         [f"results/figures/{fig}.{ext}" for fig in figures for ext in ("png", "pdf")]
         + [f"results/tables/{tab}.{ext}" for tab in tables for ext in ("csv", "md")]
@@ -33,7 +55,9 @@ def all_outputs():
 def data_source():
     """memloc.data.DataSource settings."""
     keys = ("data_root", "download", "verify_checksums")
-    return dict(zip(("root", "download", "verify_checksums"), (config[k] for k in keys)))
+    return dict(
+        zip(("root", "download", "verify_checksums"), (config[k] for k in keys))
+    )
 
 
 def model_settings(wildcards):
@@ -57,13 +81,22 @@ def gradient_figure(fig):
     primary = dict(dataset=p["dataset"], model=p["model"], noise=float(p["noise"]))
     window = config["figures"]["fig01"]["epochs"]
     if fig in ("fig12", "fig13", "fig14"):
-        grid = dict(models=config["models"], noise_rates=config["noise_rates"], seeds=config["seeds"])
-        return "gradient_grid", dict(dataset=appendix_datasets(config)[fig], window=window, **grid)
+        grid = dict(
+            models=config["models"],
+            noise_rates=config["noise_rates"],
+            seeds=config["seeds"],
+        )
+        return "gradient_grid", dict(
+            dataset=appendix_datasets(config)[fig], window=window, **grid
+        )
     return {
         "fig01": ("fig01", dict(primary, window=window)),
         "fig02": ("fig02", primary),
         "fig10": ("fig10", dict(primary, window=config["figures"]["fig10"]["window"])),
-        "fig11": ("fig11", dict(dataset=p["dataset"], model=p["model"], **config["figures"]["fig11"])),
+        "fig11": (
+            "fig11",
+            dict(dataset=p["dataset"], model=p["model"], **config["figures"]["fig11"]),
+        ),
     }[fig]
 
 
@@ -80,4 +113,9 @@ def published_cscores(wildcards):
     entry = config["atypical"]["cscore_files"].get(wildcards.dataset)
     if entry is None:
         return None
-    return {"file": entry["file"], "order": entry.get("order"), "dataset": wildcards.dataset, "source": data_source()}
+    return {
+        "file": entry["file"],
+        "order": entry.get("order"),
+        "dataset": wildcards.dataset,
+        "source": data_source(),
+    }

@@ -4,13 +4,15 @@ rule corrupt_data:
         "results/data/{dataset}/noise{noise}.parquet",
     log:
         "logs/corrupt_data/{dataset}_noise{noise}.log",
-    params:
-        source=data_source(),
-        subset=config["train_subset"],
-        seed=config["data_seed"],
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=20,
+    params:
+        source=data_source(),
+        subset=config["train_subset"],
+        seed=config["data_seed"],
     script:
         "../scripts/corrupt_data.py"

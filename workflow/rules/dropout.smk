@@ -30,6 +30,8 @@ rule train_dropout:
         model="resnet9",
         variant=r"(tied_pgen[\d.]+_pmem[\d.]+|standard_p[\d.]+|sparse_keep[\d.]+)",
         seed=r"\d+",
+    conda:
+        "../../environment.yml"
     threads: config["threads"]
     resources:
         mem_mb=8000,
@@ -59,6 +61,8 @@ rule collect_dropout_metrics:
         "results/tables/dropout_metrics.parquet",
     log:
         "logs/collect_dropout_metrics.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -75,12 +79,18 @@ rule dropout_table:
         "results/tables/dropout_metrics.parquet",
     output:
         parquet="results/tables/{table}.parquet",
-        csv="results/tables/{table}.csv",
+        csv=report(
+            "results/tables/{table}.csv",
+            caption="../report/dropout_table.rst",
+            category="Example-tied dropout",
+        ),
         md="results/tables/{table}.md",
     log:
         "logs/dropout_table/{table}.log",
     wildcard_constraints:
         table="tab1|tab2|tab3",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -101,6 +111,8 @@ rule dropout_paper_rows:
         "results/tables/paper_vs_ours/dropout.parquet",
     log:
         "logs/dropout_paper_rows.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -123,6 +135,8 @@ rule fig07_table:
         "results/tables/fig07.parquet",
     log:
         "logs/fig07_table.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -139,10 +153,16 @@ rule fig07:
     input:
         "results/tables/fig07.parquet",
     output:
-        "results/figures/fig07.png",
+        report(
+            "results/figures/fig07.png",
+            caption="../report/fig07.rst",
+            category="Example-tied dropout",
+        ),
         "results/figures/fig07.pdf",
     log:
         "logs/figures/fig07.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,

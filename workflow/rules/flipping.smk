@@ -5,50 +5,13 @@
 #   second_split          per training seed: train on split A, fine-tune on B (forgetting time)
 #   detection_auc         per-example scores of every detector -> results/tables/auc.*
 
-from memloc.config import noise_label
-from memloc.plots import DATASET_TITLES, MODEL_TITLES
+from memloc import flipping_study
+from memloc.flipping_study import flip_path
 
-FLIP = "results/flipping/{dataset}/{model}/noise{noise}"
-DETECTION = "results/detection/{dataset}/{model}/noise{noise}/seed{seed}"
+FLIP = flipping_study.FLIP_DIR
+DETECTION = flipping_study.DETECTION_DIR
 
 paper_rows.append("results/tables/paper_vs_ours/flipping.parquet")
-
-
-def flip_runs():
-    """The primary runs neuron flipping and detection use, one per flipping seed."""
-    p = config["primary"]
-    return [{"dataset": p["dataset"], "model": p["model"], "noise": float(p["noise"]), "seed": s}
-            for s in config["flipping"]["seeds"]]
-
-
-def flip_path(pattern, run):
-    return pattern.format(**{**run, "noise": noise_label(run["noise"])})
-
-
-def flip_parts():
-    """(part path, its run) of every (flipping seed, shard)."""
-    shards = range(config["flipping"]["shards"])
-    return [(flip_path(f"{FLIP}/seed{{seed}}/shard{k}.parquet", run), run) for run in flip_runs() for k in shards]
-
-
-def second_split_settings(seed):
-    """TrainConfig fields of the training on split A and of the fine-tuning on split B."""
-    ss, train = config["detection"]["second_split"], config["train"]
-    first = {**train, "seed": seed, "epochs": ss["epochs_first"] or train["epochs"],
-             "peak_epoch": ss["peak_epoch_first"] or train["peak_epoch"]}
-    second = {"epochs": ss["epochs_second"] or train["epochs"], "peak_epoch": ss["peak_epoch_second"] or train["peak_epoch"]}
-    return first, second
-
-
-def flip_setting():
-    """Dataset / model / scale of ours, for the paper-vs-ours rows."""
-    p, f = config["primary"], config["flipping"]
-    width = config["model_settings"].get(p["model"], {}).get("width", 1.0)
-    n = config["train_subset"]
-    dataset, model = DATASET_TITLES.get(p["dataset"], p["dataset"]), MODEL_TITLES.get(p["model"], p["model"])
-    return (f"{dataset} ({f'{n:,} examples' if n else 'full training set'}), {model} width {width:g}, "
-            f"{p['noise']:.0%} noise, {config['train']['epochs']} epochs; {f['examples_per_group']} clean + "
-            f"{f['examples_per_group']} noisy examples, {len(f['seeds'])} models")
 
 
 rule select_flip_examples:
@@ -58,14 +21,16 @@ rule select_flip_examples:
         f"{FLIP}/examples.parquet",
     log:
         "logs/flipping/{dataset}_{model}_noise{noise}_examples.log",
-    params:
-        per_group=config["flipping"]["examples_per_group"],
-        seed=config["flipping"]["selection_seed"],
-        shards=config["flipping"]["shards"],
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        per_group=config["flipping"]["examples_per_group"],
+        seed=config["flipping"]["selection_seed"],
+        shards=config["flipping"]["shards"],
     script:
         "../scripts/select_flip_examples.py"
 
@@ -87,18 +52,30 @@ rule flip_shard:
         shard=r"\d+",
     group:
         "flipping"
-    params:
-        source=data_source(),
-        settings={k: config["flipping"][k] for k in (
-            "max_removals", "noise_copies", "noise_std", "population_batch", "resample_every",
-            "smooth_population", "examples_per_batch", "max_rows")},
-        accuracy_examples=config["flipping"]["accuracy_examples"],
-        device=config["device"],
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=1,
+    params:
+        source=data_source(),
+        settings={
+            k: config["flipping"][k]
+            for k in (
+                "max_removals",
+                "noise_copies",
+                "noise_std",
+                "population_batch",
+                "resample_every",
+                "smooth_population",
+                "examples_per_batch",
+                "max_rows",
+            )
+        },
+        accuracy_examples=config["flipping"]["accuracy_examples"],
+        device=config["device"],
     script:
         "../scripts/flip_shard.py"
 
@@ -106,17 +83,19 @@ rule flip_shard:
 rule merge_flipping:
     """Every part of every flipping seed, with dataset/model/noise/seed columns."""
     input:
-        [path for path, _ in flip_parts()],
+        [path for path, _ in flipping_study.flip_parts(config)],
     output:
         "results/tables/flipping.parquet",
     log:
         "logs/flipping/merge.log",
-    params:
-        runs=[run for _, run in flip_parts()],
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=5,
+    params:
+        runs=[run for _, run in flipping_study.flip_parts(config)],
     script:
         "../scripts/collect_run_tables.py"
 
@@ -133,19 +112,21 @@ rule second_split:
         "benchmarks/second_split/{dataset}_{model}_noise{noise}_seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
-    params:
-        source=data_source(),
-        model=model_settings,
-        first=lambda wc: second_split_settings(int(wc.seed))[0],
-        second=lambda wc: second_split_settings(int(wc.seed))[1],
-        fraction=config["detection"]["second_split"]["fraction"],
-        split_seed=config["detection"]["second_split"]["seed"],
-        device=config["device"],
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
         gpu=1,
+    params:
+        source=data_source(),
+        model=model_settings,
+        first=lambda wc: flipping_study.second_split_settings(config, int(wc.seed))[0],
+        second=lambda wc: flipping_study.second_split_settings(config, int(wc.seed))[1],
+        fraction=config["detection"]["second_split"]["fraction"],
+        split_seed=config["detection"]["second_split"]["seed"],
+        device=config["device"],
     script:
         "../scripts/second_split.py"
 
@@ -153,20 +134,30 @@ rule second_split:
 rule detection_auc:
     input:
         flipping="results/tables/flipping.parquet",
-        data=flip_path("results/data/{dataset}/noise{noise}.parquet", flip_runs()[0]),
-        examples=[run_file(r, "examples.parquet") for r in flip_runs()],
-        second_split=[flip_path(f"{DETECTION}/second_split.parquet", r) for r in flip_runs()],
+        data=flip_path(
+            "results/data/{dataset}/noise{noise}.parquet",
+            flipping_study.flip_runs(config)[0],
+        ),
+        examples=[
+            run_file(r, "examples.parquet") for r in flipping_study.flip_runs(config)
+        ],
+        second_split=[
+            flip_path(f"{DETECTION}/second_split.parquet", r)
+            for r in flipping_study.flip_runs(config)
+        ],
     output:
         scores="results/tables/detection_scores.parquet",
         parquet="results/tables/auc.parquet",
     log:
         "logs/detection/auc.log",
-    params:
-        seeds=[r["seed"] for r in flip_runs()],
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=5,
+    params:
+        seeds=[r["seed"] for r in flipping_study.flip_runs(config)],
     script:
         "../scripts/detection_auc.py"
 
@@ -175,10 +166,16 @@ rule auc_table:
     input:
         "results/tables/auc.parquet",
     output:
-        csv="results/tables/auc.csv",
+        csv=report(
+            "results/tables/auc.csv",
+            caption="../report/auc.rst",
+            category="Neuron flipping",
+        ),
         md="results/tables/auc.md",
     log:
         "logs/detection/auc_table.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -195,12 +192,14 @@ rule flipping_paper_rows:
         "results/tables/paper_vs_ours/flipping.parquet",
     log:
         "logs/flipping/paper_rows.log",
-    params:
-        setting=flip_setting(),
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        setting=flipping_study.our_setting(config),
     script:
         "../scripts/flipping_paper_rows.py"
 
@@ -209,19 +208,28 @@ rule fig05:
     input:
         "results/tables/flipping.parquet",
     output:
-        "results/figures/fig05.png",
+        report(
+            "results/figures/fig05.png",
+            caption="../report/fig05.rst",
+            category="Neuron flipping",
+        ),
         "results/figures/fig05.pdf",
     log:
         "logs/figures/fig05.log",
-    params:
-        figure="fig05",
-        selection=lambda wc: {
-            **{k: flip_runs()[0][k] for k in ("dataset", "model", "noise")},
-            "seeds": config["flipping"]["seeds"],
-        },
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        figure="fig05",
+        selection=lambda wc: {
+            **{
+                k: flipping_study.flip_runs(config)[0][k]
+                for k in ("dataset", "model", "noise")
+            },
+            "seeds": config["flipping"]["seeds"],
+        },
     script:
         "../scripts/figure.py"

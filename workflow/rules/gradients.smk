@@ -11,18 +11,24 @@ rule gradient_figure:
     input:
         "results/tables/gradients.parquet",
     output:
-        "results/figures/{fig}.png",
+        report(
+            "results/figures/{fig}.png",
+            caption="../report/gradient_figure.rst",
+            category="Gradient accounting",
+        ),
         "results/figures/{fig}.pdf",
     log:
         "logs/figures/{fig}.log",
     wildcard_constraints:
         fig="fig01|fig02|fig10|fig11|fig12|fig13|fig14",
-    params:
-        figure=lambda wc: gradient_figure(wc.fig)[0],
-        selection=lambda wc: gradient_figure(wc.fig)[1],
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        figure=lambda wc: gradient_figure(wc.fig)[0],
+        selection=lambda wc: gradient_figure(wc.fig)[1],
     script:
         "../scripts/figure.py"

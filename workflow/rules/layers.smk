@@ -32,6 +32,8 @@ rule rewind_layers:
         seed=r"\d+",
     group:
         "rewinding"
+    conda:
+        "../../environment.yml"
     threads: config["threads"]
     resources:
         mem_mb=8000,
@@ -65,6 +67,8 @@ rule retrain_layer:
         layer=r"[A-Za-z0-9_]+",
     group:
         "retraining"
+    conda:
+        "../../environment.yml"
     threads: config["threads"]
     resources:
         mem_mb=8000,
@@ -90,6 +94,8 @@ rule collect_layer_tables:
         "logs/collect_layer_tables/{table}.log",
     wildcard_constraints:
         table="rewinding|retraining",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -104,12 +110,18 @@ rule layer_figure:
     input:
         lambda wc: f"results/tables/{layer_figure(config, wc.fig)[1]}.parquet",
     output:
-        "results/figures/{fig}.png",
+        report(
+            "results/figures/{fig}.png",
+            caption="../report/layer_figure.rst",
+            category="Layer rewinding and retraining",
+        ),
         "results/figures/{fig}.pdf",
     log:
         "logs/figures/{fig}.log",
     wildcard_constraints:
         fig="fig03|fig04|fig15|fig16|fig17|fig18",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -8,10 +8,16 @@ rule paper_vs_ours:
         lambda wc: paper_rows,
     output:
         parquet="results/tables/paper_vs_ours.parquet",
-        csv="results/tables/paper_vs_ours.csv",
+        csv=report(
+            "results/tables/paper_vs_ours.csv",
+            caption="../report/paper_vs_ours.rst",
+            category="Paper vs ours",
+        ),
         md="results/tables/paper_vs_ours.md",
     log:
         "logs/paper_vs_ours.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,

@@ -17,19 +17,21 @@ rule train:
         "logs/train/{dataset}_{model}_{variant}_seed{seed}.log",
     benchmark:
         "benchmarks/train/{dataset}_{model}_{variant}_seed{seed}.tsv"
+    wildcard_constraints:
+        variant=VARIANT,
+    conda:
+        "../../environment.yml"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
     params:
         source=data_source(),
         test_subset=config["test_subset"],
         model=model_settings,
         train=train_settings,
         device=config["device"],
-    wildcard_constraints:
-        variant=VARIANT,
-    threads: config["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=1,
     script:
         "../scripts/train.py"
 
@@ -42,13 +44,15 @@ rule collect_run_tables:
         "results/tables/{table}.parquet",
     log:
         "logs/collect_run_tables/{table}.log",
-    params:
-        runs=lambda wc: gradient_runs(config),
     wildcard_constraints:
         table="gradients|metrics",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        runs=lambda wc: gradient_runs(config),
     script:
         "../scripts/collect_run_tables.py"
