@@ -209,10 +209,11 @@ def retraining_runs(config: dict) -> list[dict]:
 def layer_tables(config: dict, table: str) -> tuple[list[str], list[dict]]:
     """The files behind results/tables/{table}.parquet (table: rewinding / retraining) and
     the run of each: a run's rewinding table, or one retraining table per (run, layer)."""
-    if table == "rewinding":
-        runs = rewinding_runs(config)
+    if table.endswith("rewinding"):
+        runs = atypical_runs(config, layer_seeds(config, "rewinding")) if table == "atypical_rewinding" else rewinding_runs(config)
         return [f"{run_dir(**r)}/rewinding.parquet" for r in runs], runs
-    pairs = [(r, layer) for r in retraining_runs(config) for layer in layer_names(config, r["model"])]
+    runs = atypical_runs(config, layer_seeds(config, "retraining")) if table == "atypical_retraining" else retraining_runs(config)
+    pairs = [(r, layer) for r in runs for layer in layer_names(config, r["model"])]
     return [f"{run_dir(**r)}/retraining/{layer}.parquet" for r, layer in pairs], [r for r, _ in pairs]
 
 
@@ -226,6 +227,11 @@ def layer_figure(config: dict, fig: str) -> tuple[str, str, dict]:
         return "rewinding_grid", "rewinding", dict(dataset=dataset, noise_rates=noise_rates, **rewound)
     if fig == "fig03":
         return "fig03", "rewinding", dict(dataset=p["dataset"], noise=p["noise"], **rewound)
+    atypical = config["atypical"]["datasets"]
+    if fig == "fig09":  # fig03's form for typical vs atypical, the primary model, no noise
+        return "fig03", "atypical_rewinding", dict(rewound, dataset=atypical[0], models=[p["model"]], noise=0.0)
+    if fig == "fig19":
+        return "retraining", "atypical_retraining", dict(datasets=atypical, noise_rates=[0.0], **retrained)
     datasets = fig04_datasets(config) if fig == "fig04" else config["datasets"]
     noises = [p["noise"]] if fig == "fig04" else noise_rates  # fig18: every noise rate
     return "retraining", "retraining", dict(datasets=datasets, noise_rates=noises, **retrained)
@@ -253,10 +259,13 @@ def layer_names(config: dict, model: str) -> list[str]:
 # -- typical vs atypical examples (fig08, fig09, fig19) ----------------------------------
 
 
-def atypical_runs(config: dict) -> list[dict]:
+def atypical_runs(config: dict, seeds: list[int] | None = None) -> list[dict]:
     """Noise-free runs of the primary model whose groups are typical/atypical (C-score)."""
     model = config["primary"]["model"]
     return [
         {"dataset": d, "model": model, "noise": 0.0, "seed": s, "variant": "atypical"}
-        for d in config["atypical"]["datasets"] for s in config["seeds"]
+        for d in config["atypical"]["datasets"] for s in (seeds or config["seeds"])
     ]
+
+
+ATYPICAL_LAYER_FIGURES = ("fig09", "fig19")

@@ -21,8 +21,9 @@ PARQUET += [f"results/tables/{t}.parquet" for t in ("dropout_metrics", "tab1", "
 FIGURES += ["fig05"]
 TABLES += ["auc"]
 PARQUET += [f"results/tables/{t}.parquet" for t in ("flipping", "auc", "detection_scores")]
-FIGURES += ["fig08"]
-PARQUET += ["results/data/fashion_mnist/atypical.parquet", "results/tables/atypical_gradients.parquet"]
+FIGURES += ["fig08", "fig09", "fig19"]
+PARQUET += [f"results/tables/atypical_{t}.parquet" for t in ("gradients", "rewinding", "retraining")]
+PARQUET += ["results/data/fashion_mnist/atypical.parquet"]
 FIGURES += ["fig03", "fig04", "fig15", "fig18"]  # the preset has Fashion-MNIST only: no fig16 / fig17
 PARQUET += ["results/tables/rewinding.parquet", "results/tables/retraining.parquet"]
 

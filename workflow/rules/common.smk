@@ -40,6 +40,9 @@ def all_outputs():
         "fig18",
     ]
     parquet += ["results/tables/rewinding.parquet", "results/tables/retraining.parquet"]
+    if config["atypical"]["datasets"]:
+        figures += ["fig09", "fig19"]
+        parquet += ["results/tables/atypical_rewinding.parquet", "results/tables/atypical_retraining.parquet"]
     figures += ["fig05"]
     tables += ["auc"]
     parquet += [

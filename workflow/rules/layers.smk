@@ -93,7 +93,7 @@ rule collect_layer_tables:
     log:
         "logs/collect_layer_tables/{table}.log",
     wildcard_constraints:
-        table="rewinding|retraining",
+        table="(atypical_)?(rewinding|retraining)",
     conda:
         "../../environment.yml"
     threads: 1
@@ -119,7 +119,7 @@ rule layer_figure:
     log:
         "logs/figures/{fig}.log",
     wildcard_constraints:
-        fig="fig03|fig04|fig15|fig16|fig17|fig18",
+        fig="fig03|fig04|fig09|fig15|fig16|fig17|fig18|fig19",
     conda:
         "../../environment.yml"
     threads: 1
