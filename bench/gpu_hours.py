@@ -30,7 +30,7 @@ from snakemake.utils import validate
 from torch.utils.flop_counter import FlopCounterMode
 
 from memloc import dropout_study, flipping_study
-from memloc.config import atypical_runs, gradient_runs, layer_names, retraining_runs, rewinding_runs, unique_runs
+from memloc.config import atypical_runs, gradient_runs, layer_names, layer_tables, retraining_runs, rewinding_runs, unique_runs
 from memloc.data import DATASETS
 from memloc.models import ModelConfig, build_model
 
@@ -78,14 +78,13 @@ def stage_passes(config: dict) -> dict[str, list[tuple[str, str, float]]]:
         epochs = (ss["epochs_first"] or e) + (ss["epochs_second"] or e)
         out["second_split"].append((r["model"], r["dataset"], epochs * n / 2 * 4))
     rewind_epochs = len(config["rewinding"]["epochs"] or range(e + 1))
-    for r in rewinding_runs(config):
+    for r in layer_tables(config, "rewinding")[1] + layer_tables(config, "atypical_rewinding")[1]:
         n, nt = sizes(config, r["dataset"])
         out["rewind_layers"].append((r["model"], r["dataset"], len(layer_names(config, r["model"])) * rewind_epochs * (n + nt) / 2))
     re = config["retraining"]["epochs"]
-    for r in retraining_runs(config):
+    for r in layer_tables(config, "retraining")[1] + layer_tables(config, "atypical_retraining")[1]:  # one per layer
         n, nt = sizes(config, r["dataset"])
-        for _ in layer_names(config, r["model"]):
-            out["retrain_layer"].append((r["model"], r["dataset"], re * (3 * (1 - r["noise"]) * n + n + nt)))
+        out["retrain_layer"].append((r["model"], r["dataset"], re * (3 * (1 - r["noise"]) * n + n + nt)))
     n, _ = sizes(config, p["dataset"])
     per_example = FLIP_STEPS * (flip["noise_copies"] + flip["population_batch"]) * 3 + (flip["accuracy_examples"] or n)
     for _ in range(len(flip["seeds"]) * flip["shards"]):

@@ -25,7 +25,7 @@ from memloc.data import TrainingSet
 from memloc.evaluation import autocast_for, prepare_batch
 from memloc.models import model_layers
 from memloc.rewinding import rewind_layer
-from memloc.training import TrainConfig, _measure, make_optimizer, one_cycle
+from memloc.training import TrainConfig, make_optimizer, measure, one_cycle
 
 
 def freeze_all_but(model: nn.Module, trainable: list[nn.Parameter]) -> None:
@@ -66,11 +66,11 @@ def retrain_layer(
     labels = data.labels.to(device)
     rows = []
 
-    def measure(epoch: int) -> None:
-        m = _measure(model, data, test_images, test_labels, cfg, device)
+    def record(epoch: int) -> None:
+        m = measure(model, data, test_images, test_labels, cfg, device)
         rows.extend({"epoch": epoch, "subset": k, "accuracy": v, "loss": m["loss"][k]} for k, v in m["accuracy"].items())
 
-    measure(0)
+    record(0)
     for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"retrain {layer.name}", disable=not progress):
         model.train()  # batch statistics, and every BatchNorm's running statistics update
         perm = seen[torch.randperm(len(seen), generator=order)]
@@ -84,5 +84,5 @@ def retrain_layer(
             loss.backward()
             optimizer.step()
             scheduler.step()
-        measure(epoch)
+        record(epoch)
     return pd.DataFrame(rows)

@@ -133,7 +133,7 @@ def _measure_view(model, data: TrainingSet, test_images, test_labels, cfg: Train
     return stats, out
 
 
-def _measure(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device) -> dict:
+def measure(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device) -> dict:
     """Per-example records on the training set and accuracies per group and on the test set.
 
     A model with example-tied dropout is also measured after dropping: subsets
@@ -210,7 +210,7 @@ def train(
         order.set_state(ckpt["rng"]["data_order"])
         start = last + 1
     else:
-        save(0, _measure(model, data, test_images, test_labels, cfg, device), None)
+        save(0, measure(model, data, test_images, test_labels, cfg, device), None)
         start = 1
 
     images, labels, group = data.images, data.labels.to(device), data.group.to(device)
@@ -234,7 +234,7 @@ def train(
                 per_example.mean().backward()
             optimizer.step()
             scheduler.step()
-        measured = _measure(model, data, test_images, test_labels, cfg, device)
+        measured = measure(model, data, test_images, test_labels, cfg, device)
         save(epoch, measured, accountant.epoch_statistics() if accountant else None)
         acc = measured["accuracy"]
         bar.set_postfix({k: f"{v:.3f}" for k, v in acc.items()})

@@ -97,6 +97,6 @@ def test_report_has_every_figure_and_table_with_a_caption(e2e):
     html = (e2e / "results" / "report.html").read_text()
     entries = json.loads(re.search(r"var results = (\{.*?\});\n", html, flags=re.S).group(1))
     expected = [f"results/figures/{f}.png" for f in FIGURES] + [f"results/tables/{t}.csv" for t in TABLES]
-    assert sorted(entries) == sorted(expected)
+    assert set(expected) <= set(entries), set(expected) - set(entries)
     for path, entry in entries.items():  # workflow/report/*.rst, rendered for this run
         assert "Scale" in entry["caption"] or "scale" in entry["caption"], path
