@@ -5,8 +5,8 @@
 Asserts that (1) Snakemake submitted every job with sbatch (its log names a SLURM job
 id per job, and no job ran locally), (2) SLURM itself ran each of them to completion
 (slurmctld's log, `scontrol show job`, the per-job SLURM log files), with one fake
-GPU for the rules that the profile gives `gpu: 1`, and (3) every parquet table under results/ equals the local
-run's, value for value.  Prints a summary; exits non-zero on the first failed check.
+GPU for the rules that the profile gives `gpu: 1`, and (3) every parquet table under
+results/ equals the local run's, value for value.  Prints a summary; exits non-zero on the first failed check.
 """
 
 import re

@@ -20,7 +20,7 @@ PYTHON=${PYTHON:-python3}
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (installs packages, starts slurmctld/slurmd/munged)"; exit 77; }
 command -v apt-get >/dev/null || { echo "SKIP: needs apt-get (Debian/Ubuntu) to install SLURM"; exit 77; }
 # One cluster per machine: /etc/slurm/slurm.conf and the daemons' ports are global.
-exec 9>/run/lock/memloc-slurm-test.lock
+exec 9>/tmp/memloc-slurm-test.lock
 flock 9
 
 # shellcheck source=tests/slurm/cluster.sh
@@ -28,8 +28,10 @@ source "$ROOT/tests/slurm/cluster.sh"
 start=$SECONDS
 slurm_install
 CLUSTER=$(mktemp -d /tmp/memloc-slurm.XXXXXX)
+local_pid=""
 cleanup() {
     local rc=$?
+    [ -z "$local_pid" ] || kill "$local_pid" 2>/dev/null || true
     slurm_stop
     [ "$rc" -eq 0 ] || cp "$CLUSTER"/*.log "$WORK"/ 2>/dev/null || true
     rm -rf "$CLUSTER"
@@ -61,7 +63,8 @@ MEMLOC_SLURM_PARTITION=test MEMLOC_SLURM_GPU_MODEL=fake \
     --slurm-init-seconds-before-status-checks 2 --seconds-between-status-checks 3 \
     "$@" >"$WORK/slurm.log" 2>&1 || { tail -50 "$WORK/slurm.log"; exit 1; }
 echo "SLURM run done after $((SECONDS - start)) s"
-wait "$local_pid" || { tail -50 "$WORK/local.log"; exit 1; }
+wait "$local_pid" || { local_pid=""; tail -50 "$WORK/local.log"; exit 1; }
+local_pid=""
 echo "local run done after $((SECONDS - start)) s"
 
 cp "$CLUSTER/slurmctld.log" "$WORK/"

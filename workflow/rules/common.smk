@@ -42,7 +42,10 @@ def all_outputs():
     parquet += ["results/tables/rewinding.parquet", "results/tables/retraining.parquet"]
     if config["atypical"]["datasets"]:
         figures += ["fig09", "fig19"]
-        parquet += ["results/tables/atypical_rewinding.parquet", "results/tables/atypical_retraining.parquet"]
+        parquet += [
+            "results/tables/atypical_rewinding.parquet",
+            "results/tables/atypical_retraining.parquet",
+        ]
     figures += ["fig05"]
     tables += ["auc"]
     parquet += [
