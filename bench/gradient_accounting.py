@@ -52,7 +52,7 @@ def main():
     torch.manual_seed(0)
     model = build_model(ModelConfig(args.model, 10, args.channels, args.size, width=args.width))
     model = model.to(device, memory_format=torch.channels_last)
-    opt = make_optimizer(model.parameters(), TrainConfig(peak_lr=0.01, epochs=1, peak_epoch=1))
+    opt = make_optimizer(model.parameters(), TrainConfig(peak_lr=0.01, epochs=2, peak_epoch=1))
     accountant = GradientAccountant(model, device)
     images = torch.randint(0, 256, (args.steps * args.batch, args.channels, args.size, args.size), dtype=torch.uint8)
     batches = [

@@ -63,16 +63,17 @@ class GradientAccountant:
         loss_a = (per_example_loss * (1.0 / b - weight_g)).sum()
         grads_a = torch.autograd.grad(loss_a, self.params, retain_graph=True)
         grads_g = torch.autograd.grad(loss_g, self.params)
-        sq_a = self._per_layer([g.pow(2).sum() for g in grads_a])
-        sq_g = self._per_layer([g.pow(2).sum() for g in grads_g])
-        dot = self._per_layer([(a * g).sum() for a, g in zip(grads_a, grads_g)])
-        sq_total = (sq_a + sq_g + 2 * dot).clamp_min(0)
+        grads_total = torch._foreach_add(grads_a, grads_g)  # what the optimizer steps on
+        # squared norms per layer; one fused call per group instead of a kernel per tensor
+        sq_a, sq_g, sq_total = (self._per_layer([n.square() for n in torch._foreach_norm(gs)])
+                                for gs in (grads_a, grads_g, grads_total))
+        dot = (sq_total - sq_a - sq_g) / 2  # <g_A, g_G> from |g_A + g_G|^2
         root_n = self.layer_numel.sqrt()
         cosine = dot / (sq_a.sqrt() * sq_g.sqrt()).clamp_min(1e-30)
         self.sums += torch.stack([sq_a.sqrt() / root_n, sq_g.sqrt() / root_n, sq_total.sqrt() / root_n, cosine])
         self.batches += 1
-        for p, a, g in zip(self.params, grads_a, grads_g):
-            p.grad = a + g
+        for p, total in zip(self.params, grads_total):
+            p.grad = total
         return (loss_a + loss_g).detach()
 
     def epoch_statistics(self) -> torch.Tensor:
