@@ -53,5 +53,5 @@ def join_rows(paths: list[str], parquet: str, csv: str, md: str) -> pd.DataFrame
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COMPARISON_COLUMNS)
     df = df[COMPARISON_COLUMNS]
     write_parquet(df, parquet)
-    save_table(df, csv, md)
+    save_table(df, csv, md, floatfmt=".3g")  # 3 significant digits: 99.9 (%) and 0.89 (AUC) alike
     return df
