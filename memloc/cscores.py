@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memloc.data import DATASETS, DataSource, training_set, write_parquet
+from memloc.data import DataSource, training_set, write_parquet
 from memloc.evaluation import evaluate_examples, resolve_device
 from memloc.models import ModelConfig
 from memloc.training import TrainConfig, model_from_checkpoint, train
@@ -130,8 +130,7 @@ def train_holdout_model(
     full = training_set(table, split)
     mask = holdout_subset(len(table), model_index, cfg)
     subset = training_set(table[mask].reset_index(drop=True), split)
-    _, k, channels, size = DATASETS[dataset]
-    model_cfg = ModelConfig(num_classes=k, in_channels=channels, image_size=size, **model)
+    model_cfg = ModelConfig.for_dataset(dataset, **model)
     tcfg = TrainConfig(**{**train_settings, "seed": cfg.seed * 1000 + model_index, "gradient_accounting": False})
     dev = resolve_device(device)
     ckpt_dir = Path(out).with_suffix("") / "checkpoints"

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from memloc.data import DATASETS, DataSource, TrainingSet, training_set, write_parquet
+from memloc.data import DataSource, TrainingSet, training_set, write_parquet
 from memloc.evaluation import autocast_for, evaluate_examples, prepare_batch, resolve_device
 from memloc.models import ModelConfig
 from memloc.tables import comparison_row, save_table, write_rows
@@ -152,13 +152,12 @@ def second_split_forgetting(
     `first_split/` beside `out` (not a declared output, so an interrupted job resumes)."""
     torch.set_num_threads(threads)
     dev = resolve_device(device)
-    _, num_classes, channels, size = DATASETS[dataset]
     table = pd.read_parquet(data_table)
     data = training_set(table, DataSource(**source).load(dataset, train=True))
     rows_a = split_rows(len(table), fraction, split_seed)
     rows_b = np.setdiff1d(np.arange(len(table)), rows_a)
     split_a, split_b = _subset(data, rows_a), _subset(data, rows_b)
-    model_cfg = ModelConfig(num_classes=num_classes, in_channels=channels, image_size=size, **model)
+    model_cfg = ModelConfig.for_dataset(dataset, **model)
     cfg_a = TrainConfig(**{**first, "gradient_accounting": False})
     ckpts = train(model_cfg, cfg_a, split_a, split_b.images, split_b.labels, Path(out).parent / "first_split", dev)
     net = model_from_checkpoint(ckpts[-1], dev)

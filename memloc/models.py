@@ -30,6 +30,15 @@ class ModelConfig:
     mlp_dim: int = 512
     extra: dict = field(default_factory=dict)
 
+    @classmethod
+    def for_dataset(cls, dataset: str, **settings) -> "ModelConfig":
+        """The config of a model for `dataset`: classes, channels and image size from
+        memloc.data.DATASETS, the rest (name, width, ...) from `settings`."""
+        from memloc.data import DATASETS
+
+        _, num_classes, channels, size = DATASETS[dataset]
+        return cls(num_classes=num_classes, in_channels=channels, image_size=size, **settings)
+
 
 class ConvBN(nn.Sequential):
     """conv (no bias) -> BatchNorm -> ReLU: one parameterized layer of ResNet-9."""

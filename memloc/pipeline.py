@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from memloc.data import DATASETS, DataSource, TrainingSet, make_corrupted_table, training_set, write_parquet
+from memloc.data import DataSource, TrainingSet, make_corrupted_table, training_set, write_parquet
 from memloc.evaluation import resolve_device
 from memloc.models import ModelConfig
 from memloc.training import TrainConfig, run_tables, train
@@ -63,10 +63,9 @@ def train_run(
     delete it when a job fails, and the next attempt resumes from it.
     """
     torch.set_num_threads(threads)
-    _, num_classes, channels, size = DATASETS[dataset]
     cfg = TrainConfig(**train_settings)
     trainset, test_images, test_labels = load_run_data(data_table, dataset, source, test_subset, cfg.group_column)
-    model_cfg = ModelConfig(num_classes=num_classes, in_channels=channels, image_size=size, **model)
+    model_cfg = ModelConfig.for_dataset(dataset, **model)
     ckpt_dir = Path(outputs["checkpoints"]).parent / "checkpoints"
     paths = train(model_cfg, cfg, trainset, test_images, test_labels, ckpt_dir, resolve_device(device))
     for name, df in run_tables(paths).items():
