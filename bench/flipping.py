@@ -1,15 +1,17 @@
 """Benchmark: neuron flipping, the plain per-example loop vs memloc's batched implementation.
 
 Both run on the same trained model and the same examples (N clean + N noisy training
-examples of a run, drawn as the pipeline draws them) with the same settings; the script
-checks that the two give the same removal counts (and removed units), then prints the
-examples per second of each and their ratio.  The reference is
+examples of a run, drawn as the pipeline draws them) with the settings of the pipeline's
+config (its `flipping` section: removals cap, noise, population batch and resampling,
+accuracy rows); the script checks that the two give the same removal counts (and removed
+units), then prints the examples per second of each and their ratio.  The reference is
 `memloc.flipping.flip_until_misclassified` (one example at a time, the whole masked model
-per step); the batched one is `memloc.flipping.flip_examples`.
+per step, the population gradient recomputed at every step); the batched one is
+`memloc.flipping_batched.flip_examples`.  The model is a run of the offline default:
+train it first (`snakemake --cores 2 results/runs/fashion_mnist/resnet9/noise0.1/seed0/checkpoints.txt`).
 
-    python bench/flipping.py [--run results/runs/fashion_mnist/resnet9/noise0.1/seed0]
-        [--data results/data/fashion_mnist/noise0.1.parquet] [--per-group 50]
-        [--population-batch 64] [--accuracy-examples 500] [--threads 2]
+    python bench/flipping.py [--config config.yaml] [--per-group 50] [--threads 2]
+        [--resample-every K] [--accuracy-examples N] [--run ...] [--data ...]
 """
 
 import argparse
@@ -18,43 +20,56 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import yaml
+from snakemake.utils import validate
 
 from memloc.data import DataSource, training_set
 from memloc.evaluation import resolve_device
-from memloc.flipping import FlipConfig, flip_examples, flip_until_misclassified, results_frame
+from memloc.flipping import FlipConfig, flip_until_misclassified, results_frame
+from memloc.flipping_batched import flip_examples
 from memloc.flipping_jobs import accuracy_rows, select_examples
 from memloc.training import model_from_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = ("max_removals", "noise_copies", "noise_std", "population_batch", "resample_every", "smooth_population",
+            "examples_per_batch", "max_rows")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=str(ROOT / "config.yaml"), help="the flipping settings come from here")
     ap.add_argument("--run", default="results/runs/fashion_mnist/resnet9/noise0.1/seed0")
     ap.add_argument("--data", default="results/data/fashion_mnist/noise0.1.parquet")
     ap.add_argument("--dataset", default="fashion_mnist")
     ap.add_argument("--data-root", default="data")
     ap.add_argument("--per-group", type=int, default=50, help="clean and noisy examples each")
-    ap.add_argument("--max-removals", type=int, default=50)
-    ap.add_argument("--population-batch", type=int, default=64)
-    ap.add_argument("--accuracy-examples", type=int, default=500, help="training rows of the post-removal accuracy")
-    ap.add_argument("--examples-per-batch", type=int, default=32)
+    ap.add_argument("--resample-every", type=int, help="override the config's resample_every")
+    ap.add_argument("--accuracy-examples", type=int, help="override the config's accuracy_examples")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
 
+    config = yaml.safe_load(Path(args.config).read_text())
+    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))  # fills the defaults
+    flip = config["flipping"]
+    settings = {k: flip[k] for k in SETTINGS}
+    if args.resample_every is not None:
+        settings["resample_every"] = args.resample_every
+    cfg = FlipConfig(**settings)
+    accuracy_examples = flip["accuracy_examples"] if args.accuracy_examples is None else args.accuracy_examples
+
     manifest = Path(args.run) / "checkpoints.txt"
     if not manifest.exists():
-        raise SystemExit(f"{manifest} missing: train the run first (snakemake {manifest})")
+        raise SystemExit(f"{manifest} missing: train the run first (snakemake --cores 2 {manifest})")
     model = model_from_checkpoint(manifest.read_text().split()[-1], device)
     for p in model.parameters():
         p.requires_grad_(False)
     table = pd.read_parquet(args.data)
     data = training_set(table, DataSource(args.data_root).load(args.dataset, train=True))
     examples = select_examples(table, args.per_group, seed=0)["index"].tolist()
-    cfg = FlipConfig(max_removals=args.max_removals, population_batch=args.population_batch,
-                     examples_per_batch=args.examples_per_batch)
-    eval_index = accuracy_rows(len(table), args.accuracy_examples, seed=0)
+    eval_index = accuracy_rows(len(table), accuracy_examples, seed=0)
 
     def sync():
         if device.type == "cuda":
@@ -77,8 +92,11 @@ def main():
         diff = fast["removals"] != ref["removals"]
         raise SystemExit(f"removal counts differ:\n{pd.DataFrame({'batched': fast[diff]['removals'], 'reference': ref[diff]['removals']})}")
     n = len(examples)
-    print(f"{n} examples ({args.per_group} clean + {args.per_group} noisy), {device}, {args.threads} threads; "
-          f"mean removals {fast['removals'].mean():.2f}; counts agree: {same_counts}; units agree: {same_units}")
+    print(f"{n} examples ({args.per_group} clean + {args.per_group} noisy) of {args.run}, {device}, "
+          f"{args.threads} threads")
+    print(f"settings: {settings}, accuracy on {len(eval_index)} rows")
+    print(f"mean removals {fast['removals'].mean():.2f} (max {fast['removals'].max()}); "
+          f"counts agree: {same_counts}; units agree: {same_units}")
     print(f"reference (per example): {n / t_ref:8.2f} examples/s ({t_ref:.1f} s)")
     print(f"memloc (batched):        {n / t_fast:8.2f} examples/s ({t_fast:.1f} s)")
     print(f"ratio: {t_ref / t_fast:.1f}x")

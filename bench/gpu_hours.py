@@ -57,7 +57,7 @@ def sizes(config: dict, dataset: str) -> tuple[int, int]:
 
 def stage_passes(config: dict) -> dict[str, list[tuple[str, str, float]]]:
     """{stage: [(model, dataset, forward-pass equivalents of one job)]}."""
-    t, e = config["train"], config["train"]["epochs"]
+    e = config["train"]["epochs"]
     flip = config["flipping"]
     p = config["primary"]
     flip_runs = flipping_study.flip_runs(config)

@@ -12,7 +12,8 @@ import torch
 
 from memloc.data import DataSource, training_set, write_parquet
 from memloc.evaluation import resolve_device
-from memloc.flipping import FlipConfig, flip_examples, results_frame
+from memloc.flipping import FlipConfig, results_frame
+from memloc.flipping_batched import flip_examples
 from memloc.training import model_from_checkpoint
 
 

@@ -3,7 +3,6 @@ and the second-split forgetting job on a tiny real run."""
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from memloc.data import DataSource, make_corrupted_table, write_parquet

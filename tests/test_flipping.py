@@ -19,20 +19,20 @@ from memloc.data import DataSource, make_corrupted_table, training_set
 from memloc.evaluation import prepare_batch
 from memloc.flipping import (
     FlipConfig,
-    candidate_units,
-    flip_examples,
     flip_until_misclassified,
     noise_generator,
     noisy_copies,
     population_indices,
     results_frame,
 )
+from memloc.flipping_batched import PopulationTerm, flip_examples
 from memloc.flipping_jobs import accuracy_rows, select_examples
 from memloc.models import ConvBN, ModelConfig
+from memloc.unit_masks import candidate_units, flat_masks, full_masks, remove
 from memloc.training import TrainConfig, model_from_checkpoint, train
 
 CPU = torch.device("cpu")
-CFG = FlipConfig(max_removals=25, noise_copies=3, noise_std=0.2, population_batch=16, resample_every=2, seed=3,
+CFG = FlipConfig(max_removals=25, noise_copies=3, noise_std=0.2, population_batch=16, resample_every=0, seed=3,
                  examples_per_batch=3, max_rows=256)
 
 
@@ -132,16 +132,19 @@ def reference_flip(model, index, data, cfg):
     return removed, pred, acc
 
 
-@pytest.fixture(scope="module")
-def flipped(trained):
-    """6 clean + 6 noisy examples, flipped by the reference, the plain loop and the batched one."""
+@pytest.fixture(scope="module", params=[0, 2], ids=["one-population-batch", "resampled-every-2"])
+def flipped(trained, request):
+    """6 clean + 6 noisy examples, flipped by the reference, the plain loop and the batched
+    one; the population batch fixed for the whole search (the head-Jacobian path of the
+    batched search) or redrawn every 2 steps (its plain path)."""
     table, data, model = trained
     examples = select_examples(table, 6, seed=1)["index"].tolist()
     double = copy.deepcopy(model).double()
-    args = (data.images, data.labels, data.group, CFG, CPU)
+    cfg = FlipConfig(**{**CFG.__dict__, "resample_every": request.param})
+    args = (data.images, data.labels, data.group, cfg, CPU)
     batched = results_frame(flip_examples(double, examples, *args, progress=False))
     plain = results_frame([flip_until_misclassified(double, i, *args) for i in examples])
-    reference = {i: reference_flip(model, i, data, CFG) for i in examples}
+    reference = {i: reference_flip(model, i, data, cfg) for i in examples}
     return examples, batched, plain, reference
 
 
@@ -216,6 +219,38 @@ def test_a_search_that_hits_the_maximum_is_censored(trained, flipped):
     assert (zero["censored"] == batched["initially_correct"]).all()
 
 
+@pytest.mark.parametrize("smooth", [False, True])
+def test_head_states_use_the_trunk_jacobian_and_agree_with_the_masked_model(trained, smooth):
+    """States whose removals lie in the last block and the Linear take the shared-trunk path
+    (features + Jacobian computed once); their gradients equal the masked model's."""
+    _, data, model = trained
+    double = copy.deepcopy(model).double().eval()
+    units = candidate_units(double)
+    cfg = FlipConfig(**{**CFG.__dict__, "resample_every": 0, "smooth_population": smooth})
+    term = PopulationTerm(double, units, data.images, data.labels, cfg, CPU, torch.float64)
+    assert term.head is not None and [units[i].layer for i in term.head.trunk_units] == [f"layer{i}" for i in range(1, 8)]
+    rng = np.random.default_rng(0)
+    block, linear = units[term.head.block_unit], units[term.head.linear_unit]
+    states = [frozenset()]
+    for _ in range(5):  # random removals among the block's channels and the Linear's weights
+        picks = rng.choice(block.size + linear.size, size=rng.integers(1, 4), replace=False)
+        states.append(frozenset(int(block.offset + p) for p in picks))
+    masks = full_masks(units, len(states), CPU, torch.float64)
+    for k, state in enumerate(states):
+        for f in state:
+            remove(masks, units, k, f)
+    via_head = term.gradients(3, states, masks)
+    assert term._jacobian and not term.memo.keys() - {(0, s) for s in states}  # all took the head path
+    direct = term._full_gradients(3, masks)
+    kept = flat_masks(masks) == 1  # (a removed unit's own gradient is never used: it scores -inf)
+    torch.testing.assert_close(via_head[kept], direct[kept], rtol=1e-9, atol=1e-12)
+    trunk_state = frozenset({units[0].offset + 1})  # a removal in the trunk: the masked model itself
+    assert not trunk_state <= term.head_flats
+    one = full_masks(units, 1, CPU, torch.float64)
+    remove(one, units, 0, units[0].offset + 1)
+    torch.testing.assert_close(term.gradients(5, [trunk_state], one), term._full_gradients(5, one))
+
+
 def test_population_batch_is_resampled_as_configured():
     n = 1000
     every_step = FlipConfig(population_batch=32, resample_every=1, seed=5)
@@ -229,6 +264,8 @@ def test_population_batch_is_resampled_as_configured():
     assert torch.equal(b[0], b[1]) and torch.equal(b[1], b[2]) and torch.equal(b[3], b[5])
     assert not torch.equal(b[2], b[3])
     assert not torch.equal(population_indices(6, 0, n, every_step), batches[0])  # seeded per run
+    once = FlipConfig(population_batch=32, resample_every=0, seed=5)  # one batch for the whole search
+    assert all(torch.equal(population_indices(5, t, n, once), batches[0]) for t in range(50))
 
 
 def test_sharded_equals_unsharded(trained):

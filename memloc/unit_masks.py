@@ -1,0 +1,166 @@
+"""Candidate units of neuron flipping and the per-example masks that remove them.
+
+A *unit* is what neuron flipping zeroes (Sec. 6.1): a whole output channel of a conv
+layer, or a single weight of a Linear layer.  Both are implemented as multiplicative
+masks m (1 = kept, 0 = removed) that forward hooks apply to the model, never to a copy
+of it: a channel mask scales a ConvBN block's output (after BN and ReLU: the layer's
+activation z_l of the paper; zeroing the raw conv output would leave BN's shift), a
+weight mask the Linear's weight.  At m = 1 the first-order rise of a loss when a unit is
+zeroed is exactly -dloss/dm, so one backward pass w.r.t. the masks scores every unit.
+
+Masks carry a leading *owner* dimension: a forward pass over [owners * rows] inputs runs
+owner k's rows through the model with owner k's masks, so many differently-masked models
+(one per example being flipped) are evaluated in one batch.  The units of a model are
+ordered layer by layer (forward order), channels by index and weights row-major; a
+*flat* index numbers them all.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from memloc.models import ConvBN, model_layers
+
+
+@dataclass
+class Unit:
+    """The candidates of one module: the output channels of a conv block or the weights
+    of a Linear."""
+
+    layer: str  # memloc.models.model_layers name
+    module: nn.Module
+    kind: str  # "channel" | "weight"
+    shape: tuple[int, ...]  # mask shape of one example: (channels,) or (out, in)
+    offset: int = 0  # position of its first candidate in the model's flat candidate list
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+def candidate_units(model: nn.Module) -> list[Unit]:
+    """The model's candidate units, layer by layer in forward order.
+
+    Conv candidates are the output channels of each ConvBN block (after BN and ReLU);
+    a bare Conv2d outside a block would leave the BN shift, so only block-structured conv
+    nets (ResNet-9) are supported."""
+    units, offset = [], 0
+    for layer in model_layers(model):
+        for top in layer.modules:
+            for module in top.modules():
+                if isinstance(module, ConvBN):
+                    shape = (module[0].out_channels,)
+                    kind = "channel"
+                elif isinstance(module, nn.Linear):
+                    shape, kind = tuple(module.weight.shape), "weight"
+                elif isinstance(module, nn.Conv2d) and not any(
+                    isinstance(m, ConvBN) and module in m.modules() for m in top.modules()
+                ):
+                    raise NotImplementedError(
+                        f"{layer.name}: a Conv2d outside a ConvBN block; neuron flipping supports ResNet-9"
+                    )
+                else:
+                    continue
+                units.append(Unit(layer.name, module, kind, shape, offset))
+                offset += units[-1].size
+    return units
+
+
+def full_masks(units: list[Unit], owners: int, device, dtype) -> list[torch.Tensor]:
+    """All-ones masks of `owners` models: one tensor [owners, *unit.shape] per unit."""
+    return [torch.ones((owners, *u.shape), device=device, dtype=dtype) for u in units]
+
+
+def remove(masks: list[torch.Tensor], units: list[Unit], owner: int, flat: int) -> None:
+    """Zero candidate `flat` (index into the model's flat candidate list) of one owner."""
+    for u, m in zip(units, masks):
+        if u.offset <= flat < u.offset + u.size:
+            m[owner].view(-1)[flat - u.offset] = 0
+            return
+    raise IndexError(flat)
+
+
+def describe(units: list[Unit], flat: int) -> tuple[str, int]:
+    """(layer name, index of the candidate within its layer) of a flat candidate index."""
+    first = {}
+    for u in units:
+        first.setdefault(u.layer, u.offset)
+    for u in units:
+        if u.offset <= flat < u.offset + u.size:
+            return u.layer, flat - first[u.layer]
+    raise IndexError(flat)
+
+
+def _channel_hook(mask: torch.Tensor, rows: int):
+    def hook(module, inputs, out):  # out [owners * rows, C, H, W]; mask [owners, C]
+        per_row = mask.repeat_interleave(rows, 0)
+        return out * per_row.view(*per_row.shape, *([1] * (out.ndim - 2)))
+
+    return hook
+
+
+def _weight_hook(mask: torch.Tensor, rows: int):
+    def hook(module, inputs, out):  # x [owners * rows, in]; mask [owners, out, in]
+        x = inputs[0]
+        weight = module.weight * mask  # one weight matrix per owner
+        y = torch.bmm(x.reshape(mask.shape[0], rows, -1), weight.transpose(1, 2)).reshape(len(x), -1)
+        return y if module.bias is None else y + module.bias
+
+    return hook
+
+
+@contextmanager
+def masks_applied(units: list[Unit], masks: list[torch.Tensor], rows: int):
+    """Inside, a forward pass over [owners * rows] inputs runs owner k's rows (k*rows ...
+    (k+1)*rows - 1) through the model with masks[.][k] applied."""
+    handles = [
+        u.module.register_forward_hook((_channel_hook if u.kind == "channel" else _weight_hook)(m, rows))
+        for u, m in zip(units, masks)
+    ]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def masked_logits(model, units, masks, x: torch.Tensor, rows: int) -> torch.Tensor:
+    """Logits [owners * rows, classes] of the masked models on x [owners * rows, ...]."""
+    with masks_applied(units, masks, rows):
+        out = model(x)
+    return out.to(torch.promote_types(out.dtype, torch.float32))  # fp32 (fp64 stays)
+
+
+def smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, owners: int, copies: int) -> torch.Tensor:
+    """Per-owner mean CE of the copy-averaged logits.
+
+    logits [owners * E * copies, K] (owner-major, then example, then copy); labels
+    [owners * E] -> [owners]."""
+    avg = logits.view(owners, -1, copies, logits.shape[-1]).mean(2)  # [owners, E, K]
+    return F.cross_entropy(avg.flatten(0, 1), labels, reduction="none").view(owners, -1).mean(1)
+
+
+def mask_gradients(model, units, masks, x, labels, rows: int, copies: int) -> torch.Tensor:
+    """d(per-owner smoothed loss)/d(masks) at the given masks, flat: [owners, candidates]."""
+    leaves = [m.detach().clone().requires_grad_(True) for m in masks]
+    logits = masked_logits(model, units, leaves, x, rows)
+    loss = smoothed_loss(logits, labels, len(masks[0]), copies).sum()
+    grads = torch.autograd.grad(loss, leaves)
+    return torch.cat([g.flatten(1) for g in grads], 1)
+
+
+def flat_masks(masks: list[torch.Tensor]) -> torch.Tensor:
+    """The masks of every owner as one row each: [owners, candidates] in flat order."""
+    return torch.cat([m.flatten(1) for m in masks], 1)
+
+
+@torch.no_grad()
+def masked_predictions(model, units, masks, x: torch.Tensor, rows: int) -> torch.Tensor:
+    """Predicted classes [owners * rows] of the masked models (see masked_logits)."""
+    return masked_logits(model, units, masks, x, rows).argmax(1)
