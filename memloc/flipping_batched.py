@@ -287,7 +287,8 @@ def _stage_of_units(model: nn.Module, units: list[Unit]) -> tuple[list[nn.Module
 
 
 @torch.no_grad()
-def _final_correct(model, units, masks, removed, images, labels, eval_index, device, dtype, eval_batch, max_rows):
+def _final_correct(model, units, masks, removed, images, labels, eval_index, device, dtype, eval_batch, max_rows,
+                   progress=False):
     """Correctness [examples, n_eval] of each example's masked model on the evaluation rows.
 
     Runs the model stage by stage as a tree: examples that removed the same units in
@@ -334,7 +335,7 @@ def _final_correct(model, units, masks, removed, images, labels, eval_index, dev
             for j, (_, group) in enumerate(chunk):
                 descend(k + 1, z[j * n : (j + 1) * n], group, cols, target)
 
-    for r0 in range(0, len(eval_index), eval_batch):
+    for r0 in tqdm(range(0, len(eval_index), eval_batch), desc="accuracy after removal", disable=not progress):
         rows = eval_index[r0 : r0 + eval_batch]
         h = prepare_batch(images[rows], device).to(dtype)
         descend(0, h, list(range(len(removed))), slice(r0, r0 + len(rows)), labels[rows])
@@ -374,7 +375,7 @@ def flip_examples(
     # by every example, not only by those searched together)
     masks = [torch.cat(per_unit) for per_unit in zip(*masks)]
     correct = _final_correct(
-        model, units, masks, removed, images, labels, eval_index, device, dtype, eval_batch, cfg.max_rows
+        model, units, masks, removed, images, labels, eval_index, device, dtype, eval_batch, cfg.max_rows, progress
     )
     return [
         make_result(units, index, removed[k], final[k], int(labels[index]),
