@@ -124,11 +124,11 @@ class PopulationTerm:
         self.model, self.units, self.images, self.labels = model, units, images, labels
         self.cfg, self.device, self.dtype = cfg, device, dtype
         self.head = Head.find(model, units) if cfg.resample_every == 0 else None
-        if self.head is not None:
-            h = self.head
-            sizes = [u.size for u in units]
-            self.head_flats = set(range(units[h.block_unit].offset, units[h.block_unit].offset + sizes[h.block_unit]))
-            self.head_flats |= set(range(units[h.linear_unit].offset, units[h.linear_unit].offset + sizes[h.linear_unit]))
+        # flat indices of the head's units: a state is a head state iff its set is inside
+        self.head_flats = frozenset(
+            f for i in ((self.head.block_unit, self.head.linear_unit) if self.head else ())
+            for f in range(units[i].offset, units[i].offset + units[i].size)
+        )
         self.memo: dict = {}
         self._rows: dict = {}  # window -> (inputs, labels, copies)
         self._jacobian: dict = {}  # window -> (pooled features [R, F], Jacobian [R * F, trunk masks])
@@ -151,7 +151,7 @@ class PopulationTerm:
             if key not in self.memo and key not in first:
                 first[key] = k
         in_head = [k for key, k in first.items() if self.head is not None and key[1] <= self.head_flats]
-        others = [k for k in first.values() if k not in set(in_head)]
+        others = [k for k in first.values() if k not in in_head]
         for rows, compute in ((in_head, self._head_gradients), (others, self._full_gradients)):
             if rows:
                 pick = torch.tensor(rows, device=masks[0].device)
@@ -302,6 +302,7 @@ def _final_correct(model, units, masks, removed, images, labels, eval_index, dev
     sizes = [u.size for u in units]
     stage_of = np.repeat(where, sizes)  # stage of each flat candidate
     unit_of = np.repeat(np.arange(len(units)), sizes)  # unit of each flat candidate
+    unit_of_module = {id(u.module): i for i, u in enumerate(units)}
     correct = torch.zeros((len(removed), len(eval_index)), dtype=torch.bool)
 
     def descend(k: int, h: torch.Tensor, members: list[int], cols: slice, target: torch.Tensor):
@@ -317,7 +318,7 @@ def _final_correct(model, units, masks, removed, images, labels, eval_index, dev
             return
         if isinstance(stages[k], ConvBN):  # the block's output, masked per child
             z = stages[k](h)
-            u = int(unit_of[next(iter(next(key for key, _ in children if key)))])
+            u = unit_of_module[id(stages[k])]
             for key, group in children:
                 mask = masks[u][group[0]].view(1, -1, *([1] * (z.ndim - 2)))
                 descend(k + 1, z * mask if key else z, group, cols, target)
