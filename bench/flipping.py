@@ -5,9 +5,9 @@ examples of a run, drawn as the pipeline draws them) with the settings of the pi
 config (its `flipping` section: removals cap, noise, population batch and resampling,
 accuracy rows); the script checks that the two give the same removal counts (and removed
 units), then prints the examples per second of each and their ratio.  The reference is
-`memloc.flipping.flip_until_misclassified` (one example at a time, the whole masked model
+`memloc.flipping.objective.flip_until_misclassified` (one example at a time, the whole masked model
 per step, the population gradient recomputed at every step); the batched one is
-`memloc.flipping_batched.flip_examples`.  The model is a run of the offline default:
+`memloc.flipping.batched.flip_examples`.  The model is a run of the offline default:
 train it first (`snakemake --cores 2 results/runs/fashion_mnist/resnet9/noise0.1/seed0/checkpoints.txt`).
 
     python bench/flipping.py [--config config.yaml] [--per-group 50] [--threads 2]
@@ -23,12 +23,12 @@ import torch
 import yaml
 from snakemake.utils import validate
 
-from memloc.data import DataSource, training_set
-from memloc.evaluation import resolve_device
-from memloc.flipping import FlipConfig, flip_until_misclassified, results_frame
-from memloc.flipping_batched import flip_examples
-from memloc.flipping_jobs import accuracy_rows, select_examples
-from memloc.training import model_from_checkpoint
+from memloc.core.data import DataSource, training_set
+from memloc.core.evaluation import resolve_device
+from memloc.flipping.objective import FlipConfig, flip_until_misclassified, results_frame
+from memloc.flipping.batched import flip_examples
+from memloc.flipping.jobs import accuracy_rows, select_examples
+from memloc.core.training import model_from_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ("max_removals", "noise_copies", "noise_std", "population_batch", "resample_every", "smooth_population",

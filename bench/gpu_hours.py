@@ -29,10 +29,11 @@ import yaml
 from snakemake.utils import validate
 from torch.utils.flop_counter import FlopCounterMode
 
-from memloc import dropout_study, flipping_study
+from memloc.dropout import study as dropout_study
+from memloc.flipping import plan as flipping_study
 from memloc.config import atypical_runs, gradient_runs, layer_names, layer_tables, retraining_runs, rewinding_runs, unique_runs
-from memloc.data import DATASETS
-from memloc.models import ModelConfig, build_model
+from memloc.core.data import DATASETS
+from memloc.core.models import ModelConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000),

@@ -1,6 +1,6 @@
 """Benchmark: a whole rewinding job / the bare forward passes it needs.
 
-The job (memloc.layer_jobs.rewind_run, in this process) reads the data table, the
+The job (memloc.layers.jobs.rewind_run, in this process) reads the data table, the
 dataset and every checkpoint, rewinds every layer to every epoch and writes its table.
 The bare forward passes are the same stage calls on inputs already on the device, with
 the weights already in place: per batch, the final model's prefix once and each
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import torch
 
-from memloc.data import DATASETS, DataSource
-from memloc.evaluation import autocast_for, prepare_batch, resolve_device
-from memloc.layer_jobs import rewind_run
-from memloc.models import ModelConfig, build_model, model_layers
-from memloc.pipeline import load_run_data, write_corrupted_dataset
-from memloc.rewinding import first_stage, forward_stages
-from memloc.training import TrainConfig, save_atomic
+from memloc.core.data import DATASETS, DataSource
+from memloc.core.evaluation import autocast_for, prepare_batch, resolve_device
+from memloc.layers.jobs import rewind_run
+from memloc.core.models import ModelConfig, build_model, model_layers
+from memloc.runs.jobs import load_run_data, write_corrupted_dataset
+from memloc.layers.rewinding import first_stage, forward_stages
+from memloc.core.training import TrainConfig, save_atomic
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from memloc.data import dataset_available
+from memloc.core.data import dataset_available
 
 
 class ConfigError(ValueError):
@@ -218,7 +218,7 @@ def layer_tables(config: dict, table: str) -> tuple[list[str], list[dict]]:
 
 
 def layer_figure(config: dict, fig: str) -> tuple[str, str, dict]:
-    """(memloc.figures function, table name, selection) of fig03, fig04, fig15-18."""
+    """(memloc.report.figures function, table name, selection) of fig03, fig04, fig15-18."""
     p, noise_rates = config["primary"], config["noise_rates"]
     rewound = dict(models=config["models"], seeds=layer_seeds(config, "rewinding"))
     retrained = dict(model=p["model"], seeds=layer_seeds(config, "retraining"))
@@ -238,18 +238,18 @@ def layer_figure(config: dict, fig: str) -> tuple[str, str, dict]:
 
 
 def retraining_settings(config: dict, seed: int) -> dict:
-    """memloc.training.TrainConfig fields of a retraining job: the schedule from
+    """memloc.core.training.TrainConfig fields of a retraining job: the schedule from
     `retraining`; momentum, weight decay and the eval batch size from `train`."""
     schedule = {k: config["retraining"][k] for k in ("epochs", "peak_epoch", "peak_lr", "batch_size")}
     return {**config["train"], **schedule, "seed": int(seed)}
 
 
 def layer_names(config: dict, model: str) -> list[str]:
-    """Names of the model's layers (memloc.models.model_layers), from a model built on the
+    """Names of the model's layers (memloc.core.models.model_layers), from a model built on the
     meta device: nothing is allocated, so the DAG can be planned quickly."""
     import torch
 
-    from memloc.models import ModelConfig, build_model, model_layers
+    from memloc.core.models import ModelConfig, build_model, model_layers
 
     with torch.device("meta"):
         net = build_model(ModelConfig(name=model, **config["model_settings"].get(model, {})))

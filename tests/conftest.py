@@ -23,7 +23,7 @@ def fashion_root(tmp_path_factory):
 def trained_run(fashion_root, tmp_path_factory):
     """A real run laid out as the train rule leaves it: 300 Fashion-MNIST examples (20% label
     noise), a width-0.125 ResNet-9 trained for 2 epochs; checkpoints of epochs 0-2."""
-    from memloc.pipeline import train_run, write_corrupted_dataset
+    from memloc.runs.jobs import train_run, write_corrupted_dataset
 
     run = tmp_path_factory.mktemp("run")
     source = {"root": fashion_root}

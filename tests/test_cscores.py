@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from memloc.cscores import (
+from memloc.atypical.cscores import (
     CScoreFileError,
     HoldoutConfig,
     atypical_table,
@@ -13,9 +13,9 @@ from memloc.cscores import (
     holdout_subset,
     load_published_cscores,
 )
-from memloc.data import DataSource, make_corrupted_table, training_set
-from memloc.models import ModelConfig
-from memloc.training import TrainConfig, run_tables, train
+from memloc.core.data import DataSource, make_corrupted_table, training_set
+from memloc.core.models import ModelConfig
+from memloc.core.training import TrainConfig, run_tables, train
 
 
 def test_holdout_estimate_scores_and_unscored():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from memloc.data import (
+from memloc.core.data import (
     DataSource,
     balanced_subset,
     corrupt_labels,
@@ -109,7 +109,7 @@ def test_fashion_mnist_from_debian_layout(tmp_path, monkeypatch):
     for prefix in ("train", "t10k"):
         _write_idx(debian / f"{prefix}-images-idx3-ubyte.gz", images, gz=True)
         _write_idx(debian / f"{prefix}-labels-idx1-ubyte.gz", labels, gz=True)
-    monkeypatch.setitem(__import__("memloc.data").data.DEBIAN_SOURCES, "fashion_mnist", str(debian))
+    monkeypatch.setitem(__import__("memloc.core.data").core.data.DEBIAN_SOURCES, "fashion_mnist", str(debian))
     root = tmp_path / "root"
     assert DataSource(str(root)).available("fashion_mnist")
     data = load_dataset("fashion_mnist", root, train=True)

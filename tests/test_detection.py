@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memloc.data import DataSource, make_corrupted_table, write_parquet
-from memloc.detection import (
+from memloc.core.data import DataSource, make_corrupted_table, write_parquet
+from memloc.flipping.detection import (
     METHODS,
     area_under_margin,
     auc_rows,

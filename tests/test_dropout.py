@@ -8,18 +8,18 @@ import pytest
 import torch
 from torch import nn
 
-from memloc.data import DataSource, make_corrupted_table, training_set
-from memloc.dropout import (
+from memloc.core.data import DataSource, make_corrupted_table, training_set
+from memloc.core.tied_dropout import (
     ExampleTiedDropout,
     FixedSparseDropout,
     dropout_mode,
     mix32,
     tied_modules,
 )
-from memloc.dropout_study import dropout_runs, parse_variant, table_runs, variant_name
-from memloc.models import ModelConfig, build_model, model_layers
-from memloc.tables import comparison_row, join_rows, write_rows
-from memloc.training import run_tables, train
+from memloc.dropout.study import dropout_runs, parse_variant, table_runs, variant_name
+from memloc.core.models import ModelConfig, build_model, model_layers
+from memloc.report.tables import comparison_row, join_rows, write_rows
+from memloc.core.training import run_tables, train
 
 TIED = {"dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3}}
 
@@ -49,7 +49,7 @@ def test_masks_are_fixed_per_example_across_batches_and_processes():
     assert torch.equal(again[0], masks[3]) and torch.equal(again[2], masks[0])
     # another process
     code = (
-        "import torch; from memloc.dropout import ExampleTiedDropout;"
+        "import torch; from memloc.core.tied_dropout import ExampleTiedDropout;"
         "m = ExampleTiedDropout(64, 0.4, 0.2, layer=3, seed=7).example_masks(torch.tensor([5, 17, 123456789, 0]), 'cpu');"
         "print(''.join('1' if v else '0' for v in m.flatten().tolist()))"
     )
@@ -148,7 +148,7 @@ def tiny_data(fashion_root):
 
 
 def test_resume_with_dropout_equals_uninterrupted_run_and_records_both_modes(tiny_data, tmp_path):
-    from memloc.training import TrainConfig
+    from memloc.core.training import TrainConfig
 
     data, ti, tl = tiny_data
     cpu = torch.device("cpu")

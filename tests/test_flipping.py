@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.data import DataSource, make_corrupted_table, training_set
-from memloc.evaluation import prepare_batch
-from memloc.flipping import (
+from memloc.core.data import DataSource, make_corrupted_table, training_set
+from memloc.core.evaluation import prepare_batch
+from memloc.flipping.objective import (
     FlipConfig,
     flip_until_misclassified,
     noise_generator,
@@ -25,11 +25,11 @@ from memloc.flipping import (
     population_indices,
     results_frame,
 )
-from memloc.flipping_batched import PopulationTerm, flip_examples
-from memloc.flipping_jobs import accuracy_rows, select_examples
-from memloc.models import ConvBN, ModelConfig
-from memloc.unit_masks import candidate_units, flat_masks, full_masks, remove
-from memloc.training import TrainConfig, model_from_checkpoint, train
+from memloc.flipping.batched import PopulationTerm, flip_examples
+from memloc.flipping.jobs import accuracy_rows, select_examples
+from memloc.core.models import ConvBN, ModelConfig
+from memloc.flipping.masks import candidate_units, flat_masks, full_masks, remove
+from memloc.core.training import TrainConfig, model_from_checkpoint, train
 
 CPU = torch.device("cpu")
 CFG = FlipConfig(max_removals=25, noise_copies=3, noise_std=0.2, population_batch=16, resample_every=0, seed=3,

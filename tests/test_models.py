@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from memloc.models import ModelConfig, build_model, model_layers, resnet9
+from memloc.core.models import ModelConfig, build_model, model_layers, resnet9
 
 
 @pytest.mark.parametrize(

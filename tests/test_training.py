@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from memloc.data import DataSource, make_corrupted_table, training_set
-from memloc.gradients import STATISTICS, GradientAccountant
-from memloc.models import ModelConfig, build_model, model_layers
-from memloc.training import TrainConfig, list_checkpoints, make_optimizer, one_cycle, run_tables, train
+from memloc.core.data import DataSource, make_corrupted_table, training_set
+from memloc.core.gradients import STATISTICS, GradientAccountant
+from memloc.core.models import ModelConfig, build_model, model_layers
+from memloc.core.training import TrainConfig, list_checkpoints, make_optimizer, one_cycle, run_tables, train
 
 
 def test_one_cycle_is_linear_up_to_peak_then_down_to_zero():

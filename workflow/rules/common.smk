@@ -8,7 +8,7 @@ from memloc.config import (
     run_dir,
 )
 
-# Per-stage parquet files of paper-vs-ours rows (memloc.tables); each stage's .smk appends
+# Per-stage parquet files of paper-vs-ours rows (memloc.report.tables); each stage's .smk appends
 # its own, rule paper_vs_ours joins them.
 paper_rows = []
 
@@ -59,7 +59,7 @@ def all_outputs():
 
 
 def data_source():
-    """memloc.data.DataSource settings."""
+    """memloc.core.data.DataSource settings."""
     keys = ("data_root", "download", "verify_checksums")
     return dict(
         zip(("root", "download", "verify_checksums"), (config[k] for k in keys))
@@ -74,7 +74,7 @@ VARIANT = r"noise[0-9.]+|atypical"
 
 
 def train_settings(wildcards):
-    """memloc.training.TrainConfig of a run; the groups follow the data variant."""
+    """memloc.core.training.TrainConfig of a run; the groups follow the data variant."""
     groups = {"group_column": "is_noisy", "group_names": ["clean", "noisy"]}
     if wildcards.variant == "atypical":
         groups = {"group_column": "is_atypical", "group_names": ["typical", "atypical"]}
@@ -82,7 +82,7 @@ def train_settings(wildcards):
 
 
 def gradient_figure(fig):
-    """(memloc.figures function, its selection) of a gradient-accounting figure."""
+    """(memloc.report.figures function, its selection) of a gradient-accounting figure."""
     p = config["primary"]
     primary = dict(dataset=p["dataset"], model=p["model"], noise=float(p["noise"]))
     window = config["figures"]["fig01"]["epochs"]
@@ -115,7 +115,7 @@ def holdout_parts(wildcards):
 
 
 def published_cscores(wildcards):
-    """memloc.cscores.write_atypical_table's `published` argument (None: estimate)."""
+    """memloc.atypical.cscores.write_atypical_table's `published` argument (None: estimate)."""
     entry = config["atypical"]["cscore_files"].get(wildcards.dataset)
     if entry is None:
         return None

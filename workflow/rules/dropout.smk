@@ -3,9 +3,9 @@
 #   tab2  the p_mem x p_gen grid, after dropping
 #   tab3  standard dropout, a fixed sparse network and example-tied dropout
 #   fig07 clean training images forgotten when the memorization units are dropped
-# Runs and tables are planned by memloc.dropout_study from config["dropout"].
+# Runs and tables are planned by memloc.dropout.study from config["dropout"].
 
-from memloc import dropout_study
+from memloc.dropout import study as dropout_study
 
 DROPOUT_RUN = "results/dropout/runs/{dataset}/{model}/noise{noise}/{variant}/seed{seed}"
 

@@ -5,8 +5,8 @@
 #   second_split          per training seed: train on split A, fine-tune on B (forgetting time)
 #   detection_auc         per-example scores of every detector -> results/tables/auc.*
 
-from memloc import flipping_study
-from memloc.flipping_study import flip_path
+from memloc.flipping import plan as flipping_study
+from memloc.flipping.plan import flip_path
 
 FLIP = flipping_study.FLIP_DIR
 DETECTION = flipping_study.DETECTION_DIR

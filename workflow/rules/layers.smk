@@ -14,7 +14,7 @@ from memloc.config import layer_figure, layer_tables, retraining_settings
 
 # Rewinding is one job per run, not per (run, layer): the job loads the data and every
 # checkpoint once and computes the final model's activations at each stage boundary once
-# per batch for all layers (memloc.rewinding); per layer, each job would redo both and pay
+# per batch for all layers (memloc.layers.rewinding); per layer, each job would redo both and pay
 # the process start (~3 s of imports) 9 times, which on CPU costs more than the work.
 rule rewind_layers:
     """Accuracy per group and on the test set with each layer rewound to each epoch."""

@@ -1,5 +1,5 @@
 # results/tables/paper_vs_ours.{parquet,csv,md}: the paper's numbers beside ours.  Every
-# stage that reproduces a reported number writes its rows (memloc.tables.write_rows) to a
+# stage that reproduces a reported number writes its rows (memloc.report.tables.write_rows) to a
 # parquet file and appends that path to `paper_rows` (common.smk) in its own .smk.
 
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.pipeline import write_corrupted_dataset
+from memloc.runs.jobs import write_corrupted_dataset
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -1,8 +1,8 @@
-"""Draw one figure from its parquet table: memloc.figures.<params.figure>."""
+"""Draw one figure from its parquet table: memloc.report.figures.<params.figure>."""
 
 import sys
 
-from memloc import figures
+from memloc.report import figures
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.flipping_jobs import flip_shard
+from memloc.flipping.jobs import flip_shard
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.detection import paper_rows
+from memloc.flipping.detection import paper_rows
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.layer_jobs import retrain_run_layer
+from memloc.layers.jobs import retrain_run_layer
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.layer_jobs import rewind_run
+from memloc.layers.jobs import rewind_run
 
 sys.stderr = open(snakemake.log[0], "w")
 

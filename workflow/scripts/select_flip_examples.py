@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.flipping_jobs import write_selection
+from memloc.flipping.jobs import write_selection
 
 sys.stderr = open(snakemake.log[0], "w")
 

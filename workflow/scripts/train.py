@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.pipeline import train_run
+from memloc.runs.jobs import train_run
 
 sys.stderr = open(snakemake.log[0], "a")  # append: a resumed run keeps its log
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from memloc.data import DataSource, TrainingSet, make_corrupted_table, training_set, write_parquet
-from memloc.evaluation import resolve_device
-from memloc.models import ModelConfig
-from memloc.training import TrainConfig, run_tables, train
+from memloc.core.data import DataSource, TrainingSet, make_corrupted_table, training_set, write_parquet
+from memloc.core.evaluation import resolve_device
+from memloc.core.models import ModelConfig
+from memloc.core.training import TrainConfig, run_tables, train
 
 
 def write_corrupted_dataset(

@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from memloc.data import TrainingSet
-from memloc.dropout import dropout_mode, forward_with_index, tied_modules
-from memloc.evaluation import autocast_for, evaluate_examples, prepare_batch
-from memloc.gradients import STATISTICS, GradientAccountant
-from memloc.models import ModelConfig, build_model
+from memloc.core.data import TrainingSet
+from memloc.core.tied_dropout import dropout_mode, forward_with_index, tied_modules
+from memloc.core.evaluation import autocast_for, evaluate_examples, prepare_batch
+from memloc.core.gradients import STATISTICS, GradientAccountant
+from memloc.core.models import ModelConfig, build_model
 
 
 @dataclass
@@ -107,7 +107,7 @@ def model_from_checkpoint(path: str | os.PathLike, device: torch.device) -> nn.M
     return model.to(device, memory_format=torch.channels_last)
 
 
-# How a model with example-tied dropout is measured (memloc.dropout): suffix of the subset
+# How a model with example-tied dropout is measured (memloc.core.tied_dropout): suffix of the subset
 # names -> (mode of the training examples, mode of the test examples).  "" is the training
 # mode (a training example through its own units; test examples own none, so every unit is
 # on, scaled); "/drop" has every memorization unit dropped (the paper's "after dropping").

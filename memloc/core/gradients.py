@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from memloc.models import model_layers
+from memloc.core.models import model_layers
 
 STATISTICS = ("norm_a", "norm_b", "norm_total", "cosine")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from memloc import plots
+from memloc.report import plots
 
 
 def _primary(table: str, dataset: str, model: str, noise: float) -> pd.DataFrame:

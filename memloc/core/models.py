@@ -32,8 +32,8 @@ class ModelConfig:
     @classmethod
     def for_dataset(cls, dataset: str, **settings) -> "ModelConfig":
         """The config of a model for `dataset`: classes, channels and image size from
-        memloc.data.DATASETS, the rest (name, width, ...) from `settings`."""
-        from memloc.data import DATASETS
+        memloc.core.data.DATASETS, the rest (name, width, ...) from `settings`."""
+        from memloc.core.data import DATASETS
 
         _, num_classes, channels, size = DATASETS[dataset]
         return cls(num_classes=num_classes, in_channels=channels, image_size=size, **settings)
@@ -128,7 +128,7 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.name == "resnet9":
         model = resnet9(cfg.num_classes, cfg.in_channels, cfg.width)
         if cfg.extra.get("dropout"):  # example-tied dropout or a tab3 baseline after every ConvBN block
-            from memloc.dropout import add_dropout  # (memloc.dropout imports this module)
+            from memloc.core.tied_dropout import add_dropout  # (memloc.core.tied_dropout imports this module)
 
             model = add_dropout(model, cfg.extra["dropout"])
         return model

@@ -34,8 +34,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from memloc.evaluation import autocast_for, prepare_batch
-from memloc.models import Layer, model_layers
+from memloc.core.evaluation import autocast_for, prepare_batch
+from memloc.core.models import Layer, model_layers
 
 
 def layer_state_keys(model: nn.Module, layer: Layer) -> list[str]:

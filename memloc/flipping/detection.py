@@ -3,7 +3,7 @@
 Scores, each oriented so that larger = more likely mislabeled:
 
 - flip count (this paper): minus the number of units zeroed until the prediction flips
-  (memloc.flipping), mean over the training seeds;
+  (memloc.flipping.objective), mean over the training seeds;
 - learning time (Jiang et al. 2021): the first epoch from which the example stays correctly
   classified (epochs - 0 = init - .. E of a run's examples.parquet; E + 1 if it is wrong at
   the end);
@@ -34,11 +34,11 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from memloc.data import DataSource, TrainingSet, training_set, write_parquet
-from memloc.evaluation import autocast_for, evaluate_examples, prepare_batch, resolve_device
-from memloc.models import ModelConfig
-from memloc.tables import comparison_row, save_table, write_rows
-from memloc.training import TrainConfig, make_optimizer, model_from_checkpoint, one_cycle, train
+from memloc.core.data import DataSource, TrainingSet, training_set, write_parquet
+from memloc.core.evaluation import autocast_for, evaluate_examples, prepare_batch, resolve_device
+from memloc.core.models import ModelConfig
+from memloc.report.tables import comparison_row, save_table, write_rows
+from memloc.core.training import TrainConfig, make_optimizer, model_from_checkpoint, one_cycle, train
 
 # The paper's AUCs (Sec. 6.1; ResNet-9, CIFAR-10, 10% label noise).
 PAPER_AUC = {"flip count": 0.89, "learning time": 0.87, "second-split forgetting time": 0.93}

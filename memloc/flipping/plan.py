@@ -1,11 +1,11 @@
 """The neuron-flipping study (Sec. 6.1) as the workflow plans it: which runs, which parts,
 the second-split settings and the scale text of the paper-vs-ours rows (workflow/rules/
-flipping.smk; memloc.flipping has the algorithm, memloc.flipping_jobs the job steps)."""
+flipping.smk; memloc.flipping.objective has the algorithm, memloc.flipping.jobs the job steps)."""
 
 from __future__ import annotations
 
 from memloc.config import noise_label
-from memloc.plots import DATASET_TITLES, MODEL_TITLES
+from memloc.report.plots import DATASET_TITLES, MODEL_TITLES
 
 FLIP_DIR = "results/flipping/{dataset}/{model}/noise{noise}"
 DETECTION_DIR = "results/detection/{dataset}/{model}/noise{noise}/seed{seed}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from memloc.data import write_parquet
+from memloc.core.data import write_parquet
 
 # Columns of a paper-vs-ours row: which artefact and number, the paper's value and setting,
 # ours and the dataset / model / scale ours used.  Accuracies are in percent.

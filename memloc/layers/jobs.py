@@ -1,5 +1,5 @@
 """Job-level entry points of the layer experiments (rewinding, retraining): paths in,
-parquet tables out, as in memloc.pipeline.
+parquet tables out, as in memloc.runs.jobs.
 
 Both read a run's checkpoints through its manifest (checkpoints.txt: one path a line,
 epoch 0 first) and name the two groups of examples as the run did
@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from memloc.data import write_parquet
-from memloc.evaluation import resolve_device
-from memloc.models import model_layers
-from memloc.pipeline import load_run_data
-from memloc.retraining import retrain_layer
-from memloc.rewinding import rewinding_accuracy
-from memloc.training import TrainConfig, load_checkpoint, model_from_checkpoint
+from memloc.core.data import write_parquet
+from memloc.core.evaluation import resolve_device
+from memloc.core.models import model_layers
+from memloc.runs.jobs import load_run_data
+from memloc.layers.retraining import retrain_layer
+from memloc.layers.rewinding import rewinding_accuracy
+from memloc.core.training import TrainConfig, load_checkpoint, model_from_checkpoint
 
 # Rows of the rewinding table with every layer at epoch t: the checkpoint itself, whose
 # accuracies training measured (the training curve beside the heatmaps in fig03).
@@ -92,7 +92,7 @@ def retrain_run_layer(
     group_column: str = "is_noisy",
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Retrain one layer of a run from its initialization on group False (memloc.retraining).
+    """Retrain one layer of a run from its initialization on group False (memloc.layers.retraining).
 
     settings: TrainConfig fields (epochs, batch_size, peak_lr, peak_epoch, momentum,
     weight_decay, seed, eval_batch_size).  Writes rows (layer_index, layer, epoch, subset,

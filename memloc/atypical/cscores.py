@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memloc.data import DataSource, training_set, write_parquet
-from memloc.evaluation import evaluate_examples, resolve_device
-from memloc.models import ModelConfig
-from memloc.training import TrainConfig, model_from_checkpoint, train
+from memloc.core.data import DataSource, training_set, write_parquet
+from memloc.core.evaluation import evaluate_examples, resolve_device
+from memloc.core.models import ModelConfig
+from memloc.core.training import TrainConfig, model_from_checkpoint, train
 
 
 class CScoreFileError(ValueError):

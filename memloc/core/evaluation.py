@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.data import normalize
+from memloc.core.data import normalize
 
 
 def autocast_for(device: torch.device):

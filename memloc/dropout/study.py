@@ -17,9 +17,9 @@ import pandas as pd
 import torch
 
 from memloc.config import noise_label
-from memloc.data import DataSource, write_parquet
-from memloc.plots import DATASET_TITLES
-from memloc.tables import comparison_row, save_table, write_rows
+from memloc.core.data import DataSource, write_parquet
+from memloc.report.plots import DATASET_TITLES
+from memloc.report.tables import comparison_row, save_table, write_rows
 
 MODEL = "resnet9"  # the paper's, and the only model with ConvBN blocks to put dropout after
 RUN_DIR = "results/dropout/runs/{dataset}/{model}/noise{noise}/{variant}/seed{seed}"
@@ -123,7 +123,7 @@ def dropout_runs(config: dict) -> list[dict]:
 
 
 def train_settings(config: dict, seed: int) -> dict:
-    """memloc.training.TrainConfig settings of a dropout run: the shared ones, the study's
+    """memloc.core.training.TrainConfig settings of a dropout run: the shared ones, the study's
     epochs, and no gradient accounting (nothing reads it; it costs ~40% of a run)."""
     epochs = config["dropout"]["epochs"] or config["train"]["epochs"]
     return {**config["train"], "epochs": epochs, "seed": seed, "gradient_accounting": False}

@@ -5,7 +5,7 @@ flip_until_misclassified` gives, and saves work in three places:
 
 1. *Lockstep search.*  A batch of examples takes its removal steps together: one masked
    forward/backward pass scores the units of every example (per-example masks, see
-   memloc.unit_masks), one removal per example per step.
+   memloc.flipping.masks), one removal per example per step.
 2. *The population term* (`PopulationTerm`) depends only on the population batch and the
    set of removed units (every example starts from the same model), so it is computed
    once per distinct (batch, removed set), across all the batches of examples.  When the
@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from memloc.evaluation import prepare_batch
-from memloc.flipping import (
+from memloc.core.evaluation import prepare_batch
+from memloc.flipping.objective import (
     FlipConfig,
     FlipResult,
     accuracies_without,
@@ -40,8 +40,8 @@ from memloc.flipping import (
     population_rows,
     population_window,
 )
-from memloc.models import ConvBN
-from memloc.unit_masks import (
+from memloc.core.models import ConvBN
+from memloc.flipping.masks import (
     Unit,
     candidate_units,
     flat_masks,

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.models import ConvBN, model_layers
+from memloc.core.models import ConvBN, model_layers
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Unit:
     """The candidates of one module: the output channels of a conv block or the weights
     of a Linear."""
 
-    layer: str  # memloc.models.model_layers name
+    layer: str  # memloc.core.models.model_layers name
     module: nn.Module
     kind: str  # "channel" | "weight"
     shape: tuple[int, ...]  # mask shape of one example: (channels,) or (out, in)

@@ -1,9 +1,9 @@
 """Layer retraining (Sec. 5.2 and App. B.2 of the paper).
 
 Layer l of the final model is reset to its initialization (its whole epoch-0 state, as
-`memloc.rewinding.rewind_layer` puts it back), every other parameter is frozen, and the
+`memloc.layers.rewinding.rewind_layer` puts it back), every other parameter is frozen, and the
 model is trained on the examples of group False only (the clean ones; a later experiment
-uses typical ones) with the one-cycle schedule of `memloc.training`.  The model is in
+uses typical ones) with the one-cycle schedule of `memloc.core.training`.  The model is in
 train mode while it trains, so every BatchNorm layer -- frozen or not -- normalises with
 batch statistics and updates its running statistics, as the paper states.  After every
 retraining epoch the accuracy on each group and on the test set is measured (eval mode).
@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from memloc.data import TrainingSet
-from memloc.evaluation import autocast_for, prepare_batch
-from memloc.models import model_layers
-from memloc.rewinding import rewind_layer
-from memloc.training import TrainConfig, make_optimizer, measure, one_cycle
+from memloc.core.data import TrainingSet
+from memloc.core.evaluation import autocast_for, prepare_batch
+from memloc.core.models import model_layers
+from memloc.layers.rewinding import rewind_layer
+from memloc.core.training import TrainConfig, make_optimizer, measure, one_cycle
 
 
 def freeze_all_but(model: nn.Module, trainable: list[nn.Parameter]) -> None:

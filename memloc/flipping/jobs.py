@@ -1,5 +1,5 @@
 """Workflow steps of neuron flipping: pick the examples, flip one shard of them on one
-trained run, join the parts.  Paths in, files out (memloc.flipping has the algorithm)."""
+trained run, join the parts.  Paths in, files out (memloc.flipping.objective has the algorithm)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memloc.data import DataSource, training_set, write_parquet
-from memloc.evaluation import resolve_device
-from memloc.flipping import FlipConfig, results_frame
-from memloc.flipping_batched import flip_examples
-from memloc.training import model_from_checkpoint
+from memloc.core.data import DataSource, training_set, write_parquet
+from memloc.core.evaluation import resolve_device
+from memloc.flipping.objective import FlipConfig, results_frame
+from memloc.flipping.batched import flip_examples
+from memloc.core.training import model_from_checkpoint
 
 
 def select_examples(table: pd.DataFrame, per_group: int, seed: int, shards: int = 1) -> pd.DataFrame:

@@ -7,7 +7,7 @@ input) differs from its training label:
         - mean CE over a random batch of training examples (the population batch)
 
 score every candidate unit by the first-order rise of J when the unit is zeroed, zero the
-best one, count.  Candidates (the paper's "neurons", memloc.unit_masks) are every whole
+best one, count.  Candidates (the paper's "neurons", memloc.flipping.masks) are every whole
 output channel of a conv block (score -sum over the channel of a * dJ/da) and every
 single weight of a Linear layer (score -w * dJ/dw); ties go to the first in flat order.
 
@@ -19,7 +19,7 @@ the population batch of a step is the same for every example, so results do not 
 which examples are processed together (sharding).
 
 This module holds the objective, the results and `flip_until_misclassified`, the plain
-one-example loop that is the reference; `memloc.flipping_batched.flip_examples` flips
+one-example loop that is the reference; `memloc.flipping.batched.flip_examples` flips
 many examples at once with identical results.
 """
 
@@ -32,8 +32,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from memloc.evaluation import prepare_batch
-from memloc.unit_masks import (
+from memloc.core.evaluation import prepare_batch
+from memloc.flipping.masks import (
     Unit,
     candidate_units,
     describe,
