@@ -31,7 +31,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from memloc.dropout import study as dropout_study
 from memloc.flipping import plan as flipping_study
-from memloc.config import atypical_runs, gradient_runs, layer_names, layer_tables, retraining_runs, rewinding_runs, unique_runs
+from memloc.atypical.plan import atypical_runs
+from memloc.layers.plan import layer_names, layer_tables, retraining_runs, rewinding_runs
+from memloc.runs.plan import gradient_runs, unique_runs
 from memloc.core.data import DATASETS
 from memloc.core.models import ModelConfig, build_model
 

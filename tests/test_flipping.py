@@ -27,7 +27,8 @@ from memloc.flipping.objective import (
 )
 from memloc.flipping.batched import PopulationTerm, flip_examples
 from memloc.flipping.jobs import accuracy_rows, select_examples
-from memloc.core.models import ConvBN, ModelConfig
+from memloc.core.blocks import ConvBN
+from memloc.core.models import ModelConfig
 from memloc.flipping.masks import candidate_units, flat_masks, full_masks, remove
 from memloc.core.training import TrainConfig, model_from_checkpoint, train
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from memloc.core.blocks import ConvBN, Residual, Scale
+from memloc.core.tied_dropout import add_dropout
+
 
 @dataclass
 class ModelConfig:
@@ -37,36 +40,6 @@ class ModelConfig:
 
         _, num_classes, channels, size = DATASETS[dataset]
         return cls(num_classes=num_classes, in_channels=channels, image_size=size, **settings)
-
-
-class ConvBN(nn.Sequential):
-    """conv (no bias) -> BatchNorm -> ReLU: one parameterized layer of ResNet-9."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int = 3, stride: int = 1, padding: int | None = None):
-        padding = kernel // 2 if padding is None else padding
-        super().__init__(
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out),
-            nn.ReLU(inplace=True),
-        )
-
-
-class Residual(nn.Module):
-    def __init__(self, body: nn.Module):
-        super().__init__()
-        self.body = body
-
-    def forward(self, x):
-        return x + self.body(x)
-
-
-class Scale(nn.Module):
-    def __init__(self, factor: float):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x):
-        return x * self.factor
 
 
 def resnet9(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> nn.Sequential:
@@ -128,8 +101,6 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.name == "resnet9":
         model = resnet9(cfg.num_classes, cfg.in_channels, cfg.width)
         if cfg.extra.get("dropout"):  # example-tied dropout or a tab3 baseline after every ConvBN block
-            from memloc.core.tied_dropout import add_dropout  # (memloc.core.tied_dropout imports this module)
-
             model = add_dropout(model, cfg.extra["dropout"])
         return model
     if cfg.extra.get("dropout"):

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from memloc.core.models import ConvBN, Residual
+from memloc.core.blocks import ConvBN, Residual
 
 MODES = ("train", "drop", "all")
 KINDS = ("example_tied", "standard", "fixed_sparse")

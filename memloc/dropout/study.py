@@ -16,7 +16,7 @@ import re
 import pandas as pd
 import torch
 
-from memloc.config import noise_label
+from memloc.core.paths import noise_label
 from memloc.core.data import DataSource, write_parquet
 from memloc.report.plots import DATASET_TITLES
 from memloc.report.tables import comparison_row, save_table, write_rows

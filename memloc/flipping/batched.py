@@ -40,7 +40,7 @@ from memloc.flipping.objective import (
     population_rows,
     population_window,
 )
-from memloc.core.models import ConvBN
+from memloc.core.blocks import ConvBN
 from memloc.flipping.masks import (
     Unit,
     candidate_units,

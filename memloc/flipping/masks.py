@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.core.models import ConvBN, model_layers
+from memloc.core.blocks import ConvBN
+from memloc.core.models import model_layers
 
 
 @dataclass

@@ -4,7 +4,7 @@ flipping.smk; memloc.flipping.objective has the algorithm, memloc.flipping.jobs 
 
 from __future__ import annotations
 
-from memloc.config import noise_label
+from memloc.core.paths import noise_label
 from memloc.report.plots import DATASET_TITLES, MODEL_TITLES
 
 FLIP_DIR = "results/flipping/{dataset}/{model}/noise{noise}"

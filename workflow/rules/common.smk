@@ -1,9 +1,9 @@
-# Input functions and the run lists they draw on (memloc.config plans which runs exist).
+# Input functions and the run lists they draw on (memloc.*.plan say which runs exist).
 
-from memloc.config import (
+from memloc.atypical.plan import atypical_runs
+from memloc.runs.plan import (
     REWINDING_FIGURES,
     appendix_datasets,
-    atypical_runs,
     gradient_runs,
     run_dir,
 )

@@ -1,4 +1,4 @@
-# Layer-level experiments (Sec. 5, App. B), planned by memloc.config:
+# Layer-level experiments (Sec. 5, App. B), planned by memloc.layers.plan:
 #   rewind_layers    one job per run: every layer x rewind epoch -> {run}/rewinding.parquet
 #   retrain_layer    one job per (run, layer) -> {run}/retraining/{layer}.parquet
 #   collect_layer_tables  results/tables/{rewinding,retraining}.parquet with run columns
@@ -9,7 +9,7 @@
 # The fan-out rules have a `group:` so that a cluster profile packs several of them into
 # one submission (--group-components retraining=9 packs a run's layers).
 
-from memloc.config import layer_figure, layer_tables, retraining_settings
+from memloc.layers.plan import layer_figure, layer_tables, retraining_settings
 
 
 # Rewinding is one job per run, not per (run, layer): the job loads the data and every

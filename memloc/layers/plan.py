@@ -1,0 +1,87 @@
+"""Which runs are rewound and retrained, the tables behind fig03/04/09/15-19 and their
+selections, and the retraining settings.  Only the workflow's .smk files call this module."""
+
+from __future__ import annotations
+
+from memloc.atypical.plan import atypical_runs
+from memloc.core.paths import run_dir
+from memloc.runs.plan import REWINDING_FIGURES, appendix_datasets, run_grid, unique_runs
+
+def layer_seeds(config: dict, experiment: str) -> list[int]:
+    """Seeds of the rewinding / retraining runs: the experiment's own, else `seeds`."""
+    return config[experiment]["seeds"] or config["seeds"]
+
+
+def fig04_datasets(config: dict) -> list[str]:
+    """fig04 (the paper's CIFAR-10 and MNIST): the primary dataset, and MNIST if configured."""
+    primary = config["primary"]["dataset"]
+    return [primary] + (["mnist"] if "mnist" in config["datasets"] and primary != "mnist" else [])
+
+
+def rewinding_runs(config: dict) -> list[dict]:
+    """Every run whose layers are rewound: fig03's (every model, the primary dataset and
+    noise rate) and fig15-17's (every model x noise rate on their dataset)."""
+    p, seeds = config["primary"], layer_seeds(config, "rewinding")
+    runs = run_grid([p["dataset"]], config["models"], [p["noise"]], seeds)
+    for dataset in appendix_datasets(config, REWINDING_FIGURES).values():
+        runs += run_grid([dataset], config["models"], config["noise_rates"], seeds)
+    return unique_runs(runs)
+
+
+def retraining_runs(config: dict) -> list[dict]:
+    """Every run whose layers are retrained, all of the primary model (the paper's ResNet-9):
+    fig04's (primary noise rate) and fig18's (every dataset x noise rate)."""
+    p, seeds = config["primary"], layer_seeds(config, "retraining")
+    runs = run_grid(fig04_datasets(config), [p["model"]], [p["noise"]], seeds)
+    runs += run_grid(config["datasets"], [p["model"]], config["noise_rates"], seeds)
+    return unique_runs(runs)
+
+
+def layer_tables(config: dict, table: str) -> tuple[list[str], list[dict]]:
+    """The files behind results/tables/{table}.parquet (table: rewinding / retraining) and
+    the run of each: a run's rewinding table, or one retraining table per (run, layer)."""
+    if table.endswith("rewinding"):
+        runs = atypical_runs(config, layer_seeds(config, "rewinding")) if table == "atypical_rewinding" else rewinding_runs(config)
+        return [f"{run_dir(**r)}/rewinding.parquet" for r in runs], runs
+    runs = atypical_runs(config, layer_seeds(config, "retraining")) if table == "atypical_retraining" else retraining_runs(config)
+    pairs = [(r, layer) for r in runs for layer in layer_names(config, r["model"])]
+    return [f"{run_dir(**r)}/retraining/{layer}.parquet" for r, layer in pairs], [r for r, _ in pairs]
+
+
+def layer_figure(config: dict, fig: str) -> tuple[str, str, dict]:
+    """(memloc.report.figures function, table name, selection) of fig03, fig04, fig15-18."""
+    p, noise_rates = config["primary"], config["noise_rates"]
+    rewound = dict(models=config["models"], seeds=layer_seeds(config, "rewinding"))
+    retrained = dict(model=p["model"], seeds=layer_seeds(config, "retraining"))
+    if fig in REWINDING_FIGURES:
+        dataset = appendix_datasets(config, REWINDING_FIGURES)[fig]
+        return "rewinding_grid", "rewinding", dict(dataset=dataset, noise_rates=noise_rates, **rewound)
+    if fig == "fig03":
+        return "fig03", "rewinding", dict(dataset=p["dataset"], noise=p["noise"], **rewound)
+    atypical = config["atypical"]["datasets"]
+    if fig == "fig09":  # fig03's form for typical vs atypical, the primary model, no noise
+        return "fig03", "atypical_rewinding", dict(rewound, dataset=atypical[0], models=[p["model"]], noise=0.0)
+    if fig == "fig19":
+        return "retraining", "atypical_retraining", dict(datasets=atypical, noise_rates=[0.0], **retrained)
+    datasets = fig04_datasets(config) if fig == "fig04" else config["datasets"]
+    noises = [p["noise"]] if fig == "fig04" else noise_rates  # fig18: every noise rate
+    return "retraining", "retraining", dict(datasets=datasets, noise_rates=noises, **retrained)
+
+
+def retraining_settings(config: dict, seed: int) -> dict:
+    """memloc.core.training.TrainConfig fields of a retraining job: the schedule from
+    `retraining`; momentum, weight decay and the eval batch size from `train`."""
+    schedule = {k: config["retraining"][k] for k in ("epochs", "peak_epoch", "peak_lr", "batch_size")}
+    return {**config["train"], **schedule, "seed": int(seed)}
+
+
+def layer_names(config: dict, model: str) -> list[str]:
+    """Names of the model's layers (memloc.core.models.model_layers), from a model built on the
+    meta device: nothing is allocated, so the DAG can be planned quickly."""
+    import torch
+
+    from memloc.core.models import ModelConfig, build_model, model_layers
+
+    with torch.device("meta"):
+        net = build_model(ModelConfig(name=model, **config["model_settings"].get(model, {})))
+    return [layer.name for layer in model_layers(net)]
