@@ -25,8 +25,11 @@ os.environ.update(
 
 validate(config, "workflow/schemas/config.schema.yaml")
 
-from memloc.config import check_config
+from memloc.config import check_config, resolve_config
 
+# nulls that stand for another key's value (e.g. dropout.epochs: null = train.epochs) are
+# replaced here, once: planning code reads every key as it is
+resolve_config(config)
 check_config(config)
 
 

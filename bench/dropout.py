@@ -14,10 +14,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from memloc.core.tied_dropout import forward_with_index
 from memloc.core.evaluation import prepare_batch, resolve_device
 from memloc.core.models import ModelConfig, build_model
-from memloc.core.training import TrainConfig, make_optimizer
+from memloc.core.sgd import make_optimizer
+from memloc.core.tied_dropout import forward_with_index
+from memloc.core.training import TrainConfig
 
 
 def time_steps(model, opt, batches) -> float:

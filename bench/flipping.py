@@ -20,19 +20,17 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
-from snakemake.utils import validate
 
+from memloc.config import load_config
 from memloc.core.data import DataSource, training_set
 from memloc.core.evaluation import resolve_device
-from memloc.flipping.objective import FlipConfig, flip_until_misclassified, results_frame
+from memloc.core.training import model_from_checkpoint
 from memloc.flipping.batched import flip_examples
 from memloc.flipping.jobs import accuracy_rows, select_examples
-from memloc.core.training import model_from_checkpoint
+from memloc.flipping.objective import FlipConfig, flip_until_misclassified, results_frame
+from memloc.flipping.plan import flip_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = ("max_removals", "noise_copies", "noise_std", "population_batch", "resample_every", "smooth_population",
-            "examples_per_batch", "max_rows")
 
 
 def main():
@@ -51,10 +49,9 @@ def main():
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
 
-    config = yaml.safe_load(Path(args.config).read_text())
-    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))  # fills the defaults
+    config = load_config(args.config)  # as the workflow has it: validated (defaults filled in) and resolved
     flip = config["flipping"]
-    settings = {k: flip[k] for k in SETTINGS}
+    settings = flip_settings(config)  # what every flip_shard job uses
     if args.resample_every is not None:
         settings["resample_every"] = args.resample_every
     cfg = FlipConfig(**settings)
@@ -90,7 +87,8 @@ def main():
     same_units = (fast["removed_units"].map(tuple) == ref["removed_units"].map(tuple)).all()
     if not same_counts:
         diff = fast["removals"] != ref["removals"]
-        raise SystemExit(f"removal counts differ:\n{pd.DataFrame({'batched': fast[diff]['removals'], 'reference': ref[diff]['removals']})}")
+        both = pd.DataFrame({"batched": fast[diff]["removals"], "reference": ref[diff]["removals"]})
+        raise SystemExit(f"removal counts differ:\n{both}")
     n = len(examples)
     print(f"{n} examples ({args.per_group} clean + {args.per_group} noisy) of {args.run}, {device}, "
           f"{args.threads} threads")

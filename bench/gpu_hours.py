@@ -25,17 +25,16 @@ import argparse
 from pathlib import Path
 
 import torch
-import yaml
-from snakemake.utils import validate
 from torch.utils.flop_counter import FlopCounterMode
 
-from memloc.dropout import study as dropout_study
-from memloc.flipping import plan as flipping_study
 from memloc.atypical.plan import atypical_runs
-from memloc.layers.plan import layer_names, layer_tables, retraining_runs, rewinding_runs
-from memloc.runs.plan import gradient_runs, unique_runs
+from memloc.config import load_config
 from memloc.core.data import DATASETS
 from memloc.core.models import ModelConfig, build_model
+from memloc.dropout import plan as dropout_plan
+from memloc.flipping import plan as flipping_study
+from memloc.layers.plan import layer_names, layer_tables, retraining_runs, rewinding_runs
+from memloc.runs.plan import gradient_runs, unique_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000),
@@ -71,7 +70,7 @@ def stage_passes(config: dict) -> dict[str, list[tuple[str, str, float]]]:
     for r in train_runs:
         n, nt = sizes(config, r["dataset"])
         out["train"].append((r["model"], r["dataset"], e * n * 5 + (e + 1) * (n + nt)))
-    for r in dropout_study.dropout_runs(config):
+    for r in dropout_plan.dropout_runs(config):
         n, nt = sizes(config, r["dataset"])
         de = config["dropout"]["epochs"] or e
         out["train_dropout"].append((r["model"], r["dataset"], de * n * 3 + (de + 1) * 2 * (n + nt)))
@@ -83,7 +82,8 @@ def stage_passes(config: dict) -> dict[str, list[tuple[str, str, float]]]:
     rewind_epochs = len(config["rewinding"]["epochs"] or range(e + 1))
     for r in layer_tables(config, "rewinding")[1] + layer_tables(config, "atypical_rewinding")[1]:
         n, nt = sizes(config, r["dataset"])
-        out["rewind_layers"].append((r["model"], r["dataset"], len(layer_names(config, r["model"])) * rewind_epochs * (n + nt) / 2))
+        passes = len(layer_names(config, r["model"])) * rewind_epochs * (n + nt) / 2
+        out["rewind_layers"].append((r["model"], r["dataset"], passes))
     re = config["retraining"]["epochs"]
     for r in layer_tables(config, "retraining")[1] + layer_tables(config, "atypical_retraining")[1]:  # one per layer
         n, nt = sizes(config, r["dataset"])
@@ -101,8 +101,7 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "config" / "paper.yaml"))
     ap.add_argument("--tflops", type=float, default=40.0, help="sustained throughput assumed (TFLOP/s)")
     args = ap.parse_args()
-    config = yaml.safe_load(Path(args.config).read_text())
-    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))  # fills the defaults
+    config = load_config(args.config)  # as the workflow has it: validated (defaults filled in) and resolved
     flops: dict[tuple[str, str], float] = {}
     total = 0.0
     print(f"{'stage':15s} {'jobs':>6s} {'PFLOP':>9s} {'GPU h':>8s}   (at {args.tflops:g} TFLOP/s)")

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from memloc.core.evaluation import prepare_batch, resolve_device
 from memloc.core.gradients import GradientAccountant
 from memloc.core.models import ModelConfig, build_model
-from memloc.core.training import TrainConfig, make_optimizer
+from memloc.core.sgd import make_optimizer
+from memloc.core.training import TrainConfig
 
 
 def time_steps(model, opt, batches, accountant=None) -> float:
@@ -71,7 +72,8 @@ def main():
         acct_s.append(acct)
         ratios.append(acct / plain)
     imgs = args.steps * args.batch
-    print(f"device {device}, {args.model} width {args.width}, batch {args.batch}, {args.steps} steps x {args.rounds} rounds")
+    print(f"device {device}, {args.model} width {args.width}, batch {args.batch}, "
+          f"{args.steps} steps x {args.rounds} rounds")
     print(f"plain training:       {imgs / statistics.median(plain_s):8.1f} img/s")
     print(f"gradient accounting:  {imgs / statistics.median(acct_s):8.1f} img/s")
     print(f"ratio accounting/plain (median over rounds): {statistics.median(ratios):.3f}  (target <= 1.7, floor 5/3)")

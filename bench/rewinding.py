@@ -26,13 +26,13 @@ from pathlib import Path
 
 import torch
 
-from memloc.core.data import DATASETS, DataSource
+from memloc.core.data import DATASETS, DataSource, load_run_data
 from memloc.core.evaluation import autocast_for, prepare_batch, resolve_device
-from memloc.layers.jobs import rewind_run
 from memloc.core.models import ModelConfig, build_model, model_layers
-from memloc.runs.jobs import load_run_data, write_corrupted_dataset
-from memloc.layers.rewinding import first_stage, forward_stages
 from memloc.core.training import TrainConfig, save_atomic
+from memloc.layers.jobs import rewind_run
+from memloc.layers.rewinding import first_stage, forward_stages
+from memloc.runs.jobs import write_corrupted_dataset
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 
@@ -41,7 +41,8 @@ def fake_run(folder: Path, model_cfg: ModelConfig, epochs: int) -> Path:
     """Checkpoints 0..epochs as the train rule writes them, and their manifest."""
     torch.manual_seed(0)
     model = build_model(model_cfg)
-    config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(TrainConfig(epochs=epochs, peak_epoch=1))}
+    train_cfg = TrainConfig(epochs=epochs, peak_epoch=1)
+    config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg)}
     measured = {"accuracy": {"train": 0.5, "clean": 0.5, "noisy": 0.5, "test": 0.5}}
     paths = []
     for t in range(epochs + 1):

@@ -13,6 +13,7 @@ from memloc.atypical.cscores import (
     holdout_subset,
     load_published_cscores,
 )
+from memloc.atypical.jobs import write_atypical_table
 from memloc.core.data import DataSource, make_corrupted_table, training_set
 from memloc.core.models import ModelConfig
 from memloc.core.training import TrainConfig, run_tables, train
@@ -96,3 +97,33 @@ def test_groups_come_from_any_column(fashion_root, tmp_path):
     a, b = out["is_noisy"], out["is_atypical"]
     assert a["group"].map({"clean": "typical", "noisy": "atypical", "total": "total"}).tolist() == b["group"].tolist()
     pd.testing.assert_series_equal(a["norm"], b["norm"])
+
+
+def test_write_atypical_table_from_holdout_parts(tmp_path):
+    base = pd.DataFrame({"index": range(4), "source_index": [7, 3, 5, 1], "label": [0, 1, 2, 3]})
+    base.to_parquet(tmp_path / "noise0.parquet")
+    parts = []
+    for k, (in_subset, correct) in enumerate((([1, 0, 0, 1], [1, 1, 0, 1]), ([0, 1, 0, 1], [1, 0, 0, 1]))):
+        parts.append(str(tmp_path / f"holdout{k}.parquet"))
+        frame = pd.DataFrame({"index": range(4), "in_subset": np.array(in_subset, bool), "correct": correct})
+        frame.astype({"correct": float}).to_parquet(parts[-1])
+    table = write_atypical_table(tmp_path / "noise0.parquet", tmp_path / "atypical.parquet", 0.5, holdout_parts=parts)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "atypical.parquet"), table)
+    assert table["times_held_out"].tolist() == [1, 1, 2, 0]
+    assert table["cscore"].tolist()[:3] == [1.0, 1.0, 0.0] and np.isnan(table["cscore"][3])
+    assert table["is_atypical"].tolist() == [False, False, True, False]
+
+
+def test_write_atypical_table_from_published_scores(fashion_root, tmp_path):
+    """Published scores are checked against the split's labels and picked by source_index."""
+    source = {"root": fashion_root}
+    base = make_corrupted_table("fashion_mnist", DataSource(**source), 0.0, subset=50, seed=0)
+    base.to_parquet(tmp_path / "noise0.parquet")
+    labels = DataSource(**source).load("fashion_mnist", train=True).labels.numpy()
+    scores = np.linspace(0, 1, len(labels))
+    np.savez(tmp_path / "scores.npz", labels=labels, scores=scores)
+    published = {"file": str(tmp_path / "scores.npz"), "order": None, "dataset": "fashion_mnist", "source": source}
+    table = write_atypical_table(tmp_path / "noise0.parquet", tmp_path / "atypical.parquet", 0.5, published=published)
+    assert np.array_equal(table["cscore"].to_numpy(), scores[base["source_index"].to_numpy()])
+    assert (table["times_held_out"] == -1).all()
+    assert table["is_atypical"].tolist() == (table["cscore"] < 0.5).tolist()

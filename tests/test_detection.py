@@ -3,6 +3,7 @@ and the second-split forgetting job on a tiny real run."""
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from memloc.core.data import DataSource, make_corrupted_table, write_parquet
@@ -10,13 +11,15 @@ from memloc.flipping.detection import (
     METHODS,
     area_under_margin,
     auc_rows,
+    detection_scores,
     forgetting_events,
     learning_time,
     roc_auc,
-    second_split_forgetting,
+    seed_scores,
     settled_epoch,
     split_rows,
 )
+from memloc.flipping.jobs import second_split_forgetting
 
 
 def test_auc_of_known_rankings():
@@ -85,6 +88,42 @@ def test_auc_rows_average_scores_over_seeds_and_name_their_examples():
     assert lt["auc"] == 1.0 and lt["n_clean"] == 3 and lt["n_noisy"] == 2 and lt["paper_auc"] == 0.87
     assert table.loc[("learning time", "flipped examples"), "n_clean"] == 2
     assert np.isnan(table.loc[("forgetting events", "all scored examples"), "paper_auc"])
+
+
+def test_detection_scores_join_the_seeds_with_flip_counts_and_groups():
+    examples = records({0: [F, T, T], 1: [F, F, F], 2: [T, T, T]})
+    second = pd.DataFrame({"index": [0, 2], "ssft": [1, 3]})  # row 1 is in split B
+    flipping = pd.DataFrame({"seed": [0, 0, 1], "index": [0, 1, 0], "removals": [4, 2, 9]})
+    per_seed = [seed_scores(seed, examples, second, flipping) for seed in (0, 1)]
+    scores = detection_scores(per_seed, pd.Series([False, True, False], index=[0, 1, 2]))
+    assert list(scores.columns) == ["seed", "index", "is_noisy", "flipped", *METHODS]
+    assert scores["seed"].tolist() == [0, 0, 0, 1, 1, 1] and scores["index"].tolist() == [0, 1, 2] * 2
+    assert scores["is_noisy"].tolist() == [False, True, False] * 2
+    assert scores["flipped"].tolist() == [True, True, False, True, False, False]
+    flips = scores["flip count"].tolist()
+    assert flips[:2] == [-4.0, -2.0] and flips[3] == -9.0 and np.isnan(flips[2]) and np.isnan(flips[4])
+    assert scores["learning time"].tolist()[:3] == [1, 3, 0]
+    ssft = scores["second-split forgetting time"].tolist()
+    assert ssft[0] == -1.0 and ssft[2] == -3.0 and np.isnan(ssft[1])
+
+
+def test_flipping_paper_rows_set_ours_beside_the_papers(tmp_path):
+    from memloc.flipping.jobs import paper_rows
+
+    flips = pd.DataFrame({"seed": [0, 0, 1, 1], "index": [0, 1, 0, 1], "is_noisy": [F, T, F, T],
+                          "removals": [20, 3, 10, 5], "accuracy_train": [0.9, 0.7, 0.9, 0.8]})
+    auc = pd.DataFrame({"method": ["flip count", "learning time"], "examples": ["flipped examples"] * 2,
+                        "auc": [0.75, 0.6]})
+    write_parquet(flips, tmp_path / "flipping.parquet")
+    write_parquet(auc, tmp_path / "auc.parquet")
+    rows = paper_rows(tmp_path / "flipping.parquet", tmp_path / "auc.parquet", tmp_path / "rows.parquet", "ours")
+    assert rows["artefact"].tolist() == ["fig05"] * 4 + ["auc"] * 3
+    assert rows["paper"].tolist() == [5.1, 15.7, 90.0, 10.0, 0.89, 0.87, 0.93]
+    assert rows["ours"].tolist()[:4] == pytest.approx([4.0, 15.0, 100.0, -15.0])
+    # learning time is compared on every scored example, which this auc table lacks
+    assert rows["ours"].iloc[4] == 0.75 and rows["ours"].iloc[5:].isna().all()
+    assert (rows["our_setting"] == "ours").all()
+    assert pd.read_parquet(tmp_path / "rows.parquet").equals(rows)
 
 
 def test_second_split_forgetting_on_a_tiny_run(fashion_root, tmp_path):

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from memloc.core.data import DataSource, make_corrupted_table, training_set
+from memloc.core.models import ModelConfig, build_model, model_layers
 from memloc.core.tied_dropout import (
     ExampleTiedDropout,
     FixedSparseDropout,
@@ -16,10 +17,9 @@ from memloc.core.tied_dropout import (
     mix32,
     tied_modules,
 )
-from memloc.dropout.study import dropout_runs, parse_variant, table_runs, variant_name
-from memloc.core.models import ModelConfig, build_model, model_layers
-from memloc.report.tables import comparison_row, join_rows, write_rows
 from memloc.core.training import run_tables, train
+from memloc.dropout import plan, tables
+from memloc.report.tables import comparison_row, join_rows, write_rows
 
 TIED = {"dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3}}
 
@@ -50,7 +50,8 @@ def test_masks_are_fixed_per_example_across_batches_and_processes():
     # another process
     code = (
         "import torch; from memloc.core.tied_dropout import ExampleTiedDropout;"
-        "m = ExampleTiedDropout(64, 0.4, 0.2, layer=3, seed=7).example_masks(torch.tensor([5, 17, 123456789, 0]), 'cpu');"
+        "m = ExampleTiedDropout(64, 0.4, 0.2, layer=3, seed=7);"
+        "m = m.example_masks(torch.tensor([5, 17, 123456789, 0]), 'cpu');"
         "print(''.join('1' if v else '0' for v in m.flatten().tolist()))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -91,7 +92,8 @@ def test_one_dropout_after_each_convbn_and_none_after_the_linear():
 def _activations(model, x, index, mode):
     """Output of every example-tied dropout layer in one forward pass."""
     outs = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o: outs.__setitem__(mod.layer, (i[0], o))) for m in tied_modules(model)]
+    hooks = [m.register_forward_hook(lambda mod, i, o: outs.__setitem__(mod.layer, (i[0], o)))
+             for m in tied_modules(model)]
     with dropout_mode(model, mode), torch.no_grad():
         model(x, index)
     for h in hooks:
@@ -178,15 +180,48 @@ def test_resume_with_dropout_equals_uninterrupted_run_and_records_both_modes(tin
     assert ((final["prediction_drop"] == data.labels.numpy()) == final["correct_drop"]).all()
 
 
-def test_run_planning_and_variant_names():
-    for kind, g, m in (("example_tied", 0.4, 0.2), ("standard", 0.4, 0.0), ("fixed_sparse", 0.3, 0.0)):
-        assert parse_variant(variant_name(kind, g, m)) == {"kind": kind, "p_gen": g, "p_mem": m}
-    config = {"dropout": {"datasets": ["fashion_mnist", "mnist"], "noise": 0.1, "seeds": [0], "p_gen": 0.4,
-                          "p_mem": 0.2, "grid": {"p_gen": [0.2, 0.4], "p_mem": [0.1, 0.2]}}}
-    assert len(table_runs(config, "tab1")) == 2 and len(table_runs(config, "tab2")) == 4
-    assert [r["method"] for r in table_runs(config, "tab3")] == ["standard", "fixed_sparse", "example_tied"]
-    # tab1's first run is a tab2 cell and tab3's example-tied run: trained once
-    assert len(dropout_runs(config)) == 2 + 4 - 1 + 2
+STUDY = {"dropout": {"datasets": ["fashion_mnist"], "noise": 0.1, "seeds": [0, 1], "p_gen": 0.4, "p_mem": 0.2,
+                     "grid": {"p_gen": [0.4, 0.6], "p_mem": [0.2]}}}
+
+
+def study_metrics() -> pd.DataFrame:
+    """A metrics table as rule collect_dropout_metrics writes it, for every run of STUDY:
+    epochs 0-2; at the last epoch a run's accuracy is its base + the subset's offset, 0.1
+    less after dropping, 0.02 more on seed 1 (so the mean over seeds adds 0.01)."""
+    base = {"tied_pgen0.4_pmem0.2": 0.3, "tied_pgen0.6_pmem0.2": 0.4, "standard_p0.4": 0.5, "sparse_keep0.4": 0.6}
+    offsets = {"train": 0.0, "clean": 0.01, "noisy": 0.02, "test": 0.03}
+    rows = []
+    for run in plan.metrics_columns(STUDY):
+        for epoch in range(3):
+            for subset, offset in offsets.items():
+                for suffix, drop in (("", 0.0), ("/drop", 0.1)):
+                    accuracy = epoch / 2 * (base[run["variant"]] + offset - drop) + 0.02 * run["seed"]
+                    rows.append({**run, "epoch": epoch, "subset": subset + suffix, "accuracy": accuracy})
+    return pd.DataFrame(rows)
+
+
+def test_tables_read_the_last_epoch_of_each_run_averaged_over_seeds():
+    final = tables.final_accuracy(study_metrics())
+    long, wide = tables.tab1(final, plan.table_runs(STUDY, "tab1"))
+    acc = long.set_index(["when", "subset"])["accuracy"]
+    assert acc["before", "clean"] == pytest.approx(100 * (0.3 + 0.01 + 0.01))
+    assert acc["after", "noisy"] == pytest.approx(100 * (0.3 + 0.02 - 0.1 + 0.01))
+    assert list(wide.columns)[:2] == ["dataset", "clean before dropping (%)"] and wide["dataset"][0] == "Fashion-MNIST"
+    long, wide = tables.tab3(final, plan.table_runs(STUDY, "tab3"))
+    assert long["method"].tolist() == ["standard", "standard", "fixed_sparse", "fixed_sparse", "example_tied",
+                                       "example_tied"]
+    # the baselines have nothing to drop: their accuracy before; example-tied after dropping
+    by_method = long.set_index(["method", "subset"])["accuracy"]
+    assert by_method["standard", "clean"] == pytest.approx(100 * (0.5 + 0.01 + 0.01))
+    assert by_method["example_tied", "noisy"] == pytest.approx(100 * (0.3 + 0.02 - 0.1 + 0.01))
+    assert wide["Method"].tolist() == ["Standard dropout (p = 0.4)", "Sparse network (s = 0.4)",
+                                       "Example-tied (p_gen = 0.4, p_mem = 0.2)"]
+    rows = tables.paper_rows({t: tables.TABLES[t](final, plan.table_runs(STUDY, t))[0] for t in plan.TABLES},
+                             {"fashion_mnist": "ours"})
+    # tab1: 6 numbers; tab2: the 2 x 2 numbers of the paper's cells (p_mem 0.2, p_gen 0.4 / 0.6); tab3: 6
+    assert [r["artefact"] for r in rows] == ["tab1"] * 6 + ["tab2"] * 4 + ["tab3"] * 6
+    assert rows[0]["paper"] == 99.9 and rows[0]["paper_setting"].startswith("CIFAR-10")  # no Fashion-MNIST in the paper
+    assert [r["paper"] for r in rows[6:10]] == [91.7, 3.4, 95.0, 6.9]  # p_gen 0.4, then 0.6
 
 
 def test_paper_vs_ours_rows_join(tmp_path):
@@ -208,6 +243,6 @@ def test_config_check_names_the_dropout_keys():
               "dropout": {"epochs": 5, "datasets": ["fashion_mnist"]}}
     with pytest.raises(ConfigError, match=r"dropout.epochs \(5\) must come after"):
         _check_dropout(config)
-    config["dropout"] = {"epochs": None, "datasets": ["cifar10"]}
+    config["dropout"] = {"epochs": 6, "datasets": ["cifar10"]}  # (a null is resolved to train.epochs before)
     with pytest.raises(ConfigError, match="dropout.datasets: dataset 'cifar10'"):
         _check_dropout(config)

@@ -15,8 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from memloc.core.blocks import ConvBN
 from memloc.core.data import DataSource, make_corrupted_table, training_set
 from memloc.core.evaluation import prepare_batch
+from memloc.core.models import ModelConfig
+from memloc.core.training import TrainConfig, model_from_checkpoint, train
+from memloc.flipping.batched import flip_examples
+from memloc.flipping.jobs import accuracy_rows, select_examples
+from memloc.flipping.masks import candidate_units, flat_masks, full_masks, remove
 from memloc.flipping.objective import (
     FlipConfig,
     flip_until_misclassified,
@@ -25,12 +31,7 @@ from memloc.flipping.objective import (
     population_indices,
     results_frame,
 )
-from memloc.flipping.batched import PopulationTerm, flip_examples
-from memloc.flipping.jobs import accuracy_rows, select_examples
-from memloc.core.blocks import ConvBN
-from memloc.core.models import ModelConfig
-from memloc.flipping.masks import candidate_units, flat_masks, full_masks, remove
-from memloc.core.training import TrainConfig, model_from_checkpoint, train
+from memloc.flipping.population import PopulationTerm
 
 CPU = torch.device("cpu")
 CFG = FlipConfig(max_removals=25, noise_copies=3, noise_std=0.2, population_batch=16, resample_every=0, seed=3,
@@ -104,7 +105,7 @@ def reference_flip(model, index, data, cfg):
             lin.weight.grad = None
         (loss_example - loss_population).backward()
         scores, units = [], []
-        for i, b in enumerate(blocks):  # zeroing channel c changes J by about -sum(a * dJ/da) over c
+        for i in range(len(blocks)):  # zeroing channel c changes J by about -sum(a * dJ/da) over c
             s = -sum((a * a.grad).sum((0, 2, 3)) for a in seen[i])
             s[sorted(zeroed[i])] = float("-inf")
             scores.append(s)
@@ -229,7 +230,8 @@ def test_head_states_use_the_trunk_jacobian_and_agree_with_the_masked_model(trai
     units = candidate_units(double)
     cfg = FlipConfig(**{**CFG.__dict__, "resample_every": 0, "smooth_population": smooth})
     term = PopulationTerm(double, units, data.images, data.labels, cfg, CPU, torch.float64)
-    assert term.head is not None and [units[i].layer for i in term.head.trunk_units] == [f"layer{i}" for i in range(1, 8)]
+    assert term.head is not None
+    assert [units[i].layer for i in term.head.trunk_units] == [f"layer{i}" for i in range(1, 8)]
     rng = np.random.default_rng(0)
     block, linear = units[term.head.block_unit], units[term.head.linear_unit]
     states = [frozenset()]

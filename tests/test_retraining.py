@@ -5,13 +5,13 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from memloc.core.data import load_run_data
 from memloc.core.evaluation import prepare_batch
-from memloc.layers.jobs import read_manifest, retrain_run_layer
 from memloc.core.models import model_layers
-from memloc.runs.jobs import load_run_data
+from memloc.core.training import TrainConfig, load_checkpoint, model_from_checkpoint
+from memloc.layers.jobs import read_manifest, retrain_run_layer
 from memloc.layers.retraining import retrain_layer
 from memloc.layers.rewinding import layer_state_keys
-from memloc.core.training import TrainConfig, load_checkpoint, model_from_checkpoint
 
 CPU = torch.device("cpu")
 CFG = TrainConfig(epochs=2, peak_epoch=1, peak_lr=0.1, batch_size=64, seed=0, eval_batch_size=256,

@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
+from memloc.core.data import load_run_data
 from memloc.core.evaluation import evaluate_examples
-from memloc.layers.jobs import read_manifest, rewind_run
 from memloc.core.models import model_layers
-from memloc.runs.jobs import load_run_data
-from memloc.layers.rewinding import layer_state_keys, rewind_layer
 from memloc.core.training import load_checkpoint, model_from_checkpoint
+from memloc.layers.jobs import read_manifest, rewind_run
+from memloc.layers.rewinding import layer_state_keys, rewind_layer
 
 CPU = torch.device("cpu")
 

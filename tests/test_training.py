@@ -7,9 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from memloc.core.data import DataSource, make_corrupted_table, training_set
+from memloc.core.evaluation import autocast_for, prepare_batch
 from memloc.core.gradients import STATISTICS, GradientAccountant
 from memloc.core.models import ModelConfig, build_model, model_layers
-from memloc.core.training import TrainConfig, list_checkpoints, make_optimizer, one_cycle, run_tables, train
+from memloc.core.sgd import cross_entropy, make_optimizer, one_cycle, scheduled_sgd, sgd_epoch
+from memloc.core.training import TrainConfig, list_checkpoints, run_tables, train
 
 
 def test_one_cycle_is_linear_up_to_peak_then_down_to_zero():
@@ -58,7 +60,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_run, tmp_path):
     b = torch.load(resumed[-1], weights_only=False)
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
-    for (ka, va), (kb, vb) in zip(a["optimizer"]["state"].items(), b["optimizer"]["state"].items()):
+    for va, vb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert torch.equal(va["momentum_buffer"], vb["momentum_buffer"])
     assert a["scheduler"] == b["scheduler"]
     ta, tb = run_tables(straight), run_tables(resumed)
@@ -70,6 +72,36 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_run, tmp_path):
     with pytest.raises(ValueError, match="another config"):
         train(model_cfg, TrainConfig(epochs=3, peak_epoch=1, batch_size=32, seed=5), data, ti, tl,
               tmp_path / "resumed", cpu, progress=False)
+
+
+def test_sgd_epoch_is_the_written_out_loop(tiny_run):
+    # the shared epoch (training, retraining, fine-tuning) must stay bitwise the loop it replaced
+    model_cfg, cfg, data, _, _ = tiny_run
+    cpu = torch.device("cpu")
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(build_model(model_cfg).to(memory_format=torch.channels_last))
+    shared, written = models
+    init = {k: v.clone() for k, v in shared.state_dict().items()}
+    perm = torch.randperm(len(data.labels), generator=torch.Generator().manual_seed(1))
+    opt, sched = scheduled_sgd(shared.parameters(), cfg, len(perm))
+    sgd_epoch(shared, opt, sched, perm, cfg.batch_size, cross_entropy(shared, data.images, data.labels, cpu))
+    opt = make_optimizer(written.parameters(), cfg)
+    sched = one_cycle(opt, cfg, -(-len(perm) // cfg.batch_size))
+    written.train()
+    for s in range(-(-len(perm) // cfg.batch_size)):
+        idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+        with autocast_for(cpu):
+            logits = written(prepare_batch(data.images[idx], cpu))
+        loss = F.cross_entropy(logits.float(), data.labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    for (name, a), b in zip(shared.state_dict().items(), written.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not torch.equal(shared.state_dict()["0.0.weight"], init["0.0.weight"])  # it did train
 
 
 def test_run_tables_have_every_epoch_and_example(tiny_run, tmp_path):
@@ -117,7 +149,8 @@ def test_gradient_accounting_equals_brute_force():
             "cosine": F.cosine_similarity(flat_c, flat_n, dim=0),
         }
         for name, value in expected.items():
-            assert stats[STATISTICS.index(name), li].item() == pytest.approx(value.item(), abs=1e-5, rel=1e-5), (layer.name, name)
+            measured = stats[STATISTICS.index(name), li].item()
+            assert measured == pytest.approx(value.item(), abs=1e-5, rel=1e-5), (layer.name, name)
     # the optimizer sees the ordinary mean-loss gradient
     for k, p in enumerate(params):
         assert torch.allclose(p.grad, g_clean[k] + g_noisy[k], atol=1e-10)

@@ -22,19 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-
-from memloc.core.data import DataSource, training_set, write_parquet
-from memloc.core.evaluation import evaluate_examples, resolve_device
-from memloc.core.models import ModelConfig
-from memloc.core.training import TrainConfig, model_from_checkpoint, train
 
 
 class CScoreFileError(ValueError):
     """A published C-score file that does not fit the dataset (the message names the file)."""
 
 
-def load_published_cscores(path: str | os.PathLike, labels: np.ndarray, order: str | os.PathLike | None = None) -> np.ndarray:
+def load_published_cscores(
+    path: str | os.PathLike, labels: np.ndarray, order: str | os.PathLike | None = None
+) -> np.ndarray:
     """Scores [N] aligned with the torchvision training split whose labels are `labels` [N].
 
     .npz: arrays `scores` and `labels` in the split's order (CIFAR-10's release); the labels
@@ -51,12 +47,14 @@ def load_published_cscores(path: str | os.PathLike, labels: np.ndarray, order: s
                 raise CScoreFileError(f"{path}: expected arrays 'scores' and 'labels', found {sorted(z.files)}")
             scores, file_labels = np.asarray(z["scores"], dtype=np.float64), np.asarray(z["labels"])
         if len(scores) != n or len(file_labels) != n:
-            raise CScoreFileError(f"{path}: {len(scores)} scores / {len(file_labels)} labels for a split of {n} examples")
+            raise CScoreFileError(
+                f"{path}: {len(scores)} scores / {len(file_labels)} labels for a split of {n} examples"
+            )
         mismatch = np.flatnonzero(file_labels != labels)
         if len(mismatch):
             raise CScoreFileError(
-                f"{path}: labels differ from the dataset's at {len(mismatch)} positions (first: {mismatch[:5].tolist()}); "
-                f"the file is permuted or belongs to another dataset"
+                f"{path}: labels differ from the dataset's at {len(mismatch)} positions "
+                f"(first: {mismatch[:5].tolist()}); the file is permuted or belongs to another dataset"
             )
         return scores
     scores = np.asarray(np.load(path), dtype=np.float64)
@@ -106,42 +104,6 @@ def holdout_estimate(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
-def train_holdout_model(
-    data_table: str | os.PathLike,
-    out: str | os.PathLike,
-    dataset: str,
-    source: dict,
-    model: dict,
-    train_settings: dict,
-    model_index: int,
-    holdout: dict,
-    device: str = "auto",
-    threads: int = 1,
-) -> pd.DataFrame:
-    """Train subset model `model_index` and write its correctness on every example.
-
-    Checkpoints go to `<out without suffix>/checkpoints`, so the job resumes like a run.
-    """
-    torch.set_num_threads(threads)
-    cfg = HoldoutConfig(**holdout)
-    table = pd.read_parquet(data_table)
-    data = DataSource(**source)
-    split = data.load(dataset, train=True)
-    full = training_set(table, split)
-    mask = holdout_subset(len(table), model_index, cfg)
-    subset = training_set(table[mask].reset_index(drop=True), split)
-    model_cfg = ModelConfig.for_dataset(dataset, **model)
-    tcfg = TrainConfig(**{**train_settings, "seed": cfg.seed * 1000 + model_index, "gradient_accounting": False})
-    dev = resolve_device(device)
-    ckpt_dir = Path(out).with_suffix("") / "checkpoints"
-    test = data.load(dataset, train=False)
-    paths = train(model_cfg, tcfg, subset, test.images[:1], test.labels[:1], ckpt_dir, dev, progress=True)
-    stats = evaluate_examples(model_from_checkpoint(paths[-1], dev), full.images, full.labels, dev, tcfg.eval_batch_size)
-    result = pd.DataFrame({"index": table["index"], "in_subset": mask, "correct": stats.correct.numpy().astype(float)})
-    write_parquet(result, out)
-    return result
-
-
 def atypical_table(base: pd.DataFrame, scores: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """The noise-free data table plus cscore, times_held_out and is_atypical (score < threshold;
     unscored examples are not atypical)."""
@@ -149,29 +111,3 @@ def atypical_table(base: pd.DataFrame, scores: pd.DataFrame, threshold: float) -
     out["is_atypical"] = (out["cscore"] < threshold).fillna(False).astype(bool)
     return out
 
-
-def write_atypical_table(
-    base_table: str | os.PathLike,
-    out: str | os.PathLike,
-    threshold: float,
-    holdout_parts: list[str] | None = None,
-    published: dict | None = None,
-) -> pd.DataFrame:
-    """Job: the typical/atypical data table from published scores or hold-out parts.
-
-    published: {"file": path, "order": path or None, "dataset": name, "source": DataSource
-    settings}; the scores are checked against the dataset's labels and picked by each
-    example's source_index.
-    """
-    base = pd.read_parquet(base_table)
-    if published:
-        labels = DataSource(**published["source"]).load(published["dataset"], train=True).labels.numpy()
-        scores = load_published_cscores(published["file"], labels, published.get("order"))
-        per_example = pd.DataFrame(
-            {"index": base["index"], "cscore": scores[base["source_index"].to_numpy()], "times_held_out": -1}
-        )
-    else:
-        per_example = holdout_estimate([pd.read_parquet(p) for p in holdout_parts])
-    table = atypical_table(base, per_example, threshold)
-    write_parquet(table, out)
-    return table

@@ -219,7 +219,8 @@ def make_corrupted_table(name: str, source: DataSource, noise: float, subset: in
     true = train.labels.numpy()[chosen]
     labels, noisy = corrupt_labels(true, noise, DATASETS[name][1], seed)
     return pd.DataFrame(
-        {"index": np.arange(len(chosen)), "source_index": chosen, "true_label": true, "label": labels, "is_noisy": noisy}
+        {"index": np.arange(len(chosen)), "source_index": chosen, "true_label": true, "label": labels,
+         "is_noisy": noisy}
     )
 
 
@@ -247,6 +248,20 @@ def training_set(table: pd.DataFrame, data: ImageData, group_column: str = "is_n
         group=torch.tensor(table[group_column].to_numpy(), dtype=torch.bool),
         true_labels=true,
     )
+
+
+def load_run_data(
+    data_table: str | os.PathLike, dataset: str, source: dict, test_subset: int | None, group_column: str = "is_noisy"
+) -> tuple[TrainingSet, torch.Tensor, torch.Tensor]:
+    """A run's training set (the data table's examples, in its order) and its test images
+    and labels (the first `test_subset` of the test split; all when None).
+
+    source: DataSource settings (root, download, verify_checksums)."""
+    data = DataSource(**source)
+    trainset = training_set(pd.read_parquet(data_table), data.load(dataset, train=True), group_column)
+    test = data.load(dataset, train=False)
+    n_test = len(test) if test_subset is None else min(test_subset, len(test))
+    return trainset, test.images[:n_test], test.labels[:n_test]
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

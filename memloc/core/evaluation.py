@@ -1,15 +1,22 @@
-"""Per-example evaluation: correctness, loss and margin of every example, in eval mode."""
+"""Per-example evaluation: correctness, loss and margin of every example, in eval mode; and
+`measure`, what training and retraining record after every epoch (per-example records,
+accuracy and loss per group and on the test set)."""
 
 from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.core.data import normalize
+from memloc.core.data import TrainingSet, normalize
+from memloc.core.tied_dropout import dropout_mode, forward_with_index, tied_modules
+
+if TYPE_CHECKING:  # memloc.core.training imports this module
+    from memloc.core.training import TrainConfig
 
 
 def autocast_for(device: torch.device):
@@ -85,3 +92,47 @@ def evaluate_examples(
         outs["prediction"].append(pred)
     model.train(was_training)
     return ExampleStats(**{k: torch.cat(v).cpu() for k, v in outs.items()})
+
+
+# How a model with example-tied dropout is measured (memloc.core.tied_dropout): suffix of the subset
+# names -> (mode of the training examples, mode of the test examples).  "" is the training
+# mode (a training example through its own units; test examples own none, so every unit is
+# on, scaled); "/drop" has every memorization unit dropped (the paper's "after dropping").
+TIED_VIEWS = {"": ("train", "all"), "/drop": ("drop", "drop")}
+
+
+def _measure_view(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device, modes, suffix):
+    # forward_with_index passes the examples' positions (= their index in the data table)
+    with dropout_mode(model, modes[0]):
+        stats = evaluate_examples(model, data.images, data.labels, device, cfg.eval_batch_size, forward_with_index)
+    with dropout_mode(model, modes[1]):
+        test = evaluate_examples(model, test_images, test_labels, device, cfg.eval_batch_size, forward_with_index)
+    a, g = cfg.group_names
+    out = {}
+    for key, value in (("accuracy", lambda r: r.correct.float()), ("loss", lambda r: r.loss)):
+        v = value(stats)
+        out[key] = {
+            "train" + suffix: v.mean().item(),
+            a + suffix: v[~data.group].mean().item() if (~data.group).any() else float("nan"),
+            g + suffix: v[data.group].mean().item() if data.group.any() else float("nan"),
+            "test" + suffix: value(test).mean().item(),
+        }
+    return stats, out
+
+
+def measure(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device) -> dict:
+    """Per-example records on the training set and accuracies per group and on the test set.
+
+    A model with example-tied dropout is also measured after dropping: subsets
+    "<name>/drop" and per-example "records_drop" (with the prediction, for fig07)."""
+    views = TIED_VIEWS if tied_modules(model) else {"": ("train", "train")}
+    measured = {"accuracy": {}, "loss": {}}
+    for suffix, modes in views.items():
+        stats, out = _measure_view(model, data, test_images, test_labels, cfg, device, modes, suffix)
+        for key in ("accuracy", "loss"):
+            measured[key].update(out[key])
+        records = {"correct": stats.correct, "loss": stats.loss, "margin": stats.margin}
+        if suffix:
+            records["prediction"] = stats.prediction
+        measured["records" + suffix.replace("/", "_")] = records
+    return measured

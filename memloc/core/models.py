@@ -16,6 +16,8 @@ from torch import nn
 from memloc.core.blocks import ConvBN, Residual, Scale
 from memloc.core.tied_dropout import add_dropout
 
+MODELS = ("resnet9", "resnet50", "vit_small")  # the names build_model knows
+
 
 @dataclass
 class ModelConfig:
@@ -33,7 +35,7 @@ class ModelConfig:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def for_dataset(cls, dataset: str, **settings) -> "ModelConfig":
+    def for_dataset(cls, dataset: str, **settings) -> ModelConfig:
         """The config of a model for `dataset`: classes, channels and image size from
         memloc.core.data.DATASETS, the rest (name, width, ...) from `settings`."""
         from memloc.core.data import DATASETS
@@ -109,7 +111,7 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         return resnet50(cfg.num_classes, cfg.in_channels, cfg.image_size)
     if cfg.name == "vit_small":
         return vit_small(cfg)
-    raise ValueError(f"unknown model {cfg.name!r}; known: resnet9, resnet50, vit_small")
+    raise ValueError(f"unknown model {cfg.name!r}; known: {', '.join(MODELS)}")
 
 
 @dataclass

@@ -3,8 +3,22 @@ the values in them (memloc plans and jobs format these; the rules name them)."""
 
 from __future__ import annotations
 
-
+# The corrupted training set of a dataset and noise rate (rule corrupt_data): index, label, is_noisy, ...
+DATA_TABLE = "results/data/{dataset}/noise{noise}.parquet"
+# One training run: checkpoints, metrics, per-example records, gradient statistics, and the
+# layer experiments on it.  variant: noise<fraction>, or atypical (typical/atypical groups).
 RUN_DIR = "results/runs/{dataset}/{model}/{variant}/seed{seed}"
+# One hold-out subset model of the C-score estimate.
+HOLDOUT_PART = "results/cscores/{dataset}/holdout{k}.parquet"
+# An example-tied dropout (or baseline) run; dropout: its variant name (memloc.dropout.plan).
+DROPOUT_RUN_DIR = "results/dropout/runs/{dataset}/{model}/noise{noise}/{dropout}/seed{seed}"
+# Neuron flipping of one setting: the selected examples, then seed{seed}/shard{k}.parquet.
+FLIP_DIR = "results/flipping/{dataset}/{model}/noise{noise}"
+# Second-split forgetting of one flipping seed.
+DETECTION_DIR = "results/detection/{dataset}/{model}/noise{noise}/seed{seed}"
+# Collected tables (parquet, with run columns) and the figures / display tables drawn from them.
+TABLE = "results/tables/{name}.parquet"
+FIGURE = "results/figures/{name}.{ext}"
 
 
 def noise_label(noise: float) -> str:

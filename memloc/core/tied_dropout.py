@@ -176,7 +176,9 @@ class ExampleTiedDropout(nn.Module):
             raise ValueError(f"unknown mode {self.mode!r}; known: {MODES}")
         if self.mode == "train":
             if self.index is None:
-                raise RuntimeError("example-tied dropout in 'train' mode needs the example indices: call model(x, index)")
+                raise RuntimeError(
+                    "example-tied dropout in 'train' mode needs the example indices: call model(x, index)"
+                )
             scale = self.example_masks(self.index, x.device).to(x.dtype)  # [B, C]
         else:
             scale = self.unit_scale(x.device).to(x.dtype).expand(x.shape[0], -1)

@@ -8,12 +8,12 @@ and the run's tables are assembled from the checkpoints, so nothing is measured 
 
 Models whose forward takes the batch's example indices (`takes_example_index`, e.g. with
 example-tied dropout) get them from the training loop and the evaluation; a model with
-example-tied dropout is measured in its training mode and after dropping (`TIED_VIEWS`).
+example-tied dropout is measured in its training mode and after dropping
+(`memloc.core.evaluation.TIED_VIEWS`).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -22,19 +22,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from memloc.core.data import TrainingSet
-from memloc.core.tied_dropout import dropout_mode, forward_with_index, tied_modules
-from memloc.core.evaluation import autocast_for, evaluate_examples, prepare_batch
+from memloc.core.evaluation import measure
 from memloc.core.gradients import STATISTICS, GradientAccountant
 from memloc.core.models import ModelConfig, build_model
+from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
 
 
 @dataclass
 class TrainConfig:
+    """One training's settings.  The workflow passes the validated config's `train` section
+    (plus seed and groups); the defaults here equal the schema's (tests/test_defaults.py)."""
+
     epochs: int = 50
     batch_size: int = 512
     peak_lr: float = 0.1
@@ -51,27 +53,6 @@ class TrainConfig:
         if not 0 < self.peak_epoch < self.epochs:  # OneCycleLR needs steps on both sides of the peak
             raise ValueError(f"peak_epoch {self.peak_epoch} must be in (0, epochs={self.epochs})")
         self.group_names = tuple(self.group_names)
-
-
-def one_cycle(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """Linear warm-up from 0 to peak_lr at peak_epoch, then linear decay to 0 (per step).
-
-    Momentum stays fixed (cycle_momentum=False): the paper uses SGD with momentum 0.9.
-    """
-    return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=cfg.peak_lr,
-        total_steps=cfg.epochs * steps_per_epoch,
-        pct_start=cfg.peak_epoch / cfg.epochs,
-        anneal_strategy="linear",
-        cycle_momentum=False,
-        div_factor=float("inf"),  # start at exactly 0
-        final_div_factor=1.0,  # end at (0 / 1) = 0
-    )
-
-
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.SGD:
-    return torch.optim.SGD(params, lr=cfg.peak_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
@@ -107,48 +88,84 @@ def model_from_checkpoint(path: str | os.PathLike, device: torch.device) -> nn.M
     return model.to(device, memory_format=torch.channels_last)
 
 
-# How a model with example-tied dropout is measured (memloc.core.tied_dropout): suffix of the subset
-# names -> (mode of the training examples, mode of the test examples).  "" is the training
-# mode (a training example through its own units; test examples own none, so every unit is
-# on, scaled); "/drop" has every memorization unit dropped (the paper's "after dropping").
-TIED_VIEWS = {"": ("train", "all"), "/drop": ("drop", "drop")}
+@dataclass
+class _Run:
+    """What a run carries from epoch to epoch (and what its checkpoints restore)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    order: torch.Generator  # the data order, independent of the initialization
+    accountant: GradientAccountant | None
+    config: dict  # model and train config, stored in (and checked against) every checkpoint
 
 
-def _measure_view(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device, modes, suffix):
-    # forward_with_index passes the examples' positions (= their index in the data table)
-    with dropout_mode(model, modes[0]):
-        stats = evaluate_examples(model, data.images, data.labels, device, cfg.eval_batch_size, forward_with_index)
-    with dropout_mode(model, modes[1]):
-        test = evaluate_examples(model, test_images, test_labels, device, cfg.eval_batch_size, forward_with_index)
-    a, g = cfg.group_names
-    out = {}
-    for key, value in (("accuracy", lambda r: r.correct.float()), ("loss", lambda r: r.loss)):
-        v = value(stats)
-        out[key] = {
-            "train" + suffix: v.mean().item(),
-            a + suffix: v[~data.group].mean().item() if (~data.group).any() else float("nan"),
-            g + suffix: v[data.group].mean().item() if data.group.any() else float("nan"),
-            "test" + suffix: value(test).mean().item(),
-        }
-    return stats, out
+def _start(model_cfg: ModelConfig, cfg: TrainConfig, examples: int, device: torch.device) -> _Run:
+    """The run at initialization.  Seeding first, then building the model, fixes the init."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(model_cfg).to(device, memory_format=torch.channels_last)
+    optimizer, scheduler = scheduled_sgd(model.parameters(), cfg, examples)
+    order = torch.Generator().manual_seed(cfg.seed)
+    accountant = GradientAccountant(model, device) if cfg.gradient_accounting else None
+    return _Run(model, optimizer, scheduler, order, accountant, {"model": asdict(model_cfg), "train": asdict(cfg)})
 
 
-def measure(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device) -> dict:
-    """Per-example records on the training set and accuracies per group and on the test set.
+def _checkpoint(run: _Run, epoch: int, measured: dict, grad_stats, device: torch.device) -> dict:
+    """Everything to resume after `epoch` bitwise, plus what was measured at its end."""
+    return {
+        "epoch": epoch,
+        "config": run.config,
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+            "data_order": run.order.get_state(),
+        },
+        "measured": measured,
+        "gradients": grad_stats,
+        "layer_names": run.accountant.layer_names if run.accountant else None,
+    }
 
-    A model with example-tied dropout is also measured after dropping: subsets
-    "<name>/drop" and per-example "records_drop" (with the prediction, for fig07)."""
-    views = TIED_VIEWS if tied_modules(model) else {"": ("train", "train")}
-    measured = {"accuracy": {}, "loss": {}}
-    for suffix, modes in views.items():
-        stats, out = _measure_view(model, data, test_images, test_labels, cfg, device, modes, suffix)
-        for key in ("accuracy", "loss"):
-            measured[key].update(out[key])
-        records = {"correct": stats.correct, "loss": stats.loss, "margin": stats.margin}
-        if suffix:
-            records["prediction"] = stats.prediction
-        measured["records" + suffix.replace("/", "_")] = records
-    return measured
+
+def _resume(run: _Run, checkpoint_dir: Path, device: torch.device) -> int | None:
+    """Restore the last checkpoint in `checkpoint_dir` into `run`; the next epoch, or None
+    when there is none.  Checkpoints of another config are an error, not a silent restart."""
+    existing = list_checkpoints(checkpoint_dir)
+    if not existing:
+        return None
+    last = max(existing)
+    ckpt = load_checkpoint(existing[last])
+    if ckpt["config"] != run.config:
+        raise ValueError(f"checkpoints in {checkpoint_dir} were made with another config; remove them to retrain")
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if ckpt["rng"]["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    run.order.set_state(ckpt["rng"]["data_order"])
+    return last + 1
+
+
+def _train_epoch(run: _Run, data: TrainingSet, cfg: TrainConfig, device: torch.device) -> None:
+    """One epoch of SGD over every example.  The model gets each batch's rows (positions in
+    the data table, which example-tied dropout ties units to); with gradient accounting the
+    per-example losses are split into the two groups' gradients, whose sum is stepped on."""
+    if run.accountant:
+        run.accountant.reset()
+    labels, group = data.labels.to(device), data.group.to(device)
+    loss = cross_entropy(run.model, data.images, labels, device, per_example=True, pass_rows=True)
+
+    def backward(per_example: torch.Tensor, rows: torch.Tensor) -> None:
+        if run.accountant:  # a backward pass per group; p.grad = their sum
+            run.accountant.backward(per_example, group[rows.to(device)])
+        else:
+            per_example.mean().backward()
+
+    perm = torch.randperm(len(data.labels), generator=run.order)
+    sgd_epoch(run.model, run.optimizer, run.scheduler, perm, cfg.batch_size, loss, backward)
 
 
 def train(
@@ -167,77 +184,24 @@ def train(
     `stop_after_epoch` ends the process early as an interruption would (for tests).
     """
     checkpoint_dir = Path(checkpoint_dir)
-    n = len(data.labels)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    torch.manual_seed(cfg.seed)
-    model = build_model(model_cfg).to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(model.parameters(), cfg)
-    scheduler = one_cycle(optimizer, cfg, steps_per_epoch)
-    order = torch.Generator().manual_seed(cfg.seed)  # the data order, independent of the init
-    accountant = GradientAccountant(model, device) if cfg.gradient_accounting else None
-    config = {"model": asdict(model_cfg), "train": asdict(cfg)}
+    run = _start(model_cfg, cfg, len(data.labels), device)
 
-    def save(epoch: int, measured: dict, grad_stats) -> None:
-        state = {
-            "epoch": epoch,
-            "config": config,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-                "data_order": order.get_state(),
-            },
-            "measured": measured,
-            "gradients": grad_stats,
-            "layer_names": accountant.layer_names if accountant else None,
-        }
-        save_atomic(state, checkpoint_path(checkpoint_dir, epoch))
-
-    existing = list_checkpoints(checkpoint_dir)
-    if existing:
-        last = max(existing)
-        ckpt = load_checkpoint(existing[last])
-        if ckpt["config"] != config:
-            raise ValueError(f"checkpoints in {checkpoint_dir} were made with another config; remove them to retrain")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if ckpt["rng"]["cuda"] is not None and device.type == "cuda":
-            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-        order.set_state(ckpt["rng"]["data_order"])
-        start = last + 1
-    else:
-        save(0, measure(model, data, test_images, test_labels, cfg, device), None)
+    # resume after the last checkpoint, or measure and save the initialization (epoch 0)
+    start = _resume(run, checkpoint_dir, device)
+    if start is None:
+        measured = measure(run.model, data, test_images, test_labels, cfg, device)
+        save_atomic(_checkpoint(run, 0, measured, None, device), checkpoint_path(checkpoint_dir, 0))
         start = 1
 
-    images, labels, group = data.images, data.labels.to(device), data.group.to(device)
     bar = tqdm(range(start, cfg.epochs + 1), desc="train", disable=not progress, initial=start - 1, total=cfg.epochs)
     for epoch in bar:
-        model.train()
-        if accountant:
-            accountant.reset()
-        perm = torch.randperm(n, generator=order)
-        for s in range(steps_per_epoch):
-            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-            x = prepare_batch(images[idx], device)
-            idx_dev = idx.to(device)
-            with autocast_for(device):
-                logits = forward_with_index(model, x, idx_dev)  # idx: positions in the data table
-            per_example = F.cross_entropy(logits.float(), labels[idx_dev], reduction="none")
-            optimizer.zero_grad(set_to_none=True)
-            if accountant:
-                accountant.backward(per_example, group[idx_dev])
-            else:
-                per_example.mean().backward()
-            optimizer.step()
-            scheduler.step()
-        measured = measure(model, data, test_images, test_labels, cfg, device)
-        save(epoch, measured, accountant.epoch_statistics() if accountant else None)
-        acc = measured["accuracy"]
-        bar.set_postfix({k: f"{v:.3f}" for k, v in acc.items()})
+        _train_epoch(run, data, cfg, device)
+        # record: per-example records and accuracies at the end of the epoch (eval mode)
+        measured = measure(run.model, data, test_images, test_labels, cfg, device)
+        # checkpoint: written after every epoch, so an interrupted job resumes here
+        grad_stats = run.accountant.epoch_statistics() if run.accountant else None
+        save_atomic(_checkpoint(run, epoch, measured, grad_stats, device), checkpoint_path(checkpoint_dir, epoch))
+        bar.set_postfix({k: f"{v:.3f}" for k, v in measured["accuracy"].items()})
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     return list(list_checkpoints(checkpoint_dir).values())

@@ -19,29 +19,30 @@ Scores, each oriented so that larger = more likely mislabeled:
   forgotten); minus that.  Not the run's own model: it has fit B already, so fine-tuning
   on B would barely move it and nothing would be forgotten; `second_split_forgetting`
   trains A from scratch (same model, settings and seed as the run) and then fine-tunes.
+
+Everything here takes and returns tables and tensors; memloc.flipping.jobs reads and
+writes the files.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from memloc.core.data import DataSource, TrainingSet, training_set, write_parquet
-from memloc.core.evaluation import autocast_for, evaluate_examples, prepare_batch, resolve_device
+from memloc.core.data import TrainingSet
+from memloc.core.evaluation import evaluate_examples
 from memloc.core.models import ModelConfig
-from memloc.report.tables import comparison_row, save_table, write_rows
-from memloc.core.training import TrainConfig, make_optimizer, model_from_checkpoint, one_cycle, train
+from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
+from memloc.core.training import TrainConfig, model_from_checkpoint, train
+from memloc.report.paper import PAPER_AUC
 
-# The paper's AUCs (Sec. 6.1; ResNet-9, CIFAR-10, 10% label noise).
-PAPER_AUC = {"flip count": 0.89, "learning time": 0.87, "second-split forgetting time": 0.93}
 METHODS = ["flip count", "learning time", "forgetting events", "area under the margin", "second-split forgetting time"]
 
 
@@ -108,64 +109,42 @@ def fine_tune_tracking(model, train_on: TrainingSet, tracked: TrainingSet, cfg: 
     torch.manual_seed(cfg.seed)
     order = torch.Generator().manual_seed(cfg.seed)
     n = len(train_on.labels)
-    steps = -(-n // cfg.batch_size)
-    optimizer = make_optimizer(model.parameters(), cfg)
-    scheduler = one_cycle(optimizer, cfg, steps)
-    labels = train_on.labels.to(device)
+    optimizer, scheduler = scheduled_sgd(model.parameters(), cfg, n)
+    loss = cross_entropy(model, train_on.images, train_on.labels.to(device), device)
 
     def record():
         return evaluate_examples(model, tracked.images, tracked.labels, device, cfg.eval_batch_size).correct.numpy()
 
     records = [record()]
     for _ in tqdm(range(cfg.epochs), desc="fine-tune", disable=not progress):
-        model.train()
         perm = torch.randperm(n, generator=order)
-        for s in range(steps):
-            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-            with autocast_for(device):
-                logits = model(prepare_batch(train_on.images[idx], device))
-            loss = F.cross_entropy(logits.float(), labels[idx.to(device)])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+        sgd_epoch(model, optimizer, scheduler, perm, cfg.batch_size, loss)
         records.append(record())
     return np.stack(records)
 
 
 def second_split_forgetting(
-    data_table: str | os.PathLike,
-    out: str | os.PathLike,
-    dataset: str,
-    source: dict,
-    model: dict,
-    first: dict,
+    data: TrainingSet,
+    model: ModelConfig,
+    first: TrainConfig,
     second: dict,
     fraction: float,
     split_seed: int,
-    device: str = "auto",
-    threads: int = 1,
+    checkpoints: str | os.PathLike,
+    device: torch.device,
 ) -> pd.DataFrame:
-    """Train on split A (TrainConfig fields `first`), fine-tune on split B (`second`), and
-    write every A example's second-split forgetting time: columns index, ssft,
-    learned_first (correct after training on A).  A's checkpoints go to a folder
-    `first_split/` beside `out` (not a declared output, so an interrupted job resumes)."""
-    torch.set_num_threads(threads)
-    dev = resolve_device(device)
-    table = pd.read_parquet(data_table)
-    data = training_set(table, DataSource(**source).load(dataset, train=True))
-    rows_a = split_rows(len(table), fraction, split_seed)
-    rows_b = np.setdiff1d(np.arange(len(table)), rows_a)
+    """Train on split A (`first`), fine-tune on split B (`first` with the fields `second`
+    replaced), and return every A example's second-split forgetting time: columns index,
+    ssft, learned_first (correct after training on A).  A's checkpoints go to the folder
+    `checkpoints`, from which an interrupted training resumes."""
+    n = len(data.labels)
+    rows_a = split_rows(n, fraction, split_seed)
+    rows_b = np.setdiff1d(np.arange(n), rows_a)
     split_a, split_b = _subset(data, rows_a), _subset(data, rows_b)
-    model_cfg = ModelConfig.for_dataset(dataset, **model)
-    cfg_a = TrainConfig(**{**first, "gradient_accounting": False})
-    ckpts = train(model_cfg, cfg_a, split_a, split_b.images, split_b.labels, Path(out).parent / "first_split", dev)
-    net = model_from_checkpoint(ckpts[-1], dev)
-    cfg_b = replace(cfg_a, **second)
-    correct = fine_tune_tracking(net, split_b, split_a, cfg_b, dev)
-    df = pd.DataFrame({"index": rows_a, "ssft": settled_epoch(correct, False), "learned_first": correct[0]})
-    write_parquet(df, out)
-    return df
+    ckpts = train(model, first, split_a, split_b.images, split_b.labels, checkpoints, device)
+    net = model_from_checkpoint(ckpts[-1], device)
+    correct = fine_tune_tracking(net, split_b, split_a, replace(first, **second), device)
+    return pd.DataFrame({"index": rows_a, "ssft": settled_epoch(correct, False), "learned_first": correct[0]})
 
 
 # -- scores and the auc table -------------------------------------------------------------
@@ -180,23 +159,23 @@ def run_scores(examples: pd.DataFrame, second_split: pd.DataFrame) -> pd.DataFra
     return scores.rename_axis("index")
 
 
-def detection_scores(flipping: pd.DataFrame, runs: dict[int, tuple[str, str]], data_table: str) -> pd.DataFrame:
-    """Per (seed, training row) scores of every method, with is_noisy and `flipped` (the
-    row is one of the examples flipped).
+def seed_scores(seed: int, examples: pd.DataFrame, second_split: pd.DataFrame, flipping: pd.DataFrame) -> pd.DataFrame:
+    """One training seed's scores of every method by training row, with `flipped` (the row
+    is one of the examples flipped).  flipping: the merged flipping table (seed, index,
+    removals, ...)."""
+    s = run_scores(examples, second_split)
+    flips = flipping[flipping["seed"] == seed].set_index("index")["removals"]
+    s["flip count"] = -flips.astype(float)
+    s["flipped"] = s.index.isin(flips.index)
+    s.insert(0, "seed", seed)
+    return s.reset_index()
 
-    flipping: the merged flipping table (seed, index, removals, ...); runs: {seed:
-    (examples.parquet, second_split.parquet)}."""
-    noisy = pd.read_parquet(data_table).set_index("index")["is_noisy"]
-    frames = []
-    for seed, (examples, second) in runs.items():
-        s = run_scores(pd.read_parquet(examples), pd.read_parquet(second))
-        flips = flipping[flipping["seed"] == seed].set_index("index")["removals"]
-        s["flip count"] = -flips.astype(float)
-        s["flipped"] = s.index.isin(flips.index)
-        s.insert(0, "seed", seed)
-        frames.append(s.reset_index())
-    out = pd.concat(frames, ignore_index=True)
-    out.insert(2, "is_noisy", noisy.loc[out["index"]].to_numpy())
+
+def detection_scores(per_seed: Iterable[pd.DataFrame], is_noisy: pd.Series) -> pd.DataFrame:
+    """The seeds' scores (`seed_scores`) as one table, with is_noisy (a Series by training
+    row): columns seed, index, is_noisy, flipped, METHODS."""
+    out = pd.concat(list(per_seed), ignore_index=True)
+    out.insert(2, "is_noisy", is_noisy.loc[out["index"]].to_numpy())
     return out[["seed", "index", "is_noisy", "flipped", *METHODS]]
 
 
@@ -226,41 +205,3 @@ def auc_rows(scores: pd.DataFrame) -> pd.DataFrame:
                 "paper_auc": PAPER_AUC.get(method, float("nan")),
             })
     return pd.DataFrame(rows)
-
-
-def write_auc(flipping: str, runs: dict[int, tuple[str, str]], data_table: str, outputs: dict[str, str]) -> pd.DataFrame:
-    """Job: the per-example scores (outputs["scores"]) and the auc table (outputs["parquet"])."""
-    scores = detection_scores(pd.read_parquet(flipping), runs, data_table)
-    write_parquet(scores, outputs["scores"])
-    table = auc_rows(scores)
-    write_parquet(table, outputs["parquet"])
-    return table
-
-
-def render_auc(table: str, csv: str, md: str) -> None:
-    """auc.csv / auc.md from auc.parquet."""
-    save_table(pd.read_parquet(table), csv, md, floatfmt=".3f")
-
-
-def paper_rows(flipping: str, auc: str, out: str, setting: str) -> pd.DataFrame:
-    """fig05's and the auc table's rows of the paper-vs-ours table."""
-    flips = pd.read_parquet(flipping)
-    per_example = flips.groupby("index").agg(is_noisy=("is_noisy", "first"), removals=("removals", "mean"),
-                                            accuracy=("accuracy_train", "mean"))
-    noisy, clean = per_example[per_example["is_noisy"]], per_example[~per_example["is_noisy"]]
-    paper = "ResNet-9, CIFAR-10, 10% noise, 1000 + 1000 examples, 30 models"
-    rows = [
-        comparison_row("fig05", "mean removals to flip, noisy", 5.1, noisy["removals"].mean(), paper, setting),
-        comparison_row("fig05", "mean removals to flip, clean", 15.7, clean["removals"].mean(), paper, setting),
-        comparison_row("fig05", "noisy examples flipped by < 10 removals (%; paper: > 90)", 90.0,
-                       100 * (noisy["removals"] < 10).mean(), paper, setting),
-        comparison_row("fig05", "post-removal training accuracy, noisy minus clean (points)", 10.0,
-                       100 * (noisy["accuracy"].mean() - clean["accuracy"].mean()), paper, setting),
-    ]
-    table = pd.read_parquet(auc)
-    for method, value in PAPER_AUC.items():
-        subset = "flipped examples" if method == "flip count" else "all scored examples"
-        ours = table[(table["method"] == method) & (table["examples"] == subset)]["auc"]
-        rows.append(comparison_row("auc", f"ROC AUC, {method}", value, ours.iloc[0] if len(ours) else float("nan"),
-                                   "ResNet-9, CIFAR-10, 10% noise", setting))
-    return write_rows(rows, out)

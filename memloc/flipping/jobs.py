@@ -1,5 +1,7 @@
-"""Workflow steps of neuron flipping: pick the examples, flip one shard of them on one
-trained run, join the parts.  Paths in, files out (memloc.flipping.objective has the algorithm)."""
+"""Workflow steps of neuron flipping and mislabeled-example detection: pick the examples,
+flip one shard of them on one trained run, the second-split forgetting time of a seed, the
+auc table and the paper-vs-ours rows.  Paths in, files out; only workflow/scripts call
+these (memloc.flipping.batched and memloc.flipping.detection have the algorithms)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,13 @@ import torch
 
 from memloc.core.data import DataSource, training_set, write_parquet
 from memloc.core.evaluation import resolve_device
-from memloc.flipping.objective import FlipConfig, results_frame
+from memloc.core.models import ModelConfig
+from memloc.core.training import TrainConfig, model_from_checkpoint
+from memloc.flipping import detection
 from memloc.flipping.batched import flip_examples
-from memloc.core.training import model_from_checkpoint
+from memloc.flipping.objective import FlipConfig, results_frame
+from memloc.report.paper import AUC_SETTING, FIG05_SETTING, PAPER_AUC, PAPER_FIG05
+from memloc.report.tables import comparison_row, save_table, write_rows
 
 
 def select_examples(table: pd.DataFrame, per_group: int, seed: int, shards: int = 1) -> pd.DataFrame:
@@ -40,7 +46,9 @@ def accuracy_rows(n: int, size: int | None, seed: int) -> torch.Tensor:
     return torch.from_numpy(np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False)))
 
 
-def write_selection(data_table: str | os.PathLike, out: str | os.PathLike, per_group: int, seed: int, shards: int) -> None:
+def write_selection(
+    data_table: str | os.PathLike, out: str | os.PathLike, per_group: int, seed: int, shards: int
+) -> None:
     write_parquet(select_examples(pd.read_parquet(data_table), per_group, seed, shards), out)
 
 
@@ -81,3 +89,94 @@ def flip_shard(
     df.insert(2, "is_noisy", data.group[indices].numpy() if indices else np.zeros(0, dtype=bool))
     write_parquet(df, out)
     return df
+
+
+# -- detection ---------------------------------------------------------------------------
+
+
+def second_split_forgetting(
+    data_table: str | os.PathLike,
+    out: str | os.PathLike,
+    dataset: str,
+    source: dict,
+    model: dict,
+    first: dict,
+    second: dict,
+    fraction: float,
+    split_seed: int,
+    device: str = "auto",
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Train on split A (TrainConfig fields `first`), fine-tune on split B (`second`), and
+    write every A example's second-split forgetting time (memloc.flipping.detection.
+    second_split_forgetting).  A's checkpoints go to a folder `first_split/` beside `out`
+    (not a declared output, so an interrupted job resumes)."""
+    torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    data = training_set(pd.read_parquet(data_table), DataSource(**source).load(dataset, train=True))
+    first_cfg = TrainConfig(**{**first, "gradient_accounting": False})  # nothing reads it here
+    df = detection.second_split_forgetting(data, ModelConfig.for_dataset(dataset, **model), first_cfg, second,
+                                           fraction, split_seed, Path(out).parent / "first_split", dev)
+    write_parquet(df, out)
+    return df
+
+
+def write_auc(flipping: str, runs: dict[int, dict[str, str]], data_table: str, outputs: dict[str, str]) -> pd.DataFrame:
+    """The per-example scores (outputs["scores"]) and the auc table (outputs["parquet"]).
+
+    runs: {training seed: {examples: its examples.parquet, second_split: its second-split
+    forgetting table}}."""
+    flips = pd.read_parquet(flipping)
+    per_seed = (
+        detection.seed_scores(seed, pd.read_parquet(r["examples"]), pd.read_parquet(r["second_split"]), flips)
+        for seed, r in runs.items()  # one seed's tables in memory at a time
+    )
+    is_noisy = pd.read_parquet(data_table).set_index("index")["is_noisy"]
+    scores = detection.detection_scores(per_seed, is_noisy)
+    write_parquet(scores, outputs["scores"])
+    table = detection.auc_rows(scores)
+    write_parquet(table, outputs["parquet"])
+    return table
+
+
+def render_auc(table: str, csv: str, md: str) -> None:
+    """auc.csv / auc.md from auc.parquet."""
+    save_table(pd.read_parquet(table), csv, md, floatfmt=".3f")
+
+
+# -- paper vs ours -----------------------------------------------------------------------
+
+
+def _fig05_rows(flips: pd.DataFrame, setting: str) -> list[dict]:
+    """fig05's numbers, per example averaged over the flipping seeds as the figure does."""
+    per_example = flips.groupby("index").agg(is_noisy=("is_noisy", "first"), removals=("removals", "mean"),
+                                            accuracy=("accuracy_train", "mean"))
+    noisy, clean = per_example[per_example["is_noisy"]], per_example[~per_example["is_noisy"]]
+    ours = {
+        "mean removals to flip, noisy": ("mean_removals_noisy", noisy["removals"].mean()),
+        "mean removals to flip, clean": ("mean_removals_clean", clean["removals"].mean()),
+        "noisy examples flipped by < 10 removals (%; paper: > 90)":
+            ("noisy_flipped_below_10", 100 * (noisy["removals"] < 10).mean()),
+        "post-removal training accuracy, noisy minus clean (points)":
+            ("accuracy_gap", 100 * (noisy["accuracy"].mean() - clean["accuracy"].mean())),
+    }
+    return [comparison_row("fig05", quantity, PAPER_FIG05[key], value, FIG05_SETTING, setting)
+            for quantity, (key, value) in ours.items()]
+
+
+def _auc_rows(auc: pd.DataFrame, setting: str) -> list[dict]:
+    """The AUCs the paper reports: the flip count on the flipped examples, the others on
+    every example they score."""
+    rows = []
+    for method, value in PAPER_AUC.items():
+        subset = "flipped examples" if method == "flip count" else "all scored examples"
+        ours = auc[(auc["method"] == method) & (auc["examples"] == subset)]["auc"]
+        rows.append(comparison_row("auc", f"ROC AUC, {method}", value, ours.iloc[0] if len(ours) else float("nan"),
+                                   AUC_SETTING, setting))
+    return rows
+
+
+def paper_rows(flipping: str, auc: str, out: str, setting: str) -> pd.DataFrame:
+    """fig05's and the auc table's rows of the paper-vs-ours table."""
+    rows = _fig05_rows(pd.read_parquet(flipping), setting) + _auc_rows(pd.read_parquet(auc), setting)
+    return write_rows(rows, out)

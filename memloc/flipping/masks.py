@@ -165,3 +165,10 @@ def flat_masks(masks: list[torch.Tensor]) -> torch.Tensor:
 def masked_predictions(model, units, masks, x: torch.Tensor, rows: int) -> torch.Tensor:
     """Predicted classes [owners * rows] of the masked models (see masked_logits)."""
     return masked_logits(model, units, masks, x, rows).argmax(1)
+
+
+def owner_chunks(owners: int, rows: int, max_rows: int) -> list[tuple[int, int]]:
+    """(first, end) owner ranges such that a forward pass over one range's owners x `rows`
+    inputs stays within `max_rows` (at least one owner per range)."""
+    step = max(1, max_rows // rows)
+    return [(o0, min(o0 + step, owners)) for o0 in range(0, owners, step)]

@@ -50,7 +50,7 @@ class FlipConfig:
     max_removals: int = 100  # stop (censored) after this many removals
     noise_copies: int = 5  # Gaussian-noised copies the example's logits are averaged over
     noise_std: float = 0.1  # of the noise, in normalized-input units ([-1, 1] pixels)
-    population_batch: int = 64  # training examples in J's population term
+    population_batch: int = 128  # training examples in J's population term
     resample_every: int = 0  # draw a new population batch every this many steps (0: never)
     smooth_population: bool = False  # the population loss on the noise-averaged classifier too
     seed: int = 0
@@ -135,7 +135,9 @@ def accuracies_without(correct: torch.Tensor, group: torch.Tensor, eval_index: t
     return out
 
 
-def make_result(units: list[Unit], index: int, removed: list[int], prediction: int, label: int, accuracies: dict) -> FlipResult:
+def make_result(
+    units: list[Unit], index: int, removed: list[int], prediction: int, label: int, accuracies: dict
+) -> FlipResult:
     flipped = prediction != label
     return FlipResult(
         index=index,
@@ -196,6 +198,7 @@ def flip_until_misclassified(
     for s in range(0, len(eval_index), eval_batch):
         rows = eval_index[s : s + eval_batch]
         ex = prepare_batch(images[rows], device).to(dtype)
-        correct.append((masked_predictions(model, units, masks, ex, len(rows)).cpu() == labels[rows]))
+        correct.append(masked_predictions(model, units, masks, ex, len(rows)).cpu() == labels[rows])
     correct = torch.cat(correct)
-    return make_result(units, index, removed, pred, int(labels[index]), accuracies_without(correct, group[eval_index], eval_index, index))
+    accuracies = accuracies_without(correct, group[eval_index], eval_index, index)
+    return make_result(units, index, removed, pred, int(labels[index]), accuracies)

@@ -1,14 +1,35 @@
-"""The neuron-flipping study (Sec. 6.1) as the workflow plans it: which runs, which parts,
-the second-split settings and the scale text of the paper-vs-ours rows (workflow/rules/
-flipping.smk; memloc.flipping.objective has the algorithm, memloc.flipping.jobs the job steps)."""
+"""The neuron-flipping study (Sec. 6.1) as the workflow plans it: which runs and parts,
+the flipping and second-split settings, the inputs of the auc table and fig05, and the
+scale text of the paper-vs-ours rows.  Only workflow/rules/flipping.smk calls this module
+(memloc.flipping.objective has the algorithm, memloc.flipping.jobs the job steps)."""
 
 from __future__ import annotations
 
-from memloc.core.paths import noise_label
-from memloc.report.plots import DATASET_TITLES, MODEL_TITLES
+from typing import NamedTuple
 
-FLIP_DIR = "results/flipping/{dataset}/{model}/noise{noise}"
-DETECTION_DIR = "results/detection/{dataset}/{model}/noise{noise}/seed{seed}"
+from memloc.core.paths import DATA_TABLE, DETECTION_DIR, FLIP_DIR, noise_label, run_dir
+from memloc.report.titles import dataset_title, model_title
+
+# The `flipping` keys that are memloc.flipping.objective.FlipConfig fields; the seed is the
+# run's training seed (flip_shard's wildcard).
+FLIP_SETTINGS = ("max_removals", "noise_copies", "noise_std", "population_batch", "resample_every",
+                 "smooth_population", "examples_per_batch", "max_rows")
+
+
+class FlipPart(NamedTuple):
+    """One flip_shard output and the run it flipped on (its identifying columns in the
+    merged flipping table)."""
+
+    path: str
+    run: dict
+
+
+class SecondSplitSettings(NamedTuple):
+    """TrainConfig fields of the training on split A, and those fine-tuning on split B
+    replaces."""
+
+    first: dict
+    second: dict
 
 
 def flip_runs(config: dict) -> list[dict]:
@@ -22,20 +43,48 @@ def flip_path(pattern: str, run: dict) -> str:
     return pattern.format(**{**run, "noise": noise_label(run["noise"])})
 
 
-def flip_parts(config: dict) -> list[tuple[str, dict]]:
-    """(part path, its run) of every (flipping seed, shard)."""
+def flip_parts(config: dict) -> list[FlipPart]:
+    """The part of every (flipping seed, shard), seed-major."""
     shards = range(config["flipping"]["shards"])
-    return [(flip_path(f"{FLIP_DIR}/seed{{seed}}/shard{k}.parquet", run), run) for run in flip_runs(config)
+    return [FlipPart(flip_path(f"{FLIP_DIR}/seed{{seed}}/shard{k}.parquet", run), run) for run in flip_runs(config)
             for k in shards]
 
 
-def second_split_settings(config: dict, seed: int) -> tuple[dict, dict]:
-    """TrainConfig fields of the training on split A and of the fine-tuning on split B."""
+def flip_settings(config: dict) -> dict:
+    """FlipConfig fields of every flip_shard job (all but the seed)."""
+    return {k: config["flipping"][k] for k in FLIP_SETTINGS}
+
+
+def flip_data_table(config: dict) -> str:
+    """The corrupted training set of the flipped runs (one: they differ only by seed)."""
+    return flip_path(DATA_TABLE, flip_runs(config)[0])
+
+
+def detection_runs(config: dict) -> dict[int, dict[str, str]]:
+    """{flipping seed: {examples: the run's per-epoch examples table, second_split: its
+    second-split forgetting table}}, the per-seed inputs of the auc table."""
+    return {
+        run["seed"]: {"examples": f"{run_dir(**run)}/examples.parquet",
+                      "second_split": flip_path(f"{DETECTION_DIR}/second_split.parquet", run)}
+        for run in flip_runs(config)
+    }
+
+
+def fig05_selection(config: dict) -> dict:
+    """memloc.report.figures.fig05's selection: the flipped runs' setting and seeds."""
+    run = flip_runs(config)[0]
+    return {"dataset": run["dataset"], "model": run["model"], "noise": run["noise"],
+            "seeds": config["flipping"]["seeds"]}
+
+
+def second_split_settings(config: dict, seed: int | str) -> SecondSplitSettings:
+    """TrainConfig fields of the training on split A and of the fine-tuning on split B
+    (seed: the training seed, also as the {seed} wildcard's text)."""
     ss, train = config["detection"]["second_split"], config["train"]
-    first = {**train, "seed": seed, "epochs": ss["epochs_first"] or train["epochs"],
-             "peak_epoch": ss["peak_epoch_first"] or train["peak_epoch"]}
-    second = {"epochs": ss["epochs_second"] or train["epochs"], "peak_epoch": ss["peak_epoch_second"] or train["peak_epoch"]}
-    return first, second
+    # nulls (= the train setting) were resolved by memloc.config.resolve_config
+    first = {**train, "seed": int(seed), "epochs": ss["epochs_first"], "peak_epoch": ss["peak_epoch_first"]}
+    second = {"epochs": ss["epochs_second"], "peak_epoch": ss["peak_epoch_second"]}
+    return SecondSplitSettings(first, second)
 
 
 def our_setting(config: dict) -> str:
@@ -43,7 +92,7 @@ def our_setting(config: dict) -> str:
     p, f = config["primary"], config["flipping"]
     width = config["model_settings"].get(p["model"], {}).get("width", 1.0)
     n = config["train_subset"]
-    dataset, model = DATASET_TITLES.get(p["dataset"], p["dataset"]), MODEL_TITLES.get(p["model"], p["model"])
+    dataset, model = dataset_title(p["dataset"]), model_title(p["model"])
     return (f"{dataset} ({f'{n:,} examples' if n else 'full training set'}), {model} width {width:g}, "
             f"{p['noise']:.0%} noise, {config['train']['epochs']} epochs; {f['examples_per_group']} clean + "
             f"{f['examples_per_group']} noisy examples, {len(f['seeds'])} models")

@@ -15,13 +15,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from memloc.core.data import write_parquet
+from memloc.core.data import load_run_data, write_parquet
 from memloc.core.evaluation import resolve_device
 from memloc.core.models import model_layers
-from memloc.runs.jobs import load_run_data
+from memloc.core.training import TrainConfig, load_checkpoint, model_from_checkpoint
 from memloc.layers.retraining import retrain_layer
 from memloc.layers.rewinding import rewinding_accuracy
-from memloc.core.training import TrainConfig, load_checkpoint, model_from_checkpoint
 
 # Rows of the rewinding table with every layer at epoch t: the checkpoint itself, whose
 # accuracies training measured (the training curve beside the heatmaps in fig03).
@@ -29,7 +28,22 @@ ALL_LAYERS = "all"
 
 
 def read_manifest(path: str | os.PathLike) -> list[Path]:
+    """The checkpoint paths a run's manifest (checkpoints.txt) lists, epoch 0 first."""
     return [Path(line) for line in Path(path).read_text().split()]
+
+
+def rewind_states(paths: list[Path], epochs: list[int] | None) -> tuple[dict[int, dict], list[dict], list[str]]:
+    """Read every checkpoint once: ({epoch: model state} of the rewind epochs (None: every
+    checkpoint), the training curve rows (epoch, subset, accuracy) training measured, the
+    group names of the final checkpoint)."""
+    states, curve = {}, []
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        t = ckpt["epoch"]
+        curve += [{"epoch": t, "subset": k, "accuracy": v} for k, v in ckpt["measured"]["accuracy"].items()]
+        if epochs is None or t in epochs:
+            states[t] = ckpt["model"]
+    return states, curve, list(ckpt["config"]["train"]["group_names"])
 
 
 def rewind_run(
@@ -55,23 +69,17 @@ def rewind_run(
     torch.set_num_threads(threads)
     dev = resolve_device(device)
     paths = read_manifest(checkpoints)
-    states, curve = {}, []
-    for path in paths:
-        ckpt = load_checkpoint(path)
-        t = ckpt["epoch"]
-        curve += [{"epoch": t, "subset": k, "accuracy": v} for k, v in ckpt["measured"]["accuracy"].items()]
-        if epochs is None or t in epochs:
-            states[t] = ckpt["model"]
+    states, curve, group_names = rewind_states(paths, epochs)
     missing = sorted(set(epochs or []) - set(states))
     if missing:
         raise ValueError(f"rewind epochs {missing} have no checkpoint in {checkpoints}")
-    group_names = list(ckpt["config"]["train"]["group_names"])  # the final checkpoint's
     model = model_from_checkpoint(paths[-1], dev)
     trainset, test_images, test_labels = load_run_data(data_table, dataset, source, test_subset, group_column)
     images = torch.cat([trainset.images, test_images])
     labels = torch.cat([trainset.labels, test_labels])
     subset = torch.cat([trainset.group.long(), torch.full((len(test_labels),), 2)])  # 0/1: groups, 2: test
-    rewound = rewinding_accuracy(model, states, images, labels, subset, [*group_names, "test"], dev, batch_size, progress)
+    names = [*group_names, "test"]
+    rewound = rewinding_accuracy(model, states, images, labels, subset, names, dev, batch_size, progress)
     curve = pd.DataFrame(curve).assign(layer_index=-1, layer=ALL_LAYERS)
     table = pd.concat([rewound, curve[rewound.columns]], ignore_index=True)
     write_parquet(table, out)

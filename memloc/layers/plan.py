@@ -3,13 +3,34 @@ selections, and the retraining settings.  Only the workflow's .smk files call th
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from memloc.atypical.plan import atypical_runs
 from memloc.core.paths import run_dir
-from memloc.runs.plan import REWINDING_FIGURES, appendix_datasets, run_grid, unique_runs
+from memloc.runs.plan import appendix_datasets, run_grid, unique_runs
+
+REWINDING_FIGURES = ("fig15", "fig16", "fig17")  # fig03 per model x noise rate, one per dataset
+
+
+class LayerTables(NamedTuple):
+    """The files behind results/tables/{table}.parquet and the run of each (one per file)."""
+
+    files: list[str]
+    runs: list[dict]
+
+
+class LayerFigure(NamedTuple):
+    """How a layer figure is drawn: its memloc.report.figures function, the table it reads
+    (results/tables/{table}.parquet) and the selection passed to the function."""
+
+    figure: str
+    table: str
+    selection: dict
+
 
 def layer_seeds(config: dict, experiment: str) -> list[int]:
-    """Seeds of the rewinding / retraining runs: the experiment's own, else `seeds`."""
-    return config[experiment]["seeds"] or config["seeds"]
+    """Seeds of the rewinding / retraining runs (null = `seeds`: memloc.config.resolve_config)."""
+    return config[experiment]["seeds"]
 
 
 def fig04_datasets(config: dict) -> list[str]:
@@ -37,35 +58,46 @@ def retraining_runs(config: dict) -> list[dict]:
     return unique_runs(runs)
 
 
-def layer_tables(config: dict, table: str) -> tuple[list[str], list[dict]]:
-    """The files behind results/tables/{table}.parquet (table: rewinding / retraining) and
-    the run of each: a run's rewinding table, or one retraining table per (run, layer)."""
+def table_runs(config: dict, table: str) -> list[dict]:
+    """The runs of a layer table (table: [atypical_]rewinding / [atypical_]retraining): the
+    label-noise runs of the experiment, or the typical/atypical runs on its seeds."""
+    experiment = table.removeprefix("atypical_")
+    if table.startswith("atypical_"):
+        return atypical_runs(config, layer_seeds(config, experiment))
+    return rewinding_runs(config) if experiment == "rewinding" else retraining_runs(config)
+
+
+def layer_tables(config: dict, table: str) -> LayerTables:
+    """The files behind results/tables/{table}.parquet (table: [atypical_]rewinding /
+    [atypical_]retraining) and the run of each: a run's rewinding table, or one retraining
+    table per (run, layer)."""
+    runs = table_runs(config, table)
     if table.endswith("rewinding"):
-        runs = atypical_runs(config, layer_seeds(config, "rewinding")) if table == "atypical_rewinding" else rewinding_runs(config)
-        return [f"{run_dir(**r)}/rewinding.parquet" for r in runs], runs
-    runs = atypical_runs(config, layer_seeds(config, "retraining")) if table == "atypical_retraining" else retraining_runs(config)
+        return LayerTables([f"{run_dir(**r)}/rewinding.parquet" for r in runs], runs)
     pairs = [(r, layer) for r in runs for layer in layer_names(config, r["model"])]
-    return [f"{run_dir(**r)}/retraining/{layer}.parquet" for r, layer in pairs], [r for r, _ in pairs]
+    return LayerTables([f"{run_dir(**r)}/retraining/{layer}.parquet" for r, layer in pairs], [r for r, _ in pairs])
 
 
-def layer_figure(config: dict, fig: str) -> tuple[str, str, dict]:
-    """(memloc.report.figures function, table name, selection) of fig03, fig04, fig15-18."""
+def layer_figure(config: dict, fig: str) -> LayerFigure:
+    """How fig03, fig04, fig09 and fig15-19 are drawn (fig09 / fig19: the typical/atypical
+    runs, in fig03's / fig04's form)."""
     p, noise_rates = config["primary"], config["noise_rates"]
     rewound = dict(models=config["models"], seeds=layer_seeds(config, "rewinding"))
     retrained = dict(model=p["model"], seeds=layer_seeds(config, "retraining"))
     if fig in REWINDING_FIGURES:
         dataset = appendix_datasets(config, REWINDING_FIGURES)[fig]
-        return "rewinding_grid", "rewinding", dict(dataset=dataset, noise_rates=noise_rates, **rewound)
+        return LayerFigure("rewinding_grid", "rewinding", dict(dataset=dataset, noise_rates=noise_rates, **rewound))
     if fig == "fig03":
-        return "fig03", "rewinding", dict(dataset=p["dataset"], noise=p["noise"], **rewound)
+        return LayerFigure("fig03", "rewinding", dict(dataset=p["dataset"], noise=p["noise"], **rewound))
     atypical = config["atypical"]["datasets"]
     if fig == "fig09":  # fig03's form for typical vs atypical, the primary model, no noise
-        return "fig03", "atypical_rewinding", dict(rewound, dataset=atypical[0], models=[p["model"]], noise=0.0)
+        selection = dict(rewound, dataset=atypical[0], models=[p["model"]], noise=0.0)
+        return LayerFigure("fig03", "atypical_rewinding", selection)
     if fig == "fig19":
-        return "retraining", "atypical_retraining", dict(datasets=atypical, noise_rates=[0.0], **retrained)
+        return LayerFigure("retraining", "atypical_retraining", dict(datasets=atypical, noise_rates=[0.0], **retrained))
     datasets = fig04_datasets(config) if fig == "fig04" else config["datasets"]
     noises = [p["noise"]] if fig == "fig04" else noise_rates  # fig18: every noise rate
-    return "retraining", "retraining", dict(datasets=datasets, noise_rates=noises, **retrained)
+    return LayerFigure("retraining", "retraining", dict(datasets=datasets, noise_rates=noises, **retrained))
 
 
 def retraining_settings(config: dict, seed: int) -> dict:

@@ -13,19 +13,17 @@ assigned labels, layer l was not needed to memorize them.
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from memloc.core.data import TrainingSet
-from memloc.core.evaluation import autocast_for, prepare_batch
+from memloc.core.evaluation import measure
 from memloc.core.models import model_layers
+from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
+from memloc.core.training import TrainConfig
 from memloc.layers.rewinding import rewind_layer
-from memloc.core.training import TrainConfig, make_optimizer, measure, one_cycle
 
 
 def freeze_all_but(model: nn.Module, trainable: list[nn.Parameter]) -> None:
@@ -59,30 +57,20 @@ def retrain_layer(
     rewind_layer(model, layer, init_state)
     freeze_all_but(model, layer.parameters())
     seen = torch.nonzero(~data.group).squeeze(1)  # [m] indices of group False: the only ones trained on
-    steps = math.ceil(len(seen) / cfg.batch_size)
-    optimizer = make_optimizer(layer.parameters(), cfg)
-    scheduler = one_cycle(optimizer, cfg, steps)
+    optimizer, scheduler = scheduled_sgd(layer.parameters(), cfg, len(seen))
     order = torch.Generator().manual_seed(cfg.seed)
-    labels = data.labels.to(device)
+    loss = cross_entropy(model, data.images, data.labels.to(device), device)
     rows = []
 
     def record(epoch: int) -> None:
         m = measure(model, data, test_images, test_labels, cfg, device)
-        rows.extend({"epoch": epoch, "subset": k, "accuracy": v, "loss": m["loss"][k]} for k, v in m["accuracy"].items())
+        rows.extend({"epoch": epoch, "subset": k, "accuracy": v, "loss": m["loss"][k]}
+                    for k, v in m["accuracy"].items())
 
     record(0)
     for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"retrain {layer.name}", disable=not progress):
-        model.train()  # batch statistics, and every BatchNorm's running statistics update
         perm = seen[torch.randperm(len(seen), generator=order)]
-        for s in range(steps):
-            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-            x = prepare_batch(data.images[idx], device)
-            with autocast_for(device):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), labels[idx.to(device)])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+        # train mode: every BatchNorm, frozen or not, uses batch statistics and updates its running ones
+        sgd_epoch(model, optimizer, scheduler, perm, cfg.batch_size, loss)
         record(epoch)
     return pd.DataFrame(rows)

@@ -65,7 +65,7 @@ class LayerHistory:
     final: list[torch.Tensor]  # the model's values when the history was made
 
     @classmethod
-    def from_states(cls, model: nn.Module, layer: Layer, states: dict[int, dict]) -> "LayerHistory":
+    def from_states(cls, model: nn.Module, layer: Layer, states: dict[int, dict]) -> LayerHistory:
         keys = layer_state_keys(model, layer)
         own = model.state_dict(keep_vars=True)
         device = next(iter(own.values())).device

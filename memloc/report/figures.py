@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from memloc.report import plots
+from memloc.report.titles import dataset_title, model_title, run_title
 
 
 def _primary(table: str, dataset: str, model: str, noise: float) -> pd.DataFrame:
@@ -17,25 +18,25 @@ def _primary(table: str, dataset: str, model: str, noise: float) -> pd.DataFrame
 
 def fig01(table: str, outputs: list[str], dataset: str, model: str, noise: float, window: list[int]) -> None:
     grads = _primary(table, dataset, model, noise)
-    fig = plots.gradient_contribution(grads, tuple(window), plots.run_title(dataset, model, noise))
+    fig = plots.gradient_contribution(grads, tuple(window), run_title(dataset, model, noise))
     plots.save_figure(fig, *outputs)
 
 
 def fig02(table: str, outputs: list[str], dataset: str, model: str, noise: float) -> None:
     grads = _primary(table, dataset, model, noise)
-    title = f"cosine(clean, noisy gradient): {plots.run_title(dataset, model, noise)}"
+    title = f"cosine(clean, noisy gradient): {run_title(dataset, model, noise)}"
     plots.save_figure(plots.gradient_cosine(grads, title), *outputs)
 
 
 def fig10(table: str, outputs: list[str], dataset: str, model: str, noise: float, window: int) -> None:
     grads = _primary(table, dataset, model, noise)
-    plots.save_figure(plots.gradient_windows(grads, window, plots.run_title(dataset, model, noise)), *outputs)
+    plots.save_figure(plots.gradient_windows(grads, window, run_title(dataset, model, noise)), *outputs)
 
 
 def fig11(table: str, outputs: list[str], dataset: str, model: str, noise_rates: list[float], seeds: list[int]) -> None:
     grads = plots.select(pd.read_parquet(table), dataset=dataset, model=model)
     grads = grads[grads["noise"].isin(noise_rates) & grads["seed"].isin(seeds)]
-    plots.save_figure(plots.noise_sweep(grads, plots.run_title(dataset, model)), *outputs)
+    plots.save_figure(plots.noise_sweep(grads, run_title(dataset, model)), *outputs)
 
 
 def gradient_grid(
@@ -45,7 +46,7 @@ def gradient_grid(
     """fig12 / fig13 / fig14 (by dataset)."""
     grads = plots.select(pd.read_parquet(table), dataset=dataset)
     grads = grads[grads["model"].isin(models) & grads["noise"].isin(noise_rates) & grads["seed"].isin(seeds)]
-    title = f"Gradient contribution, {plots.DATASET_TITLES.get(dataset, dataset)}"
+    title = f"Gradient contribution, {dataset_title(dataset)}"
     plots.save_figure(plots.gradient_grid(grads, tuple(window), title), *outputs)
 
 
@@ -60,7 +61,8 @@ def fig07(table: str, outputs: list[str], title: str, cols: int = 8) -> None:
         images.append(img[..., 0] if r.channels == 1 else img)
     captions = [f"label: {r.label_name}\nnow: {r.prediction_name}" for r in df.itertuples()]
     if len(df):
-        title = f"{title}\n{len(df)} of the {df['forgotten'].iloc[0]} forgotten (of {df['clean'].iloc[0]} clean examples)"
+        forgotten, clean = df["forgotten"].iloc[0], df["clean"].iloc[0]
+        title = f"{title}\n{len(df)} of the {forgotten} forgotten (of {clean} clean examples)"
     plots.save_figure(plots.image_grid(images, captions, title, cols), *outputs)
 
 
@@ -70,7 +72,7 @@ def fig08(table: str, outputs: list[str], datasets: list[str], model: str, windo
     fig, axes = plots.plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 3.5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         plots.layer_bars(plots.in_window(plots.select(grads, dataset=dataset, model=model), *window), ax)
-        ax.set_title(f"{plots.run_title(dataset, model)}, no label noise; epochs {window[0]}-{window[1]}")
+        ax.set_title(f"{run_title(dataset, model)}, no label noise; epochs {window[0]}-{window[1]}")
     fig.tight_layout()
     plots.save_figure(fig, *outputs)
 
@@ -96,7 +98,7 @@ def rewinding_grid(
 ) -> None:
     """fig15 / fig16 / fig17 (by dataset): rewinding heatmaps per model x noise rate."""
     df = _runs(table, dataset=dataset, model=models, noise=noise_rates, seed=seeds)
-    title = f"Layer rewinding, {plots.DATASET_TITLES.get(dataset, dataset)}"
+    title = f"Layer rewinding, {dataset_title(dataset)}"
     plots.save_figure(plots.rewinding_grid(df, title), *outputs)
 
 
@@ -107,7 +109,7 @@ def retraining(
     dataset x noise rate."""
     df = _runs(table, dataset=datasets, model=model, noise=noise_rates, seed=seeds)
     rows = [{"dataset": d, "noise": float(n)} for d in datasets for n in noise_rates]
-    title = f"Layer retraining on {plots.groups_of(df)[0]} examples only, {plots.MODEL_TITLES.get(model, model)}"
+    title = f"Layer retraining on {plots.groups_of(df)[0]} examples only, {model_title(model)}"
     plots.save_figure(plots.retraining_panels(df, rows, title), *outputs)
 
 
@@ -118,10 +120,12 @@ def fig05(table: str, outputs: list[str], dataset: str, model: str, noise: float
     df["group"] = df["is_noisy"].map({False: "clean", True: "noisy"})
     per_example = df.groupby(["index", "group"], as_index=False).agg(
         removals=("removals", "mean"), accuracy=("accuracy_train", "mean"))
-    removed = df[["group", "removed_layers"]].explode("removed_layers").dropna().rename(columns={"removed_layers": "layer"})
+    removed = df[["group", "removed_layers"]].explode("removed_layers").dropna()
+    removed = removed.rename(columns={"removed_layers": "layer"})
     n = per_example["group"].value_counts()
-    title = (f"Neuron flipping, {plots.run_title(dataset, model, noise)}: {n.get('clean', 0)} clean + "
+    title = (f"Neuron flipping, {run_title(dataset, model, noise)}: {n.get('clean', 0)} clean + "
              f"{n.get('noisy', 0)} noisy examples, {df['seed'].nunique()} models; "
-             f"{int(df['censored'].sum())} censored and {int((~df['initially_correct']).sum())} wrong before any removal "
+             f"{int(df['censored'].sum())} censored and {int((~df['initially_correct']).sum())} wrong before "
+             f"any removal "
              f"of {len(df)} (example, model) pairs")
     plots.save_figure(plots.neuron_flipping(per_example, removed, title), *outputs)

@@ -17,17 +17,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from memloc.report.titles import dataset_title, model_title, run_title  # noqa: E402
+
 sns.set_theme(style="whitegrid", context="paper")
-
-DATASET_TITLES = {"cifar10": "CIFAR-10", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "svhn": "SVHN"}
-MODEL_TITLES = {"resnet9": "ResNet-9", "resnet50": "ResNet-50", "vit_small": "ViT-small"}
-
-
-def run_title(dataset: str, model: str, noise: float | None = None) -> str:
-    parts = [MODEL_TITLES.get(model, model), DATASET_TITLES.get(dataset, dataset)]
-    if noise is not None:
-        parts.append(f"{noise:.0%} label noise")
-    return ", ".join(parts)
 
 
 def save_figure(fig: plt.Figure, *paths: str | os.PathLike) -> None:
@@ -48,7 +40,8 @@ def select(df: pd.DataFrame, **where) -> pd.DataFrame:
         mask &= df[col] == val
     out = df[mask]
     if out.empty:
-        raise ValueError(f"no rows with {where} in the table (has: {df[list(where)].drop_duplicates().to_dict('records')})")
+        has = df[list(where)].drop_duplicates().to_dict("records")
+        raise ValueError(f"no rows with {where} in the table (has: {has})")
     return out
 
 
@@ -124,7 +117,7 @@ def gradient_grid(grads: pd.DataFrame, window: tuple[int, int], title: str) -> p
         for j, noise in enumerate(noises):
             ax = axes[i, j]
             layer_bars(in_window(select(grads, model=model, noise=noise), *window), ax, legend=(i, j) == (0, 0))
-            ax.set_title(f"{MODEL_TITLES.get(model, model)}, {noise:.0%} noise")
+            ax.set_title(f"{model_title(model)}, {noise:.0%} noise")
     fig.suptitle(f"{title}; epochs {window[0]}-{window[1]}")
     fig.tight_layout()
     return fig
@@ -184,11 +177,11 @@ def rewinding_overview(table: pd.DataFrame, dataset: str, noise: float) -> plt.F
     for i, (row, model) in enumerate(zip(axes, models)):
         runs = select(table, model=model)
         training_curves(runs, row[0], legend=i == 0)
-        row[0].set_title(f"{MODEL_TITLES.get(model, model)}: training")
+        row[0].set_title(f"{model_title(model)}: training")
         for ax, group in zip(row[1:], groups):
             rewinding_heatmap(runs, group, ax)
             ax.set_title(f"rewinding: accuracy on {group} examples")
-    fig.suptitle(f"Layer rewinding, {DATASET_TITLES.get(dataset, dataset)}, {noise:.0%} label noise")
+    fig.suptitle(f"Layer rewinding, {dataset_title(dataset)}, {noise:.0%} label noise")
     fig.tight_layout()
     return fig
 
@@ -202,7 +195,7 @@ def rewinding_grid(table: pd.DataFrame, title: str) -> plt.Figure:
     for (model, group), axrow in zip(rows, axes):
         for ax, noise in zip(axrow, noises):
             rewinding_heatmap(select(table, model=model, noise=noise), group, ax, cbar=ax is axrow[-1])
-            ax.set_title(f"{MODEL_TITLES.get(model, model)}, {noise:.0%} noise: {group}")
+            ax.set_title(f"{model_title(model)}, {noise:.0%} noise: {group}")
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from memloc.core.data import DataSource, TrainingSet, make_corrupted_table, training_set, write_parquet
+from memloc.core.data import DataSource, load_run_data, make_corrupted_table, write_parquet
 from memloc.core.evaluation import resolve_device
 from memloc.core.models import ModelConfig
 from memloc.core.training import TrainConfig, run_tables, train
@@ -27,18 +27,6 @@ def write_corrupted_dataset(
     table = make_corrupted_table(dataset, DataSource(**source), noise, subset, seed)
     write_parquet(table, out)
     return table
-
-
-def load_run_data(
-    data_table: str | os.PathLike, dataset: str, source: dict, test_subset: int | None, group_column: str = "is_noisy"
-) -> tuple[TrainingSet, torch.Tensor, torch.Tensor]:
-    """A run's training set (the data table's examples, in its order) and its test images
-    and labels (the first `test_subset` of the test split; all when None)."""
-    data = DataSource(**source)
-    trainset = training_set(pd.read_parquet(data_table), data.load(dataset, train=True), group_column)
-    test = data.load(dataset, train=False)
-    n_test = len(test) if test_subset is None else min(test_subset, len(test))
-    return trainset, test.images[:n_test], test.labels[:n_test]
 
 
 def train_run(

@@ -1,15 +1,33 @@
-"""Which training runs exist: the label-noise runs every gradient-accounting figure needs
-(primary, noise sweep, the per-dataset grids), planned from the validated config.  Only
+"""Which training runs exist, how each is trained, and what the gradient-accounting figures
+select: the label-noise runs every gradient figure needs (primary, noise sweep, the
+per-dataset grids), planned from the validated and resolved config (memloc.config).  Only
 the workflow's .smk files call this module."""
 
 from __future__ import annotations
 
-from memloc.core.paths import noise_label, run_dir  # noqa: F401  (re-exported for the rules)
+from typing import NamedTuple
+
+from memloc.core.paths import run_dir
+
+GRADIENT_GRID_FIGURES = ("fig12", "fig13", "fig14")  # fig01 per model x noise rate, one per dataset
 
 
-def appendix_datasets(config: dict, figures: tuple[str, str, str] = ("fig12", "fig13", "fig14")) -> dict[str, str]:
+class GradientFigure(NamedTuple):
+    """How a gradient-accounting figure is drawn from results/tables/gradients.parquet."""
+
+    figure: str  # the memloc.report.figures function
+    selection: dict  # its keyword arguments
+
+
+def data_source(config: dict) -> dict:
+    """memloc.core.data.DataSource settings."""
+    return {"root": config["data_root"], "download": config["download"], "verify_checksums": config["verify_checksums"]}
+
+
+def appendix_datasets(config: dict, figures: tuple[str, str, str] = GRADIENT_GRID_FIGURES) -> dict[str, str]:
     """{figure id: dataset} of the per-dataset appendix grids for CIFAR-10, MNIST and SVHN:
-    the gradient grids fig12-14, or (figures=("fig15", "fig16", "fig17")) the rewinding grids.
+    the gradient grids fig12-14, or (figures=memloc.layers.plan.REWINDING_FIGURES) the
+    rewinding grids fig15-17.
 
     The CIFAR-10 figure exists always; where the config has no CIFAR-10 it is drawn from the
     primary dataset (the offline default's Fashion-MNIST), and the title says which.  The
@@ -20,9 +38,6 @@ def appendix_datasets(config: dict, figures: tuple[str, str, str] = ("fig12", "f
         if name in ds:
             out[fig] = name
     return out
-
-
-REWINDING_FIGURES = ("fig15", "fig16", "fig17")
 
 
 def run_grid(datasets: list[str], models: list[str], noise_rates: list[float], seeds: list[int]) -> list[dict]:
@@ -40,7 +55,7 @@ def grid_runs(config: dict, dataset: str) -> list[dict]:
 
 def primary_runs(config: dict) -> list[dict]:
     p = config["primary"]
-    return [{"dataset": p["dataset"], "model": p["model"], "noise": float(p["noise"]), "seed": s} for s in config["seeds"]]
+    return run_grid([p["dataset"]], [p["model"]], [p["noise"]], config["seeds"])
 
 
 def noise_sweep_runs(config: dict) -> list[dict]:
@@ -59,6 +74,41 @@ def gradient_runs(config: dict) -> list[dict]:
     return unique_runs(runs)
 
 
+def gradient_run_files(config: dict, table: str) -> list[str]:
+    """results/runs/.../{table}.parquet of every gradient run (table: gradients, metrics)."""
+    return [f"{run_dir(**r)}/{table}.parquet" for r in gradient_runs(config)]
+
+
 def unique_runs(runs: list[dict]) -> list[dict]:
     """The runs without repeats, in first-seen order."""
     return list({tuple(r.values()): r for r in runs}.values())
+
+
+def run_groups(variant: str) -> dict:
+    """The two groups of a run's examples, which follow its data variant: the data-table
+    column that splits them and the names of group False / True."""
+    if variant == "atypical":
+        return {"group_column": "is_atypical", "group_names": ["typical", "atypical"]}
+    return {"group_column": "is_noisy", "group_names": ["clean", "noisy"]}
+
+
+def train_settings(config: dict, variant: str, seed: int) -> dict:
+    """memloc.core.training.TrainConfig fields of a run (data variant noise{f} or atypical)."""
+    return {**config["train"], "seed": int(seed), **run_groups(variant)}
+
+
+def gradient_figure(config: dict, fig: str) -> GradientFigure:
+    """The function and selection of a gradient-accounting figure (fig01, 02, 10-14)."""
+    p = config["primary"]
+    primary = dict(dataset=p["dataset"], model=p["model"], noise=float(p["noise"]))
+    window = config["figures"]["fig01"]["epochs"]
+    if fig in GRADIENT_GRID_FIGURES:
+        grid = dict(models=config["models"], noise_rates=config["noise_rates"], seeds=config["seeds"])
+        return GradientFigure("gradient_grid", dict(dataset=appendix_datasets(config)[fig], window=window, **grid))
+    selections = {
+        "fig01": dict(primary, window=window),
+        "fig02": primary,
+        "fig10": dict(primary, window=config["figures"]["fig10"]["window"]),
+        "fig11": dict(dataset=p["dataset"], model=p["model"], **config["figures"]["fig11"]),
+    }
+    return GradientFigure(fig, selections[fig])

@@ -76,7 +76,8 @@ def check_tables(slurm_dir: Path, local_dir: Path) -> int:
     local = sorted(p.relative_to(local_dir) for p in (local_dir / "results").rglob("*.parquet"))
     remote = sorted(p.relative_to(slurm_dir) for p in (slurm_dir / "results").rglob("*.parquet"))
     assert local, "the local run wrote no parquet table"
-    assert local == remote, f"different tables: local only {set(local) - set(remote)}, SLURM only {set(remote) - set(local)}"
+    assert local == remote, (f"different tables: local only {set(local) - set(remote)}, "
+                             f"SLURM only {set(remote) - set(local)}")
     for rel in local:
         pd.testing.assert_frame_equal(
             pd.read_parquet(local_dir / rel), pd.read_parquet(slurm_dir / rel), check_exact=True, obj=str(rel)

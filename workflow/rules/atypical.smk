@@ -1,5 +1,8 @@
-# Typical vs atypical examples (Sec. 7): C-scores (published or hold-out estimate) ->
-# the atypical data table -> noise-free runs (rule train, variant "atypical") -> fig08.
+# Typical vs atypical examples (Sec. 7), planned by memloc.atypical.plan: C-scores
+# (published or hold-out estimate) -> the atypical data table -> noise-free runs (rule
+# train, variant "atypical") -> fig08; fig09 / fig19 are layer figures (layers.smk).
+
+from memloc.atypical import plan as atypical_plan
 
 
 rule holdout_model:
@@ -7,7 +10,7 @@ rule holdout_model:
     input:
         data="results/data/{dataset}/noise0.parquet",
     output:
-        "results/cscores/{dataset}/holdout{k}.parquet",
+        paths.HOLDOUT_PART,
     log:
         "logs/holdout_model/{dataset}_{k}.log",
     conda:
@@ -19,10 +22,7 @@ rule holdout_model:
         gpu=1,
     params:
         source=data_source(),
-        model=lambda wc: {
-            "name": config["primary"]["model"],
-            **config["model_settings"].get(config["primary"]["model"], {}),
-        },
+        model=atypical_plan.holdout_model(config),
         train=config["train"],
         holdout=config["atypical"]["holdout"],
         device=config["device"],
@@ -34,7 +34,7 @@ rule atypical_data:
     """The noise-free training set with cscore, times_held_out and is_atypical."""
     input:
         base="results/data/{dataset}/noise0.parquet",
-        holdout=holdout_parts,
+        holdout=lambda wc: atypical_plan.holdout_parts(config, wc.dataset),
     output:
         "results/data/{dataset}/atypical.parquet",
     log:
@@ -47,7 +47,9 @@ rule atypical_data:
         runtime=10,
     params:
         threshold=config["atypical"]["threshold"],
-        published=published_cscores,
+        published=lambda wc: atypical_plan.published_cscores(
+            config, wc.dataset, data_source()
+        ),
     script:
         "../scripts/atypical_data.py"
 
@@ -55,7 +57,7 @@ rule atypical_data:
 rule collect_atypical_tables:
     """One table (gradients or metrics) of every typical/atypical run, with run columns."""
     input:
-        lambda wc: [run_file(r, f"{wc.table}.parquet") for r in atypical_runs(config)],
+        lambda wc: atypical_plan.atypical_tables(config, wc.table).files,
     output:
         "results/tables/atypical_{table}.parquet",
     log:
@@ -69,7 +71,7 @@ rule collect_atypical_tables:
         mem_mb=4000,
         runtime=10,
     params:
-        runs=lambda wc: atypical_runs(config),
+        runs=lambda wc: atypical_plan.atypical_tables(config, wc.table).runs,
     script:
         "../scripts/collect_run_tables.py"
 
@@ -95,10 +97,6 @@ rule fig08:
         runtime=10,
     params:
         figure="fig08",
-        selection=dict(
-            datasets=config["atypical"]["datasets"],
-            model=config["primary"]["model"],
-            window=config["figures"]["fig01"]["epochs"],
-        ),
+        selection=atypical_plan.fig08_selection(config),
     script:
         "../scripts/figure.py"

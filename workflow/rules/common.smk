@@ -1,20 +1,23 @@
-# Input functions and the run lists they draw on (memloc.*.plan say which runs exist).
+# Input functions, the targets of rule all, and the wildcards every rule shares; what they
+# return is planned in memloc.*.plan (which runs exist, their settings, figure selections).
 
-from memloc.atypical.plan import atypical_runs
-from memloc.runs.plan import (
-    REWINDING_FIGURES,
-    appendix_datasets,
-    gradient_runs,
-    run_dir,
-)
+from memloc.core import paths
+from memloc.core.data import DATASETS
+from memloc.core.models import MODELS
+from memloc.layers.plan import REWINDING_FIGURES
+from memloc.runs import plan as runs_plan
 
-# Per-stage parquet files of paper-vs-ours rows (memloc.report.tables); each stage's .smk appends
-# its own, rule paper_vs_ours joins them.
-paper_rows = []
+# A run's data variant (memloc.core.paths.RUN_DIR): label noise, or typical/atypical groups.
+VARIANT = r"noise[0-9.]+|atypical"
 
 
-def run_file(run, name):
-    return f"{run_dir(**run)}/{name}"
+# Wildcards that mean one thing in every rule; a rule's own constraint overrides these.
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    model="|".join(MODELS),
+    noise=r"[0-9.]+",  # a noise fraction as memloc.core.paths.noise_label writes it
+    seed=r"\d+",
+    variant=VARIANT,
 
 
 def all_outputs():
@@ -24,7 +27,7 @@ def all_outputs():
         "fig02",
         "fig10",
         "fig11",
-        *appendix_datasets(config),
+        *runs_plan.appendix_datasets(config),
         *(["fig08"] if config["atypical"]["datasets"] else []),
         "fig07",
     ]
@@ -36,7 +39,7 @@ def all_outputs():
     figures += [
         "fig03",
         "fig04",
-        *appendix_datasets(config, REWINDING_FIGURES),
+        *runs_plan.appendix_datasets(config, REWINDING_FIGURES),
         "fig18",
     ]
     parquet += ["results/tables/rewinding.parquet", "results/tables/retraining.parquet"]
@@ -60,68 +63,23 @@ def all_outputs():
 
 def data_source():
     """memloc.core.data.DataSource settings."""
-    keys = ("data_root", "download", "verify_checksums")
-    return dict(
-        zip(("root", "download", "verify_checksums"), (config[k] for k in keys))
-    )
+    return runs_plan.data_source(config)
 
 
 def model_settings(wildcards):
     return config["model_settings"].get(wildcards.model, {})
 
 
-VARIANT = r"noise[0-9.]+|atypical"
-
-
 def train_settings(wildcards):
-    """memloc.core.training.TrainConfig of a run; the groups follow the data variant."""
-    groups = {"group_column": "is_noisy", "group_names": ["clean", "noisy"]}
-    if wildcards.variant == "atypical":
-        groups = {"group_column": "is_atypical", "group_names": ["typical", "atypical"]}
-    return {**config["train"], "seed": int(wildcards.seed), **groups}
+    """memloc.core.training.TrainConfig fields of a run; the groups follow the data variant."""
+    return runs_plan.train_settings(config, wildcards.variant, wildcards.seed)
 
 
-def gradient_figure(fig):
-    """(memloc.report.figures function, its selection) of a gradient-accounting figure."""
-    p = config["primary"]
-    primary = dict(dataset=p["dataset"], model=p["model"], noise=float(p["noise"]))
-    window = config["figures"]["fig01"]["epochs"]
-    if fig in ("fig12", "fig13", "fig14"):
-        grid = dict(
-            models=config["models"],
-            noise_rates=config["noise_rates"],
-            seeds=config["seeds"],
-        )
-        return "gradient_grid", dict(
-            dataset=appendix_datasets(config)[fig], window=window, **grid
-        )
-    return {
-        "fig01": ("fig01", dict(primary, window=window)),
-        "fig02": ("fig02", primary),
-        "fig10": ("fig10", dict(primary, window=config["figures"]["fig10"]["window"])),
-        "fig11": (
-            "fig11",
-            dict(dataset=p["dataset"], model=p["model"], **config["figures"]["fig11"]),
-        ),
-    }[fig]
+def gradient_figure(wildcards):
+    """memloc.runs.plan.GradientFigure of {fig}: .figure, .selection."""
+    return runs_plan.gradient_figure(config, wildcards.fig)
 
 
-def holdout_parts(wildcards):
-    """The hold-out subset models' results, unless published C-scores are configured."""
-    if wildcards.dataset in config["atypical"]["cscore_files"]:
-        return []
-    k = config["atypical"]["holdout"]["models"]
-    return [f"results/cscores/{wildcards.dataset}/holdout{i}.parquet" for i in range(k)]
-
-
-def published_cscores(wildcards):
-    """memloc.atypical.cscores.write_atypical_table's `published` argument (None: estimate)."""
-    entry = config["atypical"]["cscore_files"].get(wildcards.dataset)
-    if entry is None:
-        return None
-    return {
-        "file": entry["file"],
-        "order": entry.get("order"),
-        "dataset": wildcards.dataset,
-        "source": data_source(),
-    }
+def gradient_run_files(wildcards):
+    """{table}.parquet (gradients or metrics) of every run a gradient figure uses."""
+    return runs_plan.gradient_run_files(config, wildcards.table)

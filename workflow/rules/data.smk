@@ -1,7 +1,7 @@
 rule corrupt_data:
     """The training set of one dataset and noise rate, with its clean/noisy mask."""
     output:
-        "results/data/{dataset}/noise{noise}.parquet",
+        paths.DATA_TABLE,
     log:
         "logs/corrupt_data/{dataset}_noise{noise}.log",
     conda:

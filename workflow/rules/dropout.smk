@@ -3,33 +3,31 @@
 #   tab2  the p_mem x p_gen grid, after dropping
 #   tab3  standard dropout, a fixed sparse network and example-tied dropout
 #   fig07 clean training images forgotten when the memorization units are dropped
-# Runs and tables are planned by memloc.dropout.study from config["dropout"].
+# memloc.dropout.plan plans the runs, tables and fig07 from config["dropout"].  The
+# {dropout} wildcard names a run's dropout (memloc.dropout.plan.dropout_name).
 
-from memloc.dropout import study as dropout_study
+from memloc.dropout import plan as dropout_plan
 
-DROPOUT_RUN = "results/dropout/runs/{dataset}/{model}/noise{noise}/{variant}/seed{seed}"
-
-paper_rows.append("results/tables/paper_vs_ours/dropout.parquet")
+DROPOUT_RUN = paths.DROPOUT_RUN_DIR
 
 
 rule train_dropout:
     """One run with example-tied dropout or a tab3 baseline; no gradient accounting.
     Resumes from results/dropout/runs/.../checkpoints/."""
     input:
-        data="results/data/{dataset}/noise{noise}.parquet",
+        data=paths.DATA_TABLE,
     output:
         metrics=f"{DROPOUT_RUN}/metrics.parquet",
         examples=f"{DROPOUT_RUN}/examples.parquet",
         gradients=f"{DROPOUT_RUN}/gradients.parquet",
         checkpoints=f"{DROPOUT_RUN}/checkpoints.txt",
     log:
-        "logs/train_dropout/{dataset}_{model}_noise{noise}_{variant}_seed{seed}.log",
+        "logs/train_dropout/{dataset}_{model}_noise{noise}_{dropout}_seed{seed}.log",
     benchmark:
-        "benchmarks/train_dropout/{dataset}_{model}_noise{noise}_{variant}_seed{seed}.tsv"
+        "benchmarks/train_dropout/{dataset}_{model}_noise{noise}_{dropout}_seed{seed}.tsv"
     wildcard_constraints:
-        model="resnet9",
-        variant=r"(tied_pgen[\d.]+_pmem[\d.]+|standard_p[\d.]+|sparse_keep[\d.]+)",
-        seed=r"\d+",
+        model=dropout_plan.MODEL,
+        dropout=dropout_plan.DROPOUT_WILDCARD,
     conda:
         "../../environment.yml"
     threads: config["threads"]
@@ -40,23 +38,20 @@ rule train_dropout:
     params:
         source=data_source(),
         test_subset=config["test_subset"],
-        model=lambda wc: {
-            **model_settings(wc),
-            "extra": dropout_study.model_dropout(wc.variant, int(wc.seed)),
-        },
-        train=lambda wc: dropout_study.train_settings(config, int(wc.seed)),
+        model=lambda wc: dropout_plan.model_settings(
+            config, wc.model, wc.dropout, int(wc.seed)
+        ),
+        train=lambda wc: dropout_plan.train_settings(config, int(wc.seed)),
         device=config["device"],
     script:
         "../scripts/train.py"
 
 
 rule collect_dropout_metrics:
-    """Per-epoch metrics of every dropout run, with dataset/variant/method/p_gen/p_mem/seed columns."""
+    """Per-epoch metrics of every dropout run, with dataset/model/noise/variant (the dropout
+    name)/method/p_gen/p_mem/seed columns."""
     input:
-        lambda wc: [
-            f"{dropout_study.run_dir(r)}/metrics.parquet"
-            for r in dropout_study.dropout_runs(config)
-        ],
+        dropout_plan.metrics_tables(config),
     output:
         "results/tables/dropout_metrics.parquet",
     log:
@@ -68,7 +63,7 @@ rule collect_dropout_metrics:
         mem_mb=2000,
         runtime=10,
     params:
-        runs=lambda wc: dropout_study.dropout_runs(config),
+        runs=dropout_plan.metrics_columns(config),
     script:
         "../scripts/collect_run_tables.py"
 
@@ -96,7 +91,7 @@ rule dropout_table:
         mem_mb=2000,
         runtime=10,
     params:
-        runs=lambda wc: dropout_study.table_runs(config, wc.table),
+        runs=lambda wc: dropout_plan.table_runs(config, wc.table),
     script:
         "../scripts/dropout_table.py"
 
@@ -118,10 +113,7 @@ rule dropout_paper_rows:
         mem_mb=2000,
         runtime=10,
     params:
-        settings={
-            d: dropout_study.our_setting(config, d)
-            for d in config["dropout"]["datasets"]
-        },
+        settings=dropout_plan.our_settings(config),
     script:
         "../scripts/dropout_paper_rows.py"
 
@@ -129,8 +121,7 @@ rule dropout_paper_rows:
 rule fig07_table:
     """The clean training examples forgotten after dropping, with their pixels."""
     input:
-        examples=lambda wc: f"{dropout_study.run_dir(dropout_study.fig07_run(config))}/examples.parquet",
-        data=lambda wc: dropout_study.data_table(dropout_study.fig07_run(config)),
+        unpack(lambda wc: dropout_plan.fig07_inputs(config)),
     output:
         "results/tables/fig07.parquet",
     log:
@@ -142,7 +133,7 @@ rule fig07_table:
         mem_mb=4000,
         runtime=10,
     params:
-        dataset=lambda wc: dropout_study.fig07_run(config)["dataset"],
+        dataset=dropout_plan.fig07_run(config)["dataset"],
         source=data_source(),
         max_images=config["dropout"]["fig07"]["max_images"],
     script:
@@ -169,9 +160,6 @@ rule fig07:
         runtime=10,
     params:
         figure="fig07",
-        selection=lambda wc: {
-            "title": dropout_study.fig07_title(dropout_study.fig07_run(config)),
-            "cols": config["dropout"]["fig07"]["cols"],
-        },
+        selection=dropout_plan.fig07_selection(config),
     script:
         "../scripts/figure.py"

@@ -4,19 +4,17 @@
 #   merge_flipping        results/tables/flipping.parquet -> fig05
 #   second_split          per training seed: train on split A, fine-tune on B (forgetting time)
 #   detection_auc         per-example scores of every detector -> results/tables/auc.*
+# memloc.flipping.plan plans the runs, parts, settings and figure inputs from config["flipping"].
 
-from memloc.flipping import plan as flipping_study
-from memloc.flipping.plan import flip_path
+from memloc.flipping import plan as flipping_plan
 
-FLIP = flipping_study.FLIP_DIR
-DETECTION = flipping_study.DETECTION_DIR
-
-paper_rows.append("results/tables/paper_vs_ours/flipping.parquet")
+FLIP = paths.FLIP_DIR
+DETECTION = paths.DETECTION_DIR
 
 
 rule select_flip_examples:
     input:
-        "results/data/{dataset}/noise{noise}.parquet",
+        paths.DATA_TABLE,
     output:
         f"{FLIP}/examples.parquet",
     log:
@@ -39,7 +37,7 @@ rule flip_shard:
     """Zero units of the trained model until each example of the shard is misclassified."""
     input:
         checkpoints="results/runs/{dataset}/{model}/noise{noise}/seed{seed}/checkpoints.txt",
-        data="results/data/{dataset}/noise{noise}.parquet",
+        data=paths.DATA_TABLE,
         selection=f"{FLIP}/examples.parquet",
     output:
         f"{FLIP}/seed{{seed}}/shard{{shard}}.parquet",
@@ -48,7 +46,6 @@ rule flip_shard:
     benchmark:
         "benchmarks/flipping/{dataset}_{model}_noise{noise}_seed{seed}_shard{shard}.tsv"
     wildcard_constraints:
-        seed=r"\d+",
         shard=r"\d+",
     group:
         "flipping"
@@ -61,19 +58,7 @@ rule flip_shard:
         gpu=1,
     params:
         source=data_source(),
-        settings={
-            k: config["flipping"][k]
-            for k in (
-                "max_removals",
-                "noise_copies",
-                "noise_std",
-                "population_batch",
-                "resample_every",
-                "smooth_population",
-                "examples_per_batch",
-                "max_rows",
-            )
-        },
+        settings=flipping_plan.flip_settings(config),
         accuracy_examples=config["flipping"]["accuracy_examples"],
         device=config["device"],
     script:
@@ -83,7 +68,7 @@ rule flip_shard:
 rule merge_flipping:
     """Every part of every flipping seed, with dataset/model/noise/seed columns."""
     input:
-        [path for path, _ in flipping_study.flip_parts(config)],
+        [part.path for part in flipping_plan.flip_parts(config)],
     output:
         "results/tables/flipping.parquet",
     log:
@@ -95,7 +80,7 @@ rule merge_flipping:
         mem_mb=2000,
         runtime=5,
     params:
-        runs=[run for _, run in flipping_study.flip_parts(config)],
+        runs=[part.run for part in flipping_plan.flip_parts(config)],
     script:
         "../scripts/collect_run_tables.py"
 
@@ -103,15 +88,13 @@ rule merge_flipping:
 rule second_split:
     """Second-split forgetting time (Maini et al. 2022) of the split-A examples."""
     input:
-        "results/data/{dataset}/noise{noise}.parquet",
+        paths.DATA_TABLE,
     output:
         f"{DETECTION}/second_split.parquet",
     log:
         "logs/second_split/{dataset}_{model}_noise{noise}_seed{seed}.log",
     benchmark:
         "benchmarks/second_split/{dataset}_{model}_noise{noise}_seed{seed}.tsv"
-    wildcard_constraints:
-        seed=r"\d+",
     conda:
         "../../environment.yml"
     threads: 1
@@ -122,8 +105,8 @@ rule second_split:
     params:
         source=data_source(),
         model=model_settings,
-        first=lambda wc: flipping_study.second_split_settings(config, int(wc.seed))[0],
-        second=lambda wc: flipping_study.second_split_settings(config, int(wc.seed))[1],
+        first=lambda wc: flipping_plan.second_split_settings(config, wc.seed).first,
+        second=lambda wc: flipping_plan.second_split_settings(config, wc.seed).second,
         fraction=config["detection"]["second_split"]["fraction"],
         split_seed=config["detection"]["second_split"]["seed"],
         device=config["device"],
@@ -132,18 +115,14 @@ rule second_split:
 
 
 rule detection_auc:
+    """Every detector's per-example scores on every flipping seed, and their ROC AUCs."""
     input:
         flipping="results/tables/flipping.parquet",
-        data=flip_path(
-            "results/data/{dataset}/noise{noise}.parquet",
-            flipping_study.flip_runs(config)[0],
-        ),
-        examples=[
-            run_file(r, "examples.parquet") for r in flipping_study.flip_runs(config)
-        ],
-        second_split=[
-            flip_path(f"{DETECTION}/second_split.parquet", r)
-            for r in flipping_study.flip_runs(config)
+        data=flipping_plan.flip_data_table(config),
+        runs=[
+            path
+            for files in flipping_plan.detection_runs(config).values()
+            for path in files.values()
         ],
     output:
         scores="results/tables/detection_scores.parquet",
@@ -157,7 +136,7 @@ rule detection_auc:
         mem_mb=2000,
         runtime=5,
     params:
-        seeds=[r["seed"] for r in flipping_study.flip_runs(config)],
+        runs=flipping_plan.detection_runs(config),
     script:
         "../scripts/detection_auc.py"
 
@@ -199,7 +178,7 @@ rule flipping_paper_rows:
         mem_mb=1000,
         runtime=5,
     params:
-        setting=flipping_study.our_setting(config),
+        setting=flipping_plan.our_setting(config),
     script:
         "../scripts/flipping_paper_rows.py"
 
@@ -224,12 +203,6 @@ rule fig05:
         runtime=10,
     params:
         figure="fig05",
-        selection=lambda wc: {
-            **{
-                k: flipping_study.flip_runs(config)[0][k]
-                for k in ("dataset", "model", "noise")
-            },
-            "seeds": config["flipping"]["seeds"],
-        },
+        selection=flipping_plan.fig05_selection(config),
     script:
         "../scripts/figure.py"

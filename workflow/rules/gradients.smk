@@ -28,7 +28,7 @@ rule gradient_figure:
         mem_mb=2000,
         runtime=10,
     params:
-        figure=lambda wc: gradient_figure(wc.fig)[0],
-        selection=lambda wc: gradient_figure(wc.fig)[1],
+        figure=lambda wc: gradient_figure(wc).figure,
+        selection=lambda wc: gradient_figure(wc).selection,
     script:
         "../scripts/figure.py"

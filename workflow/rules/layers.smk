@@ -27,9 +27,6 @@ rule rewind_layers:
         "logs/rewind_layers/{dataset}_{model}_{variant}_seed{seed}.log",
     benchmark:
         "benchmarks/rewind_layers/{dataset}_{model}_{variant}_seed{seed}.tsv"
-    wildcard_constraints:
-        variant=VARIANT,
-        seed=r"\d+",
     group:
         "rewinding"
     conda:
@@ -62,8 +59,6 @@ rule retrain_layer:
     benchmark:
         "benchmarks/retrain_layer/{dataset}_{model}_{variant}_seed{seed}_{layer}.tsv"
     wildcard_constraints:
-        variant=VARIANT,
-        seed=r"\d+",
         layer=r"[A-Za-z0-9_]+",
     group:
         "retraining"
@@ -87,7 +82,7 @@ rule retrain_layer:
 rule collect_layer_tables:
     """Every run's rewinding (or every run x layer's retraining) table, with run columns."""
     input:
-        lambda wc: layer_tables(config, wc.table)[0],
+        lambda wc: layer_tables(config, wc.table).files,
     output:
         "results/tables/{table}.parquet",
     log:
@@ -101,14 +96,14 @@ rule collect_layer_tables:
         mem_mb=4000,
         runtime=10,
     params:
-        runs=lambda wc: layer_tables(config, wc.table)[1],
+        runs=lambda wc: layer_tables(config, wc.table).runs,
     script:
         "../scripts/collect_run_tables.py"
 
 
 rule layer_figure:
     input:
-        lambda wc: f"results/tables/{layer_figure(config, wc.fig)[1]}.parquet",
+        lambda wc: f"results/tables/{layer_figure(config, wc.fig).table}.parquet",
     output:
         report(
             "results/figures/{fig}.png",
@@ -127,7 +122,7 @@ rule layer_figure:
         mem_mb=2000,
         runtime=10,
     params:
-        figure=lambda wc: layer_figure(config, wc.fig)[0],
-        selection=lambda wc: layer_figure(config, wc.fig)[2],
+        figure=lambda wc: layer_figure(config, wc.fig).figure,
+        selection=lambda wc: layer_figure(config, wc.fig).selection,
     script:
         "../scripts/figure.py"

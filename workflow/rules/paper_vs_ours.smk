@@ -1,11 +1,13 @@
 # results/tables/paper_vs_ours.{parquet,csv,md}: the paper's numbers beside ours.  Every
-# stage that reproduces a reported number writes its rows (memloc.report.tables.write_rows) to a
-# parquet file and appends that path to `paper_rows` (common.smk) in its own .smk.
+# stage that reproduces a reported number writes its rows (memloc.report.tables.write_rows)
+# to a parquet file of its own (rules dropout_paper_rows, flipping_paper_rows); this rule
+# names them all, and joins them in this order.
 
 
 rule paper_vs_ours:
     input:
-        lambda wc: paper_rows,
+        dropout="results/tables/paper_vs_ours/dropout.parquet",
+        flipping="results/tables/paper_vs_ours/flipping.parquet",
     output:
         parquet="results/tables/paper_vs_ours.parquet",
         csv=report(

@@ -1,6 +1,7 @@
+
 # A run's data variant is its data table: noise{fraction} (label noise, groups clean/noisy)
 # or atypical (no noise, groups typical/atypical by C-score).
-RUN = "results/runs/{dataset}/{model}/{variant}/seed{seed}"
+RUN = paths.RUN_DIR
 
 
 rule train:
@@ -17,8 +18,6 @@ rule train:
         "logs/train/{dataset}_{model}_{variant}_seed{seed}.log",
     benchmark:
         "benchmarks/train/{dataset}_{model}_{variant}_seed{seed}.tsv"
-    wildcard_constraints:
-        variant=VARIANT,
     conda:
         "../../environment.yml"
     threads: config["threads"]
@@ -39,7 +38,7 @@ rule train:
 rule collect_run_tables:
     """One table (gradients or metrics) of every run the figures use, with run columns."""
     input:
-        lambda wc: [run_file(r, f"{wc.table}.parquet") for r in gradient_runs(config)],
+        gradient_run_files,
     output:
         "results/tables/{table}.parquet",
     log:
@@ -53,6 +52,6 @@ rule collect_run_tables:
         mem_mb=4000,
         runtime=10,
     params:
-        runs=lambda wc: gradient_runs(config),
+        runs=runs_plan.gradient_runs(config),
     script:
         "../scripts/collect_run_tables.py"

@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.atypical.cscores import write_atypical_table
+from memloc.atypical.jobs import write_atypical_table
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.flipping.detection import render_auc
+from memloc.flipping.jobs import render_auc
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -2,9 +2,9 @@
 
 import sys
 
-from memloc.flipping.detection import write_auc
+from memloc.flipping.jobs import write_auc
 
 sys.stderr = open(snakemake.log[0], "w")
 
-runs = dict(zip(snakemake.params.seeds, zip(snakemake.input.examples, snakemake.input.second_split), strict=True))
-write_auc(snakemake.input.flipping, runs, snakemake.input.data, dict(snakemake.output))
+# params.runs: {seed: {examples, second_split}}, the same files as input.runs
+write_auc(snakemake.input.flipping, snakemake.params.runs, snakemake.input.data, dict(snakemake.output))

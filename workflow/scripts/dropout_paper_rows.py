@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.dropout.study import paper_rows
+from memloc.dropout.jobs import paper_rows
 
 sys.stderr = open(snakemake.log[0], "w")
 

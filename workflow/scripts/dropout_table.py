@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.dropout.study import write_table
+from memloc.dropout.jobs import write_table
 
 sys.stderr = open(snakemake.log[0], "w")
 

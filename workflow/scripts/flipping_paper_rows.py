@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.flipping.detection import paper_rows
+from memloc.flipping.jobs import paper_rows
 
 sys.stderr = open(snakemake.log[0], "w")
 

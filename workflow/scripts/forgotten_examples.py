@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.dropout.study import forgotten_examples
+from memloc.dropout.jobs import forgotten_examples
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.atypical.cscores import train_holdout_model
+from memloc.atypical.jobs import train_holdout_model
 
 sys.stderr = open(snakemake.log[0], "a")  # append: a resumed job keeps its log
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.flipping.detection import second_split_forgetting
+from memloc.flipping.jobs import second_split_forgetting
 
 sys.stderr = open(snakemake.log[0], "a")  # append: a resumed job keeps its log
 

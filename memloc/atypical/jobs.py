@@ -1,0 +1,95 @@
+"""Job-level entry points of the typical/atypical study: paths in, parquet tables out, as
+in memloc.runs.jobs.  Only workflow/scripts call this module; the C-score algorithms are
+memloc.atypical.cscores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from memloc.atypical.cscores import (
+    HoldoutConfig,
+    atypical_table,
+    holdout_estimate,
+    holdout_subset,
+    load_published_cscores,
+)
+from memloc.core.data import DataSource, training_set, write_parquet
+from memloc.core.evaluation import evaluate_examples, resolve_device
+from memloc.core.models import ModelConfig
+from memloc.core.training import TrainConfig, model_from_checkpoint, train
+
+
+def train_holdout_model(
+    data_table: str | os.PathLike,
+    out: str | os.PathLike,
+    dataset: str,
+    source: dict,
+    model: dict,
+    train_settings: dict,
+    model_index: int,
+    holdout: dict,
+    device: str = "auto",
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Train subset model `model_index` and write its correctness on every example.
+
+    Checkpoints go to `<out without suffix>/checkpoints`, so the job resumes like a run.
+    """
+    torch.set_num_threads(threads)
+    cfg = HoldoutConfig(**holdout)
+    table = pd.read_parquet(data_table)
+    data = DataSource(**source)
+    split = data.load(dataset, train=True)
+    full = training_set(table, split)
+    mask = holdout_subset(len(table), model_index, cfg)
+    subset = training_set(table[mask].reset_index(drop=True), split)
+    model_cfg = ModelConfig.for_dataset(dataset, **model)
+    # Each subset model its own seed (data order, initialization), distinct across models.
+    tcfg = TrainConfig(**{**train_settings, "seed": cfg.seed * 1000 + model_index, "gradient_accounting": False})
+    dev = resolve_device(device)
+    ckpt_dir = Path(out).with_suffix("") / "checkpoints"
+    # The test set plays no part in the estimate: one example keeps train()'s per-epoch
+    # measurement cheap.
+    test = data.load(dataset, train=False)
+    paths = train(model_cfg, tcfg, subset, test.images[:1], test.labels[:1], ckpt_dir, dev, progress=True)
+    final = model_from_checkpoint(paths[-1], dev)
+    stats = evaluate_examples(final, full.images, full.labels, dev, tcfg.eval_batch_size)
+    result = pd.DataFrame({"index": table["index"], "in_subset": mask, "correct": stats.correct.numpy().astype(float)})
+    write_parquet(result, out)
+    return result
+
+
+def published_example_scores(base: pd.DataFrame, published: dict) -> pd.DataFrame:
+    """Per-example scores (index, cscore, times_held_out = -1: not estimated) of the data
+    table `base` from a published file, checked against the dataset's labels and picked by
+    each example's source_index (the table may be a subset of the split)."""
+    labels = DataSource(**published["source"]).load(published["dataset"], train=True).labels.numpy()
+    scores = load_published_cscores(published["file"], labels, published.get("order"))
+    picked = scores[base["source_index"].to_numpy()]
+    return pd.DataFrame({"index": base["index"], "cscore": picked, "times_held_out": -1})
+
+
+def write_atypical_table(
+    base_table: str | os.PathLike,
+    out: str | os.PathLike,
+    threshold: float,
+    holdout_parts: list[str] | None = None,
+    published: dict | None = None,
+) -> pd.DataFrame:
+    """Job: the typical/atypical data table from published scores or hold-out parts.
+
+    published: {"file": path, "order": path or None, "dataset": name, "source": DataSource
+    settings} (memloc.atypical.plan.published_cscores); None: estimate from holdout_parts.
+    """
+    base = pd.read_parquet(base_table)
+    if published:
+        per_example = published_example_scores(base, published)
+    else:
+        per_example = holdout_estimate([pd.read_parquet(p) for p in holdout_parts])
+    table = atypical_table(base, per_example, threshold)
+    write_parquet(table, out)
+    return table

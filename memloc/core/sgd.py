@@ -1,0 +1,95 @@
+"""The SGD loop every training in memloc shares: a run's training (memloc.core.training),
+layer retraining (memloc.layers.retraining) and second-split fine-tuning
+(memloc.flipping.detection).
+
+SGD with momentum and weight decay under a per-step one-cycle schedule; an epoch visits the
+examples in an order the caller draws (each caller owns its data-order generator, which is
+part of what makes its runs reproducible).  What differs between the callers is passed in:
+the loss of a batch (`batch_loss`) and how its gradient is formed (`backward`: gradient
+accounting splits it into two groups).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from memloc.core.evaluation import autocast_for, prepare_batch
+from memloc.core.tied_dropout import forward_with_index
+
+if TYPE_CHECKING:  # memloc.core.training imports this module
+    from memloc.core.training import TrainConfig
+
+BatchLoss = Callable[[torch.Tensor], torch.Tensor]  # rows of the batch -> loss with its graph
+Backward = Callable[[torch.Tensor, torch.Tensor], object]  # (loss, rows) -> sets every p.grad
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.SGD:
+    return torch.optim.SGD(params, lr=cfg.peak_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Linear warm-up from 0 to peak_lr at peak_epoch, then linear decay to 0 (per step).
+
+    Momentum stays fixed (cycle_momentum=False): the paper uses SGD with momentum 0.9.
+    """
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=cfg.peak_lr,
+        total_steps=cfg.epochs * steps_per_epoch,
+        pct_start=cfg.peak_epoch / cfg.epochs,
+        anneal_strategy="linear",
+        cycle_momentum=False,
+        div_factor=float("inf"),  # start at exactly 0
+        final_div_factor=1.0,  # end at (0 / 1) = 0
+    )
+
+
+def scheduled_sgd(params, cfg: TrainConfig, examples: int):
+    """(optimizer, one-cycle scheduler) for cfg.epochs epochs over `examples` examples in
+    batches of cfg.batch_size (the last batch of an epoch may be smaller)."""
+    optimizer = make_optimizer(params, cfg)
+    return optimizer, one_cycle(optimizer, cfg, math.ceil(examples / cfg.batch_size))
+
+
+def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
+                  per_example: bool = False, pass_rows: bool = False) -> BatchLoss:
+    """The batch loss of `sgd_epoch`: rows -> cross-entropy (in fp32) of those examples of
+    `images` (uint8, any device) against `labels` (on `device`).
+
+    per_example: the [B] losses instead of their mean (gradient accounting splits them);
+    pass_rows: the model also gets the rows (example-tied dropout ties units to them, so
+    they must be positions in the data table)."""
+
+    def loss(rows: torch.Tensor) -> torch.Tensor:
+        x = prepare_batch(images[rows], device)
+        rows_dev = rows.to(device)
+        with autocast_for(device):
+            logits = forward_with_index(model, x, rows_dev) if pass_rows else model(x)
+        return F.cross_entropy(logits.float(), labels[rows_dev], reduction="none" if per_example else "mean")
+
+    return loss
+
+
+def plain_backward(loss: torch.Tensor, rows: torch.Tensor) -> None:
+    loss.backward()
+
+
+def sgd_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, order: torch.Tensor,
+              batch_size: int, batch_loss: BatchLoss, backward: Backward = plain_backward) -> None:
+    """One epoch: the examples at `order` (rows, already shuffled) in consecutive batches of
+    `batch_size`; per batch the forward (`batch_loss`), the gradient (`backward`), one
+    optimizer step and one scheduler step (the schedule is per step)."""
+    model.train()  # batch statistics; every BatchNorm's running statistics update, frozen or not
+    for s in range(math.ceil(len(order) / batch_size)):
+        rows = order[s * batch_size : (s + 1) * batch_size]
+        loss = batch_loss(rows)
+        optimizer.zero_grad(set_to_none=True)
+        backward(loss, rows)
+        optimizer.step()
+        scheduler.step()

@@ -1,0 +1,48 @@
+"""Workflow steps of the example-tied dropout study after training: tab1-tab3, their
+paper-vs-ours rows and fig07's table.  Paths in, files out; only workflow/scripts call
+these (memloc.dropout.tables computes the tables; the runs train with the train rule's
+memloc.runs.jobs.train_run)."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import torch
+
+from memloc.core.data import DataSource, write_parquet
+from memloc.dropout import tables
+from memloc.report.tables import save_table, write_rows
+
+
+def write_table(table: str, metrics: str | os.PathLike, outputs: dict[str, str], runs: list[dict]) -> pd.DataFrame:
+    """tab1 / tab2 / tab3 from the study's metrics table: outputs {parquet, csv, md}.
+
+    The parquet holds the long table (one accuracy per row, percent), the CSV / Markdown
+    the paper's layout."""
+    final = tables.final_accuracy(pd.read_parquet(metrics))
+    long, wide = tables.TABLES[table](final, runs)
+    write_parquet(long, outputs["parquet"])
+    save_table(wide, outputs["csv"], outputs["md"])
+    return long
+
+
+def paper_rows(long_tables: dict[str, str], out: str | os.PathLike, settings: dict[str, str]) -> pd.DataFrame:
+    """Paper-vs-ours rows of tab1-tab3.  long_tables: {tab id: its long parquet}; settings:
+    {dataset: our setting}."""
+    frames = {tab: pd.read_parquet(path) for tab, path in long_tables.items()}
+    return write_rows(tables.paper_rows(frames, settings), out)
+
+
+def forgotten_examples(
+    examples: str | os.PathLike, data_table: str | os.PathLike, out: str | os.PathLike,
+    dataset: str, source: dict, max_images: int,
+) -> pd.DataFrame:
+    """fig07's table (memloc.dropout.tables.fig07_table): the first `max_images` clean
+    training examples forgotten after dropping, with their pixels from the dataset."""
+    lost, n_clean = tables.forgotten_rows(pd.read_parquet(examples), pd.read_parquet(data_table))
+    shown = lost.head(max_images)
+    images = DataSource(**source).load(dataset, train=True).images[torch.tensor(shown["source_index"].to_numpy())]
+    table = tables.fig07_table(shown, images, dataset, len(lost), n_clean)
+    write_parquet(table, out)
+    return table

@@ -1,0 +1,81 @@
+"""memloc.atypical.plan on the real offline default (config.yaml, loaded as the Snakefile
+loads it: memloc.config.load_config): the typical/atypical runs, where the C-scores come from,
+the hold-out models' settings and fig08's selection."""
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from memloc.atypical.plan import (
+    AtypicalTables,
+    atypical_runs,
+    atypical_tables,
+    fig08_selection,
+    holdout_model,
+    holdout_parts,
+    published_cscores,
+)
+from memloc.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = {"root": "data", "download": False, "verify_checksums": True}
+
+
+@pytest.fixture
+def config():
+    # as the Snakefile has it: validated against workflow/schemas/config.schema.yaml
+    # (snakemake.utils.validate fills in the defaults), then its nulls resolved
+    return load_config(ROOT / "config.yaml")
+
+
+def with_published_cifar10(config):
+    config = copy.deepcopy(config)
+    config["atypical"]["datasets"] = ["fashion_mnist", "cifar10"]
+    config["atypical"]["cscore_files"] = {"cifar10": {"file": "data/cscores/cifar10.npz", "order": None}}
+    return config
+
+
+def test_atypical_runs_of_the_default(config):
+    # noise-free runs of the primary model on every seed, one per atypical dataset x seed
+    assert atypical_runs(config) == [
+        {"dataset": "fashion_mnist", "model": "resnet9", "noise": 0.0, "seed": s, "variant": "atypical"} for s in (0, 1)
+    ]
+    assert [r["seed"] for r in atypical_runs(config, [0])] == [0]  # the layer experiments' seeds
+
+
+def test_atypical_tables(config):
+    tables = atypical_tables(config, "gradients")
+    assert isinstance(tables, AtypicalTables)
+    assert tables.files == [f"results/runs/fashion_mnist/resnet9/atypical/seed{s}/gradients.parquet" for s in (0, 1)]
+    assert tables.runs == atypical_runs(config)
+
+
+def test_holdout_parts_one_per_subset_model(config):
+    assert holdout_parts(config, "fashion_mnist") == [
+        f"results/cscores/fashion_mnist/holdout{k}.parquet" for k in range(6)  # atypical.holdout.models: 6
+    ]
+
+
+def test_published_scores_replace_the_holdout_estimate(config):
+    assert published_cscores(config, "fashion_mnist", SOURCE) is None  # no published file: estimated
+    config = with_published_cifar10(config)
+    assert holdout_parts(config, "cifar10") == []
+    assert len(holdout_parts(config, "fashion_mnist")) == 6
+    assert published_cscores(config, "cifar10", SOURCE) == {
+        "file": "data/cscores/cifar10.npz",
+        "order": None,
+        "dataset": "cifar10",
+        "source": SOURCE,
+    }
+
+
+def test_holdout_model_is_the_primary_model_with_its_settings(config):
+    assert holdout_model(config) == {"name": "resnet9", "width": 0.25}
+    config = copy.deepcopy(config)
+    config["primary"]["model"] = "resnet50"  # model_settings.resnet50: {}
+    assert holdout_model(config) == {"name": "resnet50"}
+
+
+def test_fig08_selection(config):
+    assert fig08_selection(config) == {"datasets": ["fashion_mnist"], "model": "resnet9", "window": [6, 10]}
