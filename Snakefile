@@ -31,6 +31,8 @@ from memloc.config import check_config, resolve_config
 # replaced here, once: planning code reads every key as it is
 resolve_config(config)
 check_config(config)
+# every job's forward passes run in this precision (memloc.core.evaluation.precision_for)
+os.environ.update(MEMLOC_PRECISION=config["precision"])
 
 
 include: "workflow/rules/common.smk"
@@ -42,6 +44,7 @@ include: "workflow/rules/atypical.smk"
 include: "workflow/rules/dropout.smk"
 include: "workflow/rules/flipping.smk"
 include: "workflow/rules/paper_vs_ours.smk"
+include: "workflow/rules/claims.smk"
 
 
 rule all:

@@ -4,7 +4,7 @@ Same data and batches; the two models alternate over several rounds so that load
 other processes affects both alike; prints the median ratio.  The extra work is the masks
 (a counter-based hash of [batch, units] per layer, on the device) and one multiply per layer.
 
-    python bench/dropout.py [--width 0.25] [--batch 128] [--steps 10] [--rounds 5]
+    python bench/dropout.py [--width 0.25] [--batch 128] [--steps 10] [--rounds 5] [--placement stages]
 """
 
 import argparse
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from memloc.core.evaluation import prepare_batch, resolve_device
 from memloc.core.models import ModelConfig, build_model
 from memloc.core.sgd import make_optimizer
-from memloc.core.tied_dropout import forward_with_index
+from memloc.core.tied_dropout import PLACEMENTS, forward_with_index
 from memloc.core.training import TrainConfig
 
 
@@ -41,13 +41,15 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--placement", default="stages", choices=PLACEMENTS)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     models = {}
-    for name, extra in (("plain", {}), ("example-tied", {"dropout": {"p_gen": 0.4, "p_mem": 0.2}})):
+    tied = {"dropout": {"p_gen": 0.4, "p_mem": 0.2, "placement": args.placement}}
+    for name, extra in (("plain", {}), ("example-tied", tied)):
         torch.manual_seed(0)
         cfg = ModelConfig("resnet9", 10, args.channels, args.size, width=args.width, extra=extra)
         model = build_model(cfg).to(device, memory_format=torch.channels_last)
@@ -67,7 +69,8 @@ def main():
             seconds[name].append(time_steps(model, opt, batches))
     ratios = [t / p for t, p in zip(seconds["example-tied"], seconds["plain"])]
     imgs = args.steps * args.batch
-    print(f"device {device}, resnet9 width {args.width}, batch {args.batch}, {args.steps} steps x {args.rounds} rounds")
+    print(f"device {device}, resnet9 width {args.width}, {args.placement} placement, batch {args.batch}, "
+          f"{args.steps} steps x {args.rounds} rounds")
     for name, s in seconds.items():
         print(f"{name:14s} {imgs / statistics.median(s):8.1f} img/s")
     print(f"ratio example-tied/plain (median over rounds): {statistics.median(ratios):.3f}")

@@ -1,45 +1,139 @@
-"""Bad configuration stops the workflow before any job, with a message naming the key."""
+"""Bad configuration stops the workflow before any job, with a message naming the key; the
+test preset plans exactly the jobs its settings call for.
 
+Every case is a `snakemake -n` of tests/config/test.yaml plus an override. The dry runs are
+independent, so the module runs them all at once (conftest.run_snakemake_many: as many at a
+time as there are CPU cores, forked from one process that has imported Snakemake) and each
+test reads its own result.
+"""
+
+import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+PRESET = ROOT / "tests" / "config" / "test.yaml"
+
+BAD = [
+    ({"datasets": ["cifar100"]}, "instance['datasets'][0]"),
+    ({"models": ["resnet18"]}, "instance['models'][0]"),
+    ({"noise_rates": [1.0]}, "instance['noise_rates'][0]"),
+    ({"primary": {"dataset": "fashion_mnist", "model": "resnet9", "noise": -0.1}}, "instance['primary']['noise']"),
+    ({"train": {"epochs": 4, "peak_epoch": 9}}, "train.peak_epoch (9) must come before the last epoch"),
+    ({"figures": {"fig01": {"epochs": [3, 9]}}}, "figures.fig01.epochs"),
+    ({"datasets": ["fashion_mnist", "mnist"], "data_root": "empty"},
+     "datasets: dataset 'mnist' is not under data_root"),
+    ({"learning_rate": 0.1}, "'learning_rate' was unexpected"),
+    ({"rewinding": {"epochs": [0, 7]}}, "rewinding.epochs: [7] after the last checkpoint"),
+    ({"retraining": {"epochs": 2, "peak_epoch": 2}}, "retraining.peak_epoch (2) must be before retraining.epochs"),
+]
+CASES = {f"bad{i}": override for i, (override, _) in enumerate(BAD)} | {"good": {}}
 
 
-def dry_run(tmp_path: Path, override: dict) -> subprocess.CompletedProcess:
-    (tmp_path / "override.yaml").write_text(yaml.safe_dump(override))
-    cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(ROOT / "tests/config/test.yaml"), str(tmp_path / "override.yaml")]
-    return subprocess.run(cmd, capture_output=True, text=True)
+def dry_run_args(workdir: Path, override: dict) -> list[str]:
+    """`snakemake -n` of the preset with `override` on top, in `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "override.yaml").write_text(yaml.safe_dump(override))
+    return ["-n", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(PRESET),
+            str(workdir / "override.yaml")]
 
 
-@pytest.mark.parametrize(
-    "override,expected",
-    [
-        ({"datasets": ["cifar100"]}, "instance['datasets'][0]"),
-        ({"models": ["resnet18"]}, "instance['models'][0]"),
-        ({"noise_rates": [1.0]}, "instance['noise_rates'][0]"),
-        ({"primary": {"dataset": "fashion_mnist", "model": "resnet9", "noise": -0.1}}, "instance['primary']['noise']"),
-        ({"train": {"epochs": 4, "peak_epoch": 9}}, "train.peak_epoch (9) must come before the last epoch"),
-        ({"figures": {"fig01": {"epochs": [3, 9]}}}, "figures.fig01.epochs"),
-        ({"datasets": ["fashion_mnist", "mnist"], "data_root": "empty"}, "datasets: dataset 'mnist' is not under data_root"),
-        ({"learning_rate": 0.1}, "'learning_rate' was unexpected"),
-        ({"rewinding": {"epochs": [0, 7]}}, "rewinding.epochs: [7] after the last checkpoint"),
-        ({"retraining": {"epochs": 2, "peak_epoch": 2}}, "retraining.peak_epoch (2) must be before retraining.epochs"),
-    ],
-)
-def test_bad_config_names_the_key(tmp_path, override, expected):
-    result = dry_run(tmp_path, override)
+@pytest.fixture(scope="module")
+def dry_runs(tmp_path_factory, snakemake_many) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    """{case: (its working directory, its dry run)} of every case."""
+    base = tmp_path_factory.mktemp("config")
+    results = snakemake_many([dry_run_args(base / name, override) for name, override in CASES.items()])
+    return {name: (base / name, result) for name, result in zip(CASES, results, strict=True)}
+
+
+@pytest.mark.parametrize("case", range(len(BAD)), ids=[expected for _, expected in BAD])
+def test_bad_config_names_the_key(dry_runs, case):
+    workdir, result = dry_runs[f"bad{case}"]
     assert result.returncode != 0
-    assert expected in result.stdout + result.stderr
-    assert not (tmp_path / "results").exists()  # nothing ran
+    assert BAD[case][1] in result.stdout + result.stderr
+    assert not (workdir / "results").exists()  # nothing ran
 
 
-def test_good_config_builds_the_dag(tmp_path):
-    result = dry_run(tmp_path, {})
+def job_counts(output: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table of a dry run -> {rule: jobs}."""
+    table = output.split("Job stats:", 1)[1]
+    rows = re.findall(r"^(\w+)\s+(\d+)$", table.split("total", 1)[0], flags=re.M)
+    return {rule: int(n) for rule, n in rows}
+
+
+def expected_jobs(c: dict) -> dict[str, int]:
+    """Jobs per rule that the test preset's settings call for, derived from the settings and
+    the paper's design (FIGURES.md), not from memloc's planning code."""
+    datasets, models, noise, seeds = c["datasets"], c["models"], c["noise_rates"], c["seeds"]
+    primary = c["primary"]
+    # The preset's shape, which the counts below rely on: one dataset (the primary, which is
+    # neither CIFAR-10, MNIST nor SVHN: one appendix grid, drawn from it), one model
+    # (ResNet-9, 9 layers), the primary noise rate in the grid, flipping on grid seeds.
+    assert datasets == [primary["dataset"]] == ["fashion_mnist"] and models == [primary["model"]] == ["resnet9"]
+    assert primary["noise"] in noise and set(c["flipping"]["seeds"]) <= set(seeds)
+    assert c.get("rewinding", {}).get("seeds") is None  # rewinding.seeds: null = seeds
+    layers = 9  # ResNet-9: 8 conv-BN blocks and the linear layer
+    grid_runs = len(datasets) * len(models) * len(noise) * len(seeds)  # fig12 (and fig15): model x noise x seed
+    sweep = c["figures"]["fig11"]
+    sweep_only = [n for n in sweep["noise_rates"] if n not in noise]  # fig11's rates beyond the grid
+    atypical = c["atypical"]["datasets"]  # noise-free runs of the primary model, typical vs atypical
+    retrain_seeds = c["retraining"]["seeds"]
+    flip_seeds, shards = c["flipping"]["seeds"], c["flipping"]["shards"]
+    d = c["dropout"]
+    grid = [(g, m) for g in d["grid"]["p_gen"] for m in d["grid"]["p_mem"]]  # tab2
+    # tab1's run (primary dataset, the preset's p_gen / p_mem) is one of tab2's grid cells
+    assert d["datasets"] == [primary["dataset"]] and (d["p_gen"], d["p_mem"]) in grid
+    return {
+        # a corrupted training set per dataset x noise rate, fig11's extra rates, and the
+        # noise-free set of each typical/atypical dataset
+        "corrupt_data": len(datasets) * len(noise) + len(sweep_only) + len(atypical),
+        # the model x noise x seed grid; fig11's extra rates x its seeds; no flipping-only runs;
+        # the typical/atypical runs (every seed)
+        "train": grid_runs + len(sweep_only) * len(sweep["seeds"]) + len(atypical) * len(seeds),
+        "collect_run_tables": 2,  # gradients, metrics
+        "gradient_figure": 5,  # fig01, fig02, fig10, fig11, fig12 (no MNIST / SVHN: no fig13 / fig14)
+        # rewinding: the grid's runs (fig03 is part of fig15) and the typical/atypical runs (fig09)
+        "rewind_layers": grid_runs + len(atypical) * len(seeds),
+        # retraining, one job per layer: ResNet-9 on dataset x noise x retraining seed (fig18,
+        # fig04 is part of it) and the typical/atypical runs of the retraining seeds (fig19)
+        "retrain_layer": (len(datasets) * len(noise) + len(atypical)) * len(retrain_seeds) * layers,
+        "collect_layer_tables": 4,  # rewinding, retraining, and both for typical/atypical
+        "layer_figure": 6,  # fig03, fig04, fig09, fig15, fig18, fig19 (no fig16 / fig17)
+        # neuron flipping: one example selection, dealt to shards on each flipping model
+        "select_flip_examples": 1,
+        "flip_shard": len(flip_seeds) * shards,
+        "merge_flipping": 1,
+        "fig05": 1,
+        "second_split": len(flip_seeds),  # forgetting time, one per flipping model
+        "detection_auc": 1,
+        "auc_table": 1,
+        "flipping_paper_rows": 1,
+        # typical vs atypical: C-scores estimated by hold-out models (no published files)
+        "holdout_model": c["atypical"]["holdout"]["models"] * len(atypical),
+        "atypical_data": len(atypical),
+        "collect_atypical_tables": 1,
+        "fig08": 1,
+        # tab2's grid (tab1's run among it) and tab3's two baselines (standard dropout, sparse net)
+        "train_dropout": len(grid) + 2,
+        "collect_dropout_metrics": 1,
+        "dropout_table": 3,  # tab1, tab2, tab3
+        "dropout_paper_rows": 1,
+        "fig07_table": 1,
+        "fig07": 1,
+        "paper_vs_ours": 1,
+        "claims": 1,  # results/tables/claims.*
+        "all": 1,
+    }
+
+
+def test_good_config_plans_the_presets_jobs(dry_runs):
+    _, result = dry_runs["good"]
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "train" in result.stdout
+    counts = job_counts(result.stdout + result.stderr)
+    expected = expected_jobs(yaml.safe_load(PRESET.read_text()))
+    assert counts == expected, {k: (counts.get(k), expected.get(k)) for k in counts.keys() | expected.keys()
+                                if counts.get(k) != expected.get(k)}
+    assert sum(expected.values()) == 94  # the preset's whole DAG

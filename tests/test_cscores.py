@@ -13,7 +13,8 @@ from memloc.atypical.cscores import (
     holdout_subset,
     load_published_cscores,
 )
-from memloc.atypical.jobs import write_atypical_table
+from memloc.atypical.jobs import write_atypical_table, write_holdout_report
+from memloc.atypical.precision import bootstrap_stability, resampling_units, split_half_jaccard
 from memloc.core.data import DataSource, make_corrupted_table, training_set
 from memloc.core.models import ModelConfig
 from memloc.core.training import TrainConfig, run_tables, train
@@ -34,8 +35,29 @@ def test_holdout_estimate_scores_and_unscored():
     assert table["is_atypical"].tolist() == [False, False, True, False]
 
 
-def test_holdout_subsets_are_seeded_and_sized():
-    cfg = HoldoutConfig(models=4, fraction=0.25, seed=3)
+@pytest.mark.parametrize("n", [400, 401])
+def test_complementary_subsets_hold_every_example_out_exactly_k_over_2_times(n):
+    cfg = HoldoutConfig(models=8, seed=3)
+    masks = np.stack([holdout_subset(n, k, cfg) for k in range(8)])
+    assert ((~masks).sum(0) == 4).all()  # every example held out of exactly K / 2 models
+    for pair in range(4):
+        first, second = masks[2 * pair], masks[2 * pair + 1]
+        assert np.array_equal(first, ~second)  # complementary halves
+        assert first.sum() == n // 2 and second.sum() == n - n // 2
+    assert len({m.tobytes() for m in masks[::2]}) == 4  # each pair its own random half
+    again = np.stack([holdout_subset(n, k, HoldoutConfig(models=8, seed=3)) for k in range(8)])
+    assert np.array_equal(masks, again)  # deterministic
+    assert not np.array_equal(masks[0], holdout_subset(n, 0, HoldoutConfig(models=8, seed=4)))
+
+
+@pytest.mark.parametrize("settings", [dict(models=7), dict(models=8, fraction=0.25), dict(scheme="bagging")])
+def test_holdout_config_refuses_what_the_scheme_cannot_do(settings):
+    with pytest.raises(ValueError, match="atypical.holdout"):
+        HoldoutConfig(**settings)
+
+
+def test_independent_holdout_subsets_are_seeded_and_sized():
+    cfg = HoldoutConfig(models=4, fraction=0.25, seed=3, scheme="independent")
     masks = [holdout_subset(400, k, cfg) for k in range(4)]
     assert all(m.sum() == 100 for m in masks)
     assert not np.array_equal(masks[0], masks[1])
@@ -127,3 +149,53 @@ def test_write_atypical_table_from_published_scores(fashion_root, tmp_path):
     assert np.array_equal(table["cscore"].to_numpy(), scores[base["source_index"].to_numpy()])
     assert (table["times_held_out"] == -1).all()
     assert table["is_atypical"].tolist() == (table["cscore"] < 0.5).tolist()
+
+
+def complementary_parts(n: int, cfg: HoldoutConfig, correct_of) -> list[pd.DataFrame]:
+    """Synthetic hold-out parts: correct_of(k, held [n]) -> model k's correctness [n]."""
+    parts = []
+    for k in range(cfg.models):
+        mask = holdout_subset(n, k, cfg)
+        parts.append(pd.DataFrame({"index": range(n), "in_subset": mask, "correct": correct_of(k, ~mask)}))
+    return parts
+
+
+def test_bootstrap_stability_separates_clear_from_borderline_examples():
+    cfg = HoldoutConfig(models=8)
+    held = np.stack([~holdout_subset(200, k, cfg) for k in range(8)])
+    clear = np.tile(np.arange(200) % 4 == 0, (8, 1)).astype(float)  # a quarter always right, the rest never
+    units = resampling_units(cfg)
+    assert bootstrap_stability(held, clear, units, 0.5) == (0.0, 1.0)
+    assert split_half_jaccard(held, clear, units, 0.5) == 1.0
+    coin = np.random.default_rng(0).random((8, 200)) < 0.5  # every example a coin flip: labels are noise
+    flip, jaccard = bootstrap_stability(held, coin.astype(float), units, 0.5)
+    assert flip > 10 and jaccard < 0.8  # (measured: 21 % and 0.61)
+    assert split_half_jaccard(held, coin.astype(float), units, 0.5) < 0.6
+    assert units.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # pairs are resampled whole
+    one_pair = resampling_units(HoldoutConfig(models=2))  # nothing to resample: unknown, not stable
+    assert np.isnan(bootstrap_stability(held[:2], clear[:2], one_pair, 0.5)).all()
+
+
+def test_write_holdout_report(tmp_path):
+    cfg = HoldoutConfig(models=4)
+    rng = np.random.default_rng(1)
+    parts = complementary_parts(50, cfg, lambda k, held: (rng.random(50) < 0.8).astype(float))
+    files = []
+    for k, part in enumerate(parts):
+        files.append(str(tmp_path / f"holdout{k}.parquet"))
+        part.to_parquet(files[-1])
+    base = pd.DataFrame({"index": range(50), "source_index": range(50), "label": 0})
+    base.to_parquet(tmp_path / "noise0.parquet")
+    write_atypical_table(tmp_path / "noise0.parquet", tmp_path / "atypical.parquet", 0.5, holdout_parts=files)
+    out = {k: tmp_path / f"cscore_holdout.{k}" for k in ("parquet", "csv", "md")}
+    datasets = {"fashion_mnist": {"table": str(tmp_path / "atypical.parquet"), "parts": files}}
+    table = write_holdout_report(datasets, {"models": 4}, 0.5, out["parquet"], out["csv"], out["md"])
+    row = table.iloc[0]
+    assert (row["source"], row["scheme"], row["models"], row["examples"]) == ("hold-out", "complementary", 4, 50)
+    assert (row["held_out_min"], row["held_out_max"], row["times_held_out"]) == (2, 2, "2: 50")
+    atypical = pd.read_parquet(tmp_path / "atypical.parquet")
+    assert row["atypical"] == atypical["is_atypical"].sum() and row["unscored"] == 0
+    assert 0 <= row["flip_percent"] <= 100 and 0 <= row["atypical_jaccard"] <= 1
+    assert 0 <= row["split_half_jaccard"] <= 1
+    assert "times_held_out" in out["md"].read_text() and out["csv"].exists()
+    pd.testing.assert_frame_equal(pd.read_parquet(out["parquet"]), table)

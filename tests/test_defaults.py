@@ -26,10 +26,10 @@ SECTIONS = [
                                    "eval_batch_size"}),
     (ModelConfig, ("model_settings", "resnet9"), {}, {"width"}),
     (ModelConfig, ("model_settings", "vit_small"), {}, {"patch_size", "dim", "depth", "heads", "mlp_dim"}),
-    (HoldoutConfig, ("atypical", "holdout"), {}, {"models", "fraction", "seed"}),
-    (FlipConfig, ("flipping",), {}, {"max_removals", "noise_copies", "noise_std", "population_batch",
-                                     "resample_every", "smooth_population", "examples_per_batch", "max_rows"}),
-    (DropoutConfig, ("dropout",), {}, {"p_gen", "p_mem"}),
+    (HoldoutConfig, ("atypical", "holdout"), {}, {"models", "fraction", "seed", "scheme"}),
+    (FlipConfig, ("flipping",), {}, {"max_removals", "noise_copies", "noise_scale", "population_batch",
+                                     "resample_every", "examples_per_batch", "max_rows"}),
+    (DropoutConfig, ("dropout",), {}, {"p_gen", "p_mem", "placement", "drop_scale"}),
     (DataSource, (), {"root": "data_root"}, {"root", "download", "verify_checksums"}),
 ]
 

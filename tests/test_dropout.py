@@ -8,9 +8,12 @@ import pytest
 import torch
 from torch import nn
 
+from memloc.core.blocks import Residual
 from memloc.core.data import DataSource, make_corrupted_table, training_set
 from memloc.core.models import ModelConfig, build_model, model_layers
 from memloc.core.tied_dropout import (
+    DROP_SCALES,
+    PLACEMENTS,
     ExampleTiedDropout,
     FixedSparseDropout,
     dropout_mode,
@@ -80,19 +83,42 @@ def test_fraction_of_units_on_per_layer(p_gen, p_mem):
         assert owners.min() > p_mem * 0.6 and owners.max() < p_mem * 1.4
 
 
-def test_one_dropout_after_each_convbn_and_none_after_the_linear():
-    model = tied_resnet9(width=0.25)
-    assert [m.layer for m in tied_modules(model)] == list(range(1, 9))
+# the layers (numbered as model_layers) a dropout follows; 4 and 7 end residual bodies
+PLACED = {"stages": [1, 2, 4, 5, 7, 8], "blocks": list(range(1, 9))}
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_placement_and_none_after_the_linear(placement):
+    model = tied_resnet9(width=0.25, extra={"dropout": {**TIED["dropout"], "placement": placement}})
+    assert [m.layer for m in tied_modules(model)] == PLACED[placement]
     assert [layer.name for layer in model_layers(model)] == [f"layer{i}" for i in range(1, 10)]
-    assert isinstance(list(model)[-2], nn.Linear)  # ... Linear, Scale: the logits are never dropped
+    top = list(model)
+    assert isinstance(top[-2], nn.Linear)  # ... Linear, Scale: the logits are never dropped
+    for i, m in enumerate(top):
+        if isinstance(m, Residual):  # a residual block's dropout follows the skip addition
+            assert isinstance(top[i + 1], ExampleTiedDropout)
+            inside = [d.layer for d in tied_modules(m)]
+            assert inside == ([] if placement == "stages" else [top[i + 1].layer - 1])
+    # stages: before the max-pool, not after it
+    assert isinstance(top[top.index(next(m for m in top if isinstance(m, nn.MaxPool2d))) - 1], ExampleTiedDropout)
     with pytest.raises(RuntimeError, match="needs the example indices"):
         model(torch.randn(2, 1, 28, 28))
+    with pytest.raises(ValueError, match="unknown dropout placement"):
+        tied_resnet9(extra={"dropout": {"placement": "everywhere"}})
+
+
+def test_a_position_owns_the_same_units_in_both_placements():
+    index = torch.arange(50)
+    models = {p: tied_resnet9(extra={"dropout": {**TIED["dropout"], "placement": p}}) for p in PLACEMENTS}
+    layers = {p: {m.layer: m for m in tied_modules(model)} for p, model in models.items()}
+    for number, m in layers["stages"].items():
+        assert torch.equal(m.example_masks(index, "cpu"), layers["blocks"][number].example_masks(index, "cpu"))
 
 
 def _activations(model, x, index, mode):
-    """Output of every example-tied dropout layer in one forward pass."""
+    """Input and output of every example-tied dropout layer in one forward pass."""
     outs = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o: outs.__setitem__(mod.layer, (i[0], o)))
+    hooks = [m.register_forward_hook(lambda mod, i, o: outs.__setitem__(mod.layer, (mod, i[0], o)))
              for m in tied_modules(model)]
     with dropout_mode(model, mode), torch.no_grad():
         model(x, index)
@@ -101,23 +127,26 @@ def _activations(model, x, index, mode):
     return outs
 
 
-def test_modes_zero_exactly_the_right_units():
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("drop_scale", DROP_SCALES)
+def test_modes_zero_exactly_the_right_units(placement, drop_scale):
     torch.manual_seed(0)
-    model = tied_resnet9(width=0.5).eval()
+    model = tied_resnet9(width=0.5, extra={"dropout": {**TIED["dropout"], "placement": placement,
+                                                       "drop_scale": drop_scale}}).eval()
     x, index = torch.randn(6, 1, 28, 28), torch.tensor([3, 1, 4, 1000, 5, 9])
-    for layer, (inp, out) in _activations(model, x, index, "train").items():
-        module = tied_modules(model)[layer - 1]
+    train = _activations(model, x, index, "train")
+    assert sorted(train) == PLACED[placement]  # every layer, after a residual sum too, got the indices
+    for module, inp, out in train.values():
         own = module.example_masks(index, "cpu")[:, :, None, None]
         assert (out[~own.expand_as(out)] == 0).all()  # units an example does not own: exactly zero
         assert torch.equal(out[own.expand_as(out)], inp[own.expand_as(inp)])  # its own: untouched
-    for layer, (inp, out) in _activations(model, x, index, "drop").items():
-        module = tied_modules(model)[layer - 1]
+    factor = {"none": 1.0, "authors": (0.4 + 0.2) / 0.4}
+    for module, inp, out in _activations(model, x, index, "drop").values():
         gen = module.generalization("cpu")
-        assert (out[:, ~gen] == 0).all()
-        scale = (module.k_gen + module.k_mem) / module.k_gen  # the documented rescaling
+        assert (out[:, ~gen] == 0).all()  # every memorization unit of every example
+        scale = factor.get(drop_scale, (module.k_gen + module.k_mem) / module.k_gen)  # mass
         torch.testing.assert_close(out[:, gen], inp[:, gen] * scale)
-    for layer, (inp, out) in _activations(model, x, index, "all").items():
-        module = tied_modules(model)[layer - 1]
+    for module, inp, out in _activations(model, x, index, "all").values():
         gen = module.generalization("cpu")
         torch.testing.assert_close(out[:, gen], inp[:, gen])
         torch.testing.assert_close(out[:, ~gen], inp[:, ~gen] * module.k_mem / (module.units - module.k_gen))
@@ -125,19 +154,31 @@ def test_modes_zero_exactly_the_right_units():
     assert {m.mode for m in tied_modules(model)} == {"train"}
 
 
-def test_baselines_fixed_sparse_and_standard_dropout():
+def test_sparse_network_baseline_zeroes_a_fixed_fraction_s_of_the_activations():
     sparse = tied_resnet9(width=0.5, extra={"dropout": {"kind": "fixed_sparse", "p_gen": 0.4}})
     layers = [m for m in sparse.modules() if isinstance(m, FixedSparseDropout)]
-    assert len(layers) == 8
-    ones = torch.ones(4, layers[0].units, 5, 5)
+    assert [m.layer for m in layers] == PLACED["stages"]
+    ones = torch.ones(4, layers[0].units, 6, 5)
     kept = [layers[0].train()(ones), layers[0].eval()(ones)]  # training and evaluation
-    assert torch.equal(kept[0], kept[1]) and (kept[0] == kept[0][:1]).all()  # one mask for all
-    assert kept[0][0, :, 0, 0].sum() == round(0.4 * layers[0].units) == layers[0].k_keep
+    assert torch.equal(kept[0], kept[1]) and (kept[0] == kept[0][:1]).all()  # one mask for every example
+    on = kept[0][0] != 0
+    assert on.sum() == round(0.6 * on.numel())  # keeps 1 - s, element-wise ...
+    assert on.any(0).all() and not on.all(0).all()  # ... every channel, not every position
+    torch.testing.assert_close(kept[0][0][on], torch.full((int(on.sum()),), 1 / 0.6))  # rescaled by 1/(1 - s)
+    sparse.eval()(torch.randn(3, 1, 28, 28), None)  # takes (and ignores) example indices
+
+
+def test_standard_dropout_baseline_drops_p_and_rescales_in_training_only():
     x = torch.randn(4, 1, 28, 28)
     standard = tied_resnet9(width=0.5, extra={"dropout": {"kind": "standard", "p_gen": 0.4}}).eval()
     drops = [m for m in standard.modules() if isinstance(m, nn.Dropout)]
-    assert len(drops) == 8 and drops[0].p == 0.4
+    assert len(drops) == len(PLACED["stages"]) and drops[0].p == 0.4
     assert torch.equal(standard(x, None), standard(x, torch.arange(4)))  # identity in evaluation
+    torch.manual_seed(0)
+    ones = torch.ones(100, 50)
+    out = drops[0].train()(ones)
+    torch.testing.assert_close(out.unique(), torch.tensor([0.0, 1 / 0.6]))
+    assert abs((out == 0).float().mean().item() - 0.4) < 0.02
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +229,7 @@ def study_metrics() -> pd.DataFrame:
     """A metrics table as rule collect_dropout_metrics writes it, for every run of STUDY:
     epochs 0-2; at the last epoch a run's accuracy is its base + the subset's offset, 0.1
     less after dropping, 0.02 more on seed 1 (so the mean over seeds adds 0.01)."""
-    base = {"tied_pgen0.4_pmem0.2": 0.3, "tied_pgen0.6_pmem0.2": 0.4, "standard_p0.4": 0.5, "sparse_keep0.4": 0.6}
+    base = {"tied_pgen0.4_pmem0.2": 0.3, "tied_pgen0.6_pmem0.2": 0.4, "standard_p0.4": 0.5, "sparse_s0.4": 0.6}
     offsets = {"train": 0.0, "clean": 0.01, "noisy": 0.02, "test": 0.03}
     rows = []
     for run in plan.metrics_columns(STUDY):

@@ -14,6 +14,7 @@ from memloc.atypical.plan import (
     fig08_selection,
     holdout_model,
     holdout_parts,
+    holdout_report,
     published_cscores,
 )
 from memloc.config import load_config
@@ -52,16 +53,34 @@ def test_atypical_tables(config):
 
 
 def test_holdout_parts_one_per_subset_model(config):
+    models = config["atypical"]["holdout"]["models"]
+    assert models >= 8 and models % 2 == 0  # complementary pairs: every example held out >= 4 times
     assert holdout_parts(config, "fashion_mnist") == [
-        f"results/cscores/fashion_mnist/holdout{k}.parquet" for k in range(6)  # atypical.holdout.models: 6
+        f"results/cscores/fashion_mnist/holdout{k}.parquet" for k in range(models)
     ]
+
+
+def test_a_bad_holdout_scheme_stops_the_plan(config):
+    config = copy.deepcopy(config)
+    config["atypical"]["holdout"].update(models=7, scheme="complementary")
+    with pytest.raises(ValueError, match="models must be even"):
+        holdout_parts(config, "fashion_mnist")
+
+
+def test_holdout_report_inputs(config):
+    config = with_published_cifar10(config)
+    assert holdout_report(config) == {
+        "fashion_mnist": {"table": "results/data/fashion_mnist/atypical.parquet",
+                          "parts": holdout_parts(config, "fashion_mnist")},
+        "cifar10": {"table": "results/data/cifar10/atypical.parquet", "parts": []},
+    }
 
 
 def test_published_scores_replace_the_holdout_estimate(config):
     assert published_cscores(config, "fashion_mnist", SOURCE) is None  # no published file: estimated
     config = with_published_cifar10(config)
     assert holdout_parts(config, "cifar10") == []
-    assert len(holdout_parts(config, "fashion_mnist")) == 6
+    assert len(holdout_parts(config, "fashion_mnist")) == config["atypical"]["holdout"]["models"]
     assert published_cscores(config, "cifar10", SOURCE) == {
         "file": "data/cscores/cifar10.npz",
         "order": None,
@@ -78,4 +97,4 @@ def test_holdout_model_is_the_primary_model_with_its_settings(config):
 
 
 def test_fig08_selection(config):
-    assert fig08_selection(config) == {"datasets": ["fashion_mnist"], "model": "resnet9", "window": [6, 10]}
+    assert fig08_selection(config) == {"datasets": ["fashion_mnist"], "model": "resnet9", "window": [6, 8]}

@@ -32,7 +32,7 @@ def config():
 @pytest.mark.parametrize("kind, p_gen, p_mem, name", [
     ("example_tied", 0.4, 0.2, "tied_pgen0.4_pmem0.2"),
     ("standard", 0.4, 0.0, "standard_p0.4"),
-    ("fixed_sparse", 0.3, 0.0, "sparse_keep0.3"),
+    ("fixed_sparse", 0.3, 0.0, "sparse_s0.3"),
 ])
 def test_dropout_names_round_trip_and_match_the_wildcard(kind, p_gen, p_mem, name):
     assert plan.dropout_name(kind, p_gen, p_mem) == name
@@ -52,7 +52,7 @@ def test_the_runs_behind_each_table(config):
         run(f"tied_pgen{g}_pmem0.2", "example_tied", g, 0.2) for g in (0.2, 0.4, 0.6)
     ]
     assert plan.table_runs(config, "tab3") == [
-        run("standard_p0.4", "standard", 0.4, 0.0), run("sparse_keep0.4", "fixed_sparse", 0.4, 0.0), TIED,
+        run("standard_p0.4", "standard", 0.4, 0.0), run("sparse_s0.4", "fixed_sparse", 0.4, 0.0), TIED,
     ]
     with pytest.raises(ValueError, match="unknown table"):
         plan.table_runs(config, "tab4")
@@ -62,7 +62,7 @@ def test_every_run_is_trained_once(config):
     # the 5 train_dropout jobs: tab1's run is a tab2 cell and tab3's example-tied run
     assert [plan.run_dir(r) for r in plan.dropout_runs(config)] == [
         f"{RUNS}/{name}/seed0" for name in
-        ("tied_pgen0.4_pmem0.2", "tied_pgen0.2_pmem0.2", "tied_pgen0.6_pmem0.2", "standard_p0.4", "sparse_keep0.4")
+        ("tied_pgen0.4_pmem0.2", "tied_pgen0.2_pmem0.2", "tied_pgen0.6_pmem0.2", "standard_p0.4", "sparse_s0.4")
     ]
     assert plan.metrics_tables(config)[0] == f"{RUNS}/tied_pgen0.4_pmem0.2/seed0/metrics.parquet"
     # the metrics table's columns, in this order, with the dropout name under `variant`
@@ -80,10 +80,19 @@ def test_a_larger_study_plans_every_cell():
 
 
 def test_settings_of_a_run(config):
-    assert plan.train_settings(config, 3) == {**config["train"], "epochs": 16, "seed": 3, "gradient_accounting": False}
+    epochs = config["dropout"]["epochs"]  # (a null is resolved to train.epochs by load_config)
+    assert plan.train_settings(config, 3) == {**config["train"], "epochs": epochs, "seed": 3,
+                                              "gradient_accounting": False}
+    placement, scale = config["dropout"]["placement"], config["dropout"]["drop_scale"]
     assert plan.model_settings(config, "resnet9", "tied_pgen0.4_pmem0.2", 3) == {
-        "width": 0.25, "extra": {"dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3}},
+        "width": 0.25, "extra": {"dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3,
+                                             "placement": placement, "drop_scale": scale}},
     }
+    # a baseline has no drop scale: its config (and checkpoints) do not depend on it
+    assert plan.model_settings(config, "resnet9", "sparse_s0.4", 3)["extra"]["dropout"] == {
+        "kind": "fixed_sparse", "p_gen": 0.4, "p_mem": 0.0, "seed": 3, "placement": placement}
+    config["dropout"]["placement"] = "blocks"
+    assert plan.model_settings(config, "resnet9", "standard_p0.4", 0)["extra"]["dropout"]["placement"] == "blocks"
     config["dropout"]["epochs"] = 4
     assert plan.train_settings(config, 0)["epochs"] == 4
 
@@ -98,7 +107,8 @@ def test_fig07_and_the_paper_rows_setting(config):
         "cols": 8,
     }
     assert plan.our_settings(config) == {
-        "fashion_mnist": "Fashion-MNIST (2,000-example subset), ResNet-9 width 0.25, 10% noise, 16 epochs, 1 seed"
+        "fashion_mnist": "Fashion-MNIST (2,000-example subset), ResNet-9 width 0.25, 10% noise, "
+                         f"{config['dropout']['epochs']} epochs, 1 seed"
     }
 
 

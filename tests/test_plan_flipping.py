@@ -41,8 +41,8 @@ def test_flip_settings_are_the_flip_config_fields_but_the_seed(config):
     from memloc.flipping.objective import FlipConfig
 
     settings = plan.flip_settings(config)
-    assert settings == {"max_removals": 50, "noise_copies": 5, "noise_std": 0.1, "population_batch": 64,
-                        "resample_every": 0, "smooth_population": False, "examples_per_batch": 32, "max_rows": 2048}
+    assert settings == {"max_removals": 50, "noise_copies": 5, "noise_scale": 0.01, "population_batch": 64,
+                        "resample_every": 0, "examples_per_batch": 32, "max_rows": 2048}
     assert set(plan.FLIP_SETTINGS) == {f.name for f in dataclasses.fields(FlipConfig)} - {"seed"}
     assert FlipConfig(**settings, seed=1).population_batch == 64
 
@@ -50,7 +50,7 @@ def test_flip_settings_are_the_flip_config_fields_but_the_seed(config):
 def test_second_split_settings_fill_in_the_train_schedule(config):
     settings = plan.second_split_settings(config, 1)
     # split A: the run's training (epochs_first / peak_epoch_first are null: train's 16 and 5)
-    assert settings.first == {**config["train"], "seed": 1, "epochs": 16, "peak_epoch": 5}
+    assert settings.first == {**config["train"], "seed": 1, "epochs": 20, "peak_epoch": 6}
     assert settings.second == {"epochs": 8, "peak_epoch": 2}  # fine-tuning on split B
     assert settings == (settings.first, settings.second)
     assert plan.second_split_settings(config, "1") == settings  # as the {seed} wildcard gives it
@@ -68,7 +68,7 @@ def test_detection_inputs_by_seed(config):
 def test_fig05_selection_and_our_setting(config):
     assert plan.fig05_selection(config) == {"dataset": "fashion_mnist", "model": "resnet9", "noise": 0.1,
                                             "seeds": [0, 1]}
-    assert plan.our_setting(config) == ("Fashion-MNIST (2,000 examples), ResNet-9 width 0.25, 10% noise, 16 epochs; "
+    assert plan.our_setting(config) == ("Fashion-MNIST (2,000 examples), ResNet-9 width 0.25, 10% noise, 20 epochs; "
                                         "100 clean + 100 noisy examples, 2 models")
 
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from memloc.config import load_config
+from memloc.core.training import TrainConfig
 from memloc.layers.plan import (
     LayerFigure,
     LayerTables,
@@ -126,13 +127,7 @@ def test_fig09_and_fig19_read_the_atypical_tables(config):
 def test_retraining_settings(config):
     settings = retraining_settings(config, "1")  # wildcards are strings
     # the schedule is retraining's; momentum, weight decay and eval batch size are train's
-    assert settings == {
-        "epochs": 3,
-        "batch_size": 512,
-        "peak_lr": 0.1,
-        "peak_epoch": 1.5,
-        "momentum": 0.9,
-        "weight_decay": 5.0e-4,
-        "eval_batch_size": 1024,
-        "seed": 1,
-    }
+    schedule = {k: config["retraining"][k] for k in ("epochs", "batch_size", "peak_lr", "peak_epoch")}
+    assert settings == {**schedule, "momentum": 0.9, "weight_decay": 5.0e-4, "eval_batch_size": 1024, "seed": 1}
+    TrainConfig(**settings)  # only TrainConfig fields: recalibrate_bn and seeds go elsewhere
+    assert isinstance(config["retraining"]["recalibrate_bn"], bool)  # the schema fills it in

@@ -77,14 +77,14 @@ def test_more_datasets_add_their_grids(config):
 def test_train_settings_follow_the_data_variant(config):
     noisy = train_settings(config, "noise0.1", "1")
     assert noisy == {**config["train"], "seed": 1, "group_column": "is_noisy", "group_names": ["clean", "noisy"]}
-    assert (noisy["epochs"], noisy["batch_size"], noisy["peak_epoch"]) == (16, 128, 5)
+    assert (noisy["epochs"], noisy["batch_size"], noisy["peak_epoch"]) == (20, 128, 6)
     atypical = train_settings(config, "atypical", 0)
     assert (atypical["group_column"], atypical["group_names"]) == ("is_atypical", ["typical", "atypical"])
 
 
 def test_gradient_figures_select_the_primary_run(config):
     primary = {"dataset": "fashion_mnist", "model": "resnet9", "noise": 0.1}
-    assert gradient_figure(config, "fig01") == GradientFigure("fig01", {**primary, "window": [6, 10]})
+    assert gradient_figure(config, "fig01") == GradientFigure("fig01", {**primary, "window": [6, 8]})
     assert gradient_figure(config, "fig02") == GradientFigure("fig02", primary)
     assert gradient_figure(config, "fig10").selection == {**primary, "window": 4}
     fig11 = gradient_figure(config, "fig11")
@@ -94,7 +94,7 @@ def test_gradient_figures_select_the_primary_run(config):
 def test_gradient_grid_selects_every_model_noise_rate_and_seed(config):
     fig12 = gradient_figure(config, "fig12")
     assert fig12.figure == "gradient_grid"
-    assert fig12.selection == {"dataset": "fashion_mnist", "window": [6, 10], "models": ["resnet9"],
+    assert fig12.selection == {"dataset": "fashion_mnist", "models": ["resnet9"],  # all epochs: no window
                                "noise_rates": [0.05, 0.1, 0.2], "seeds": [0, 1]}
 
 

@@ -3,6 +3,7 @@ and which examples it is trained on."""
 
 import pytest
 import torch
+from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from memloc.core.data import load_run_data
@@ -10,7 +11,7 @@ from memloc.core.evaluation import prepare_batch
 from memloc.core.models import model_layers
 from memloc.core.training import TrainConfig, load_checkpoint, model_from_checkpoint
 from memloc.layers.jobs import read_manifest, retrain_run_layer
-from memloc.layers.retraining import retrain_layer
+from memloc.layers.retraining import recalibrate_batchnorm, retrain_layer
 from memloc.layers.rewinding import layer_state_keys
 
 CPU = torch.device("cpu")
@@ -91,3 +92,45 @@ def test_retraining_job_writes_one_layer_table(trained_run, tmp_path):
     with pytest.raises(ValueError, match="no layer 'layer10'"):
         retrain_run_layer(r["data_table"], r["checkpoints"], out, r["dataset"], r["source"], r["test_subset"],
                           "layer10", settings, device="cpu", progress=False)
+
+
+def test_recalibration_replaces_running_stats_by_the_examples_statistics():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 3), nn.BatchNorm2d(2))
+    images = torch.randint(0, 256, (20, 1, 8, 8), dtype=torch.uint8)
+    rows = torch.tensor([3, 5, 7, 11, 13])
+    model.eval()
+    recalibrate_batchnorm(model, images, rows, batch_size=64, device=CPU)  # one batch: exact statistics
+    assert not model.training and model[1].momentum == 0.1  # mode and momentum restored
+    stats = [(bn.running_mean.clone(), bn.running_var.clone()) for bn in (model[1], model[4])]
+    inputs = {}  # each BatchNorm's input in a train-mode pass over the rows (batch statistics)
+
+    def keep_input(module, args, output) -> None:
+        inputs[module] = args[0]
+
+    hooks = [bn.register_forward_hook(keep_input) for bn in (model[1], model[4])]
+    with torch.no_grad():
+        model.train()(prepare_batch(images[rows], CPU))
+    for hook in hooks:
+        hook.remove()
+    for bn, (mean, var) in zip((model[1], model[4]), stats):
+        out = inputs[bn]
+        assert torch.allclose(mean, out.mean((0, 2, 3)), atol=1e-5)
+        assert torch.allclose(var, out.transpose(0, 1).flatten(1).var(1), atol=1e-4)
+
+
+def test_recalibration_changes_the_measurements_not_the_training(run):
+    paths, init, final, (trainset, test_images, test_labels) = run
+    out = {}
+    for recalibrate in (False, True):
+        model = model_from_checkpoint(paths[-1], CPU)
+        table = retrain_layer(model, 4, init, trainset, test_images, test_labels, CFG, CPU, progress=False,
+                              recalibrate_bn=recalibrate)
+        out[recalibrate] = (table, {k: p.detach().clone() for k, p in model.named_parameters()},
+                            model_layers(model)[4].modules[0][1].running_mean.clone())
+    (plain, params, stats), (recal, params_r, stats_r) = out[False], out[True]
+    for key in params:  # train mode uses batch statistics: the running ones never reach a gradient
+        assert torch.equal(params[key], params_r[key]), key
+    assert not torch.equal(stats, stats_r)  # but the reset layer's running statistics were re-estimated
+    assert plain[["epoch", "subset"]].equals(recal[["epoch", "subset"]])
+    assert not plain["accuracy"].equals(recal["accuracy"])

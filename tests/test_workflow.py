@@ -1,4 +1,10 @@
-"""End-to-end: the test preset through the real Snakemake, on real Fashion-MNIST."""
+"""End-to-end: the test preset through the real Snakemake, on real Fashion-MNIST.
+
+One run of the whole preset (module fixture); the tests then check every table against
+what the preset's settings imply: row counts and keys, the groups' structure, identities
+that hold between tables (a table built from another must agree with it), and value
+ranges.  The preset's models barely train (4 epochs on 300 examples), so no test asserts
+an accuracy level; the algorithms' own behaviour is unit-tested elsewhere."""
 
 import json
 import re
@@ -6,26 +12,37 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "tests" / "config" / "test.yaml"
+C = yaml.safe_load(PRESET.read_text())
 
-# Every artefact the test preset must produce (figures as PNG + PDF, tables as CSV + MD).
-FIGURES = ["fig01", "fig02", "fig10", "fig11", "fig12", "fig07"]
-TABLES: list[str] = ["tab1", "tab2", "tab3", "paper_vs_ours"]
-# Parquet tables behind them.
-PARQUET = ["results/tables/gradients.parquet", "results/tables/metrics.parquet"]
-PARQUET += [f"results/tables/{t}.parquet" for t in ("dropout_metrics", "tab1", "tab2", "tab3", "paper_vs_ours")]
-FIGURES += ["fig05"]
-TABLES += ["auc"]
-PARQUET += [f"results/tables/{t}.parquet" for t in ("flipping", "auc", "detection_scores")]
-FIGURES += ["fig08", "fig09", "fig19"]
-PARQUET += [f"results/tables/atypical_{t}.parquet" for t in ("gradients", "rewinding", "retraining")]
-PARQUET += ["results/data/fashion_mnist/atypical.parquet"]
-FIGURES += ["fig03", "fig04", "fig15", "fig18"]  # the preset has Fashion-MNIST only: no fig16 / fig17
-PARQUET += ["results/tables/rewinding.parquet", "results/tables/retraining.parquet"]
+# Every artefact the test preset must produce (figures as PNG + PDF, tables as CSV + MD);
+# the preset has Fashion-MNIST only: no fig13 / fig14 / fig16 / fig17.
+FIGURES = ["fig01", "fig02", "fig03", "fig04", "fig05", "fig07", "fig08", "fig09", "fig10", "fig11", "fig12",
+           "fig15", "fig18", "fig19"]
+TABLES = ["tab1", "tab2", "tab3", "auc", "paper_vs_ours", "claims"]
+
+# The preset's scale, which the counts below are derived from.
+N = C["train_subset"]  # training examples
+EPOCHS = C["train"]["epochs"]  # checkpoints 0 (init) .. EPOCHS
+LAYERS = [f"layer{i}" for i in range(1, 10)]  # ResNet-9: 8 conv-BN blocks and the linear layer
+SEEDS = C["seeds"]
+GRID = [(float(f), s) for f in C["noise_rates"] for s in SEEDS]  # (noise, seed) of the primary dataset x model
+SWEEP = [(float(f), s) for f in C["figures"]["fig11"]["noise_rates"] for s in C["figures"]["fig11"]["seeds"]]
+GRADIENT_RUNS = sorted(set(GRID) | set(SWEEP))  # fig01/02/10 (primary), fig11 (sweep), fig12 (grid)
+RETRAIN_SEEDS = C["retraining"]["seeds"]
+FLIP_SEEDS, PER_GROUP = C["flipping"]["seeds"], C["flipping"]["examples_per_group"]
+METHODS = ["flip count", "learning time", "forgetting events", "area under the margin",
+           "second-split forgetting time"]
+
+
+def noisy_count(noise: float) -> int:
+    return round(noise * N)  # exactly round(f n) examples get a wrong label
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -42,17 +59,33 @@ def e2e(tmp_path_factory):
     return workdir
 
 
+@pytest.fixture(scope="module")
+def table(e2e):
+    def read(name: str) -> pd.DataFrame:
+        path = e2e / (name if name.endswith(".parquet") else f"results/tables/{name}.parquet")
+        return pd.read_parquet(path)
+    return read
+
+
+def runs_of(df: pd.DataFrame) -> list[tuple[float, int]]:
+    return sorted({(float(n), int(s)) for n, s in zip(df["noise"], df["seed"])})
+
+
+def assert_accuracies(df: pd.DataFrame, column: str = "accuracy", scale: float = 1.0):
+    values = df[column].to_numpy()
+    assert np.isfinite(values).all() and (values >= 0).all() and (values <= scale + 1e-9).all(), column
+
+
 @pytest.mark.slow
-def test_every_artefact_is_produced(e2e):
-    for fig in FIGURES:
-        for ext in ("png", "pdf"):
-            path = e2e / "results" / "figures" / f"{fig}.{ext}"
-            assert path.stat().st_size > 1000, path
+def test_every_artefact_is_produced_and_nothing_else(e2e, table):
+    figures = {p.name for p in (e2e / "results" / "figures").iterdir()}
+    assert figures == {f"{fig}.{ext}" for fig in FIGURES for ext in ("png", "pdf")}
+    for name in figures:
+        assert (e2e / "results" / "figures" / name).stat().st_size > 1000, name
     for tab in TABLES:
         for ext in ("csv", "md"):
             assert (e2e / "results" / "tables" / f"{tab}.{ext}").stat().st_size > 0
-    for table in PARQUET:
-        assert len(pd.read_parquet(e2e / table)) > 0, table
+        assert len(table(tab)) > 0, tab
 
 
 @pytest.mark.slow
@@ -61,14 +94,15 @@ def test_run_tables_are_complete(e2e):
     metrics = pd.read_parquet(run / "metrics.parquet")
     examples = pd.read_parquet(run / "examples.parquet")
     grads = pd.read_parquet(run / "gradients.parquet")
-    epochs = 4  # tests/config/test.yaml
-    assert sorted(metrics["epoch"].unique()) == list(range(epochs + 1))
+    assert sorted(metrics["epoch"].unique()) == list(range(EPOCHS + 1))
     assert set(metrics["subset"]) == {"train", "clean", "noisy", "test"}
-    assert len(examples) == 300 * (epochs + 1)
-    assert grads["layer"].nunique() == 9 and sorted(grads["epoch"].unique()) == list(range(1, epochs + 1))
-    assert len((run / "checkpoints.txt").read_text().split()) == epochs + 1
+    assert len(examples) == N * (EPOCHS + 1)
+    assert (examples.groupby("epoch")["index"].apply(sorted).map(list) == [list(range(N))] * (EPOCHS + 1)).all()
+    assert grads["layer"].nunique() == len(LAYERS) and sorted(grads["epoch"].unique()) == list(range(1, EPOCHS + 1))
+    assert len((run / "checkpoints.txt").read_text().split()) == EPOCHS + 1
     data = pd.read_parquet(e2e / "results/data/fashion_mnist/noise0.1.parquet")
-    assert data["is_noisy"].sum() == 30
+    assert len(data) == N and data["is_noisy"].sum() == noisy_count(0.1)
+    assert (data["is_noisy"] == (data["label"] != data["true_label"])).all()
 
 
 @pytest.mark.slow
@@ -79,15 +113,215 @@ def test_rerun_has_nothing_to_do(e2e):
 
 
 @pytest.mark.slow
-def test_layer_tables_cover_every_layer_epoch_and_run(e2e):
-    rewinding = pd.read_parquet(e2e / "results/tables/rewinding.parquet")
-    retraining = pd.read_parquet(e2e / "results/tables/retraining.parquet")
-    per_layer = rewinding[rewinding["layer_index"] >= 0]
-    runs = per_layer.groupby(["noise", "seed"])
-    assert runs.ngroups == 4  # noise 0.1, 0.2 x seeds 0, 1 (tests/config/test.yaml)
-    assert (runs.size() == 9 * 5 * 3).all()  # layers x epochs 0-4 x clean / noisy / test
-    assert retraining.groupby(["noise", "seed"]).ngroups == 2  # retraining.seeds: [0]
-    assert set(retraining["epoch"]) == {0, 1, 2} and retraining["layer"].nunique() == 9
+def test_gradient_table_has_both_groups_and_their_total(table):
+    g = table("gradients")
+    # every gradient run x layer x training epoch x {clean, noisy, total}
+    assert runs_of(g) == GRADIENT_RUNS
+    assert len(g) == len(GRADIENT_RUNS) * len(LAYERS) * EPOCHS * 3
+    assert set(g["group"]) == {"clean", "noisy", "total"} and sorted(g["layer"].unique()) == LAYERS
+    assert sorted(g["epoch"].unique()) == list(range(1, EPOCHS + 1))
+    keys = ["noise", "seed", "epoch", "layer"]
+    assert (g.groupby(keys)["group"].nunique() == 3).all()
+    assert (g.groupby(keys)["cosine"].nunique() == 1).all()  # one cosine per (run, epoch, layer)
+    assert g["cosine"].between(-1, 1).all() and (g["norm"] >= 0).all()
+    # the optimizer's gradient is the sum of the groups' (App. A.2): per batch
+    # |g_clean| - |g_noisy| <= |g_total| <= |g_clean| + |g_noisy|, so also for the epoch means
+    w = g.pivot_table(index=keys, columns="group", values="norm")
+    assert (w["total"] <= w["clean"] + w["noisy"] + 1e-6).all()
+    assert (w["total"] >= (w["clean"] - w["noisy"]).abs() - 1e-6).all()
+
+
+@pytest.mark.slow
+def test_metrics_table_has_every_run_epoch_and_subset(table):
+    m = table("metrics")
+    assert runs_of(m) == GRADIENT_RUNS
+    assert len(m) == len(GRADIENT_RUNS) * (EPOCHS + 1) * 4  # epochs 0..E x train / clean / noisy / test
+    assert set(m["subset"]) == {"train", "clean", "noisy", "test"}
+    assert_accuracies(m)
+    assert (m["loss"] > 0).all()
+    # training accuracy is the groups' accuracies weighted by their sizes
+    w = m.pivot_table(index=["noise", "seed", "epoch"], columns="subset", values="accuracy").reset_index()
+    noisy = w["noise"].map(noisy_count)
+    assert np.allclose(w["train"], (w["clean"] * (N - noisy) + w["noisy"] * noisy) / N, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_layer_tables_cover_every_layer_epoch_and_run(table):
+    rewinding, retraining, metrics = table("rewinding"), table("retraining"), table("metrics")
+    # rewinding: every run of the grid (fig03, fig15); per run every layer x every
+    # checkpoint x clean / noisy / test, plus the training curve (layer "all", layer_index
+    # -1: every checkpoint x train / clean / noisy / test)
+    assert runs_of(rewinding) == sorted(GRID)
+    per_run = rewinding.groupby(["noise", "seed"]).size()
+    assert (per_run == len(LAYERS) * (EPOCHS + 1) * 3 + (EPOCHS + 1) * 4).all()
+    layers = rewinding[rewinding["layer_index"] >= 0]
+    assert sorted(layers["layer"].unique()) == LAYERS and set(layers["subset"]) == {"clean", "noisy", "test"}
+    assert sorted(layers["epoch"].unique()) == list(range(EPOCHS + 1))
+    assert_accuracies(rewinding)
+    # the curve is the training run's own measurement
+    curve = rewinding[rewinding["layer_index"] < 0]
+    joined = curve.merge(metrics, on=["dataset", "model", "noise", "seed", "epoch", "subset"], suffixes=("", "_m"))
+    assert len(joined) == len(curve) == len(sorted(GRID)) * (EPOCHS + 1) * 4
+    assert np.allclose(joined["accuracy"], joined["accuracy_m"], atol=1e-9)
+    # rewinding a layer to the final epoch leaves the final model: its accuracy
+    final = layers[layers["epoch"] == EPOCHS].merge(curve[curve["epoch"] == EPOCHS], on=["noise", "seed", "subset"],
+                                                    suffixes=("", "_final"))
+    assert len(final) == len(GRID) * len(LAYERS) * 3
+    assert np.allclose(final["accuracy"], final["accuracy_final"], atol=1e-9)
+
+    # retraining: every noise rate x retraining seed (fig04, fig18), one table per layer:
+    # retraining epochs 0 (the reset model) .. R x train / clean / noisy / test
+    r_epochs = C["retraining"]["epochs"]
+    assert runs_of(retraining) == sorted((float(f), s) for f in C["noise_rates"] for s in RETRAIN_SEEDS)
+    assert len(retraining) == len(C["noise_rates"]) * len(RETRAIN_SEEDS) * len(LAYERS) * (r_epochs + 1) * 4
+    assert sorted(retraining["layer"].unique()) == LAYERS
+    assert set(retraining["epoch"]) == set(range(r_epochs + 1))
+    assert set(retraining["subset"]) == {"train", "clean", "noisy", "test"}
+    assert_accuracies(retraining)
+
+
+@pytest.mark.slow
+def test_atypical_tables(table):
+    data = table("results/data/fashion_mnist/atypical.parquet")
+    models = C["atypical"]["holdout"]["models"]
+    assert len(data) == N and not data["is_noisy"].any() and (data["label"] == data["true_label"]).all()
+    # hold-out C-scores: the mean correctness over the models that did not see the example;
+    # one never held out is unscored (NaN), not atypical
+    assert data["times_held_out"].between(0, models).all()
+    assert (data["cscore"].isna() == (data["times_held_out"] == 0)).all()
+    scored = data.dropna(subset=["cscore"])
+    assert scored["cscore"].between(0, 1).all() and not data.loc[data["cscore"].isna(), "is_atypical"].any()
+    # a threshold separates them: every atypical example scores below every typical one
+    assert scored.loc[scored["is_atypical"], "cscore"].max() < scored.loc[~scored["is_atypical"], "cscore"].min()
+
+    runs = len(C["atypical"]["datasets"]) * len(SEEDS)  # noise-free runs of the primary model, every seed
+    g = table("atypical_gradients")
+    assert set(g["group"]) == {"typical", "atypical", "total"} and set(g["noise"]) == {0.0}
+    assert len(g) == runs * len(LAYERS) * EPOCHS * 3
+    rw = table("atypical_rewinding")
+    assert len(rw) == runs * (len(LAYERS) * (EPOCHS + 1) * 3 + (EPOCHS + 1) * 4)
+    assert set(rw.loc[rw["layer_index"] >= 0, "subset"]) == {"typical", "atypical", "test"}
+    rt = table("atypical_retraining")
+    assert sorted(rt["seed"].unique()) == RETRAIN_SEEDS
+    r_epochs = C["retraining"]["epochs"]
+    assert len(rt) == len(C["atypical"]["datasets"]) * len(RETRAIN_SEEDS) * len(LAYERS) * (r_epochs + 1) * 4
+    assert set(rt["subset"]) == {"train", "typical", "atypical", "test"}
+    for df in (rw, rt):
+        assert_accuracies(df)
+
+
+@pytest.mark.slow
+def test_dropout_tables_are_drawn_from_the_dropout_runs(table):
+    d = C["dropout"]
+    metrics = table("dropout_metrics")
+    tied = metrics[metrics["method"] == "example_tied"]
+    grid = sorted((g, m) for g in d["grid"]["p_gen"] for m in d["grid"]["p_mem"])
+    assert sorted(set(zip(tied["p_gen"], tied["p_mem"]))) == grid
+    assert set(metrics["method"]) == {"example_tied", "standard", "fixed_sparse"}
+    subsets = ["train", "clean", "noisy", "test"]
+    # tied runs are also measured with the memorization units dropped ("/drop")
+    assert set(tied["subset"]) == {*subsets, *(f"{s}/drop" for s in subsets)}
+    assert set(metrics.loc[metrics["method"] != "example_tied", "subset"]) == set(subsets)
+    assert len(metrics) == (EPOCHS + 1) * (len(grid) * 8 + 2 * 4)  # one seed
+    assert_accuracies(metrics)
+    final = metrics[metrics["epoch"] == EPOCHS]  # the preset leaves dropout.epochs null: train.epochs
+
+    def acc(method: str, p_gen: float, p_mem: float, subset: str) -> float:
+        same = np.isclose(final["p_gen"], p_gen) & np.isclose(final["p_mem"], p_mem)
+        rows = final[(final["method"] == method) & same & (final["subset"] == subset)]
+        assert len(rows) == 1, (method, p_gen, p_mem, subset)
+        return 100 * float(rows["accuracy"].iloc[0])
+
+    # tab1: clean / noisy / test before and after dropping, the preset's p_gen / p_mem (percent)
+    tab1 = table("tab1")
+    assert len(tab1) == 2 * 3 and set(zip(tab1["when"], tab1["subset"])) == {
+        (w, s) for w in ("before", "after") for s in ("clean", "noisy", "test")}
+    for r in tab1.itertuples():
+        assert (r.p_gen, r.p_mem) == (d["p_gen"], d["p_mem"])
+        suffix = "/drop" if r.when == "after" else ""
+        assert r.accuracy == pytest.approx(acc("example_tied", r.p_gen, r.p_mem, r.subset + suffix), abs=1e-4)
+    # tab2: clean / noisy after dropping for every grid cell
+    tab2 = table("tab2")
+    assert len(tab2) == len(grid) * 2 and sorted(set(zip(tab2["p_gen"], tab2["p_mem"]))) == grid
+    for r in tab2.itertuples():
+        assert r.accuracy == pytest.approx(acc("example_tied", r.p_gen, r.p_mem, r.subset + "/drop"), abs=1e-4)
+    # tab3: the two baselines (nothing to drop) and example-tied after dropping
+    tab3 = table("tab3")
+    assert len(tab3) == 3 * 2 and set(tab3["method"]) == {"standard", "fixed_sparse", "example_tied"}
+    for r in tab3.itertuples():
+        suffix = "/drop" if r.method == "example_tied" else ""
+        assert r.accuracy == pytest.approx(acc(r.method, r.p_gen, r.p_mem, r.subset + suffix), abs=1e-4)
+
+    fig07 = table("fig07")  # clean examples right before dropping, wrong after
+    max_images = C["dropout"].get("fig07", {}).get("max_images", 32)  # the schema's default
+    assert len(fig07) == min(int(fig07["forgotten"].iloc[0]), max_images)
+    assert (fig07["clean"] == N - noisy_count(0.1)).all() and (fig07["label"] != fig07["prediction"]).all()
+    assert (fig07["image"].map(len) == fig07["channels"] * fig07["height"] * fig07["width"]).all()
+
+
+@pytest.mark.slow
+def test_flipping_and_detection_tables(table):
+    flips = table("flipping")
+    # every flipping seed flips the same 2 x examples_per_group examples, half of them noisy
+    assert sorted(flips["seed"].unique()) == FLIP_SEEDS and len(flips) == len(FLIP_SEEDS) * 2 * PER_GROUP
+    for _, f in flips.groupby("seed"):
+        assert f["index"].is_unique and f["is_noisy"].sum() == PER_GROUP
+    assert flips.groupby("index")["seed"].nunique().eq(len(FLIP_SEEDS)).all()
+    cap = C["flipping"]["max_removals"]
+    assert flips["removals"].between(0, cap).all()
+    assert (flips.loc[flips["censored"], "removals"] == cap).all()  # censored: still not flipped at the cap
+    assert (flips["removed_units"].map(len) == flips["removals"]).all()
+    assert (flips["removed_layers"].map(len) == flips["removals"]).all()
+    flipped = flips[~flips["censored"]]
+    assert (flipped["flipped_to"] != flipped["label"]).all()  # the search stops when the prediction leaves the label
+    assert ((flips["removals"] == 0) == ~flips["initially_correct"]).all()  # a wrong prediction needs no removal
+    for col in ("accuracy_clean", "accuracy_noisy", "accuracy_train"):
+        assert_accuracies(flips, col)
+
+    scores = table("detection_scores")
+    assert len(scores) == len(FLIP_SEEDS) * N  # every training example of every flipping run
+    per_seed = scores.groupby("seed")
+    assert (per_seed["flipped"].sum() == 2 * PER_GROUP).all() and (per_seed["is_noisy"].sum() == noisy_count(0.1)).all()
+    assert (scores["flip count"].notna() == scores["flipped"]).all()
+    assert scores[METHODS[1:4]].notna().all().all()
+
+    auc = table("auc")
+    # every method on the flipped examples; all but the flip count on every example it scores
+    assert sorted(auc["method"].unique()) == sorted(METHODS)
+    assert len(auc) == 2 * len(METHODS) - 1
+    assert set(auc.loc[auc["method"] == "flip count", "examples"]) == {"flipped examples"}
+    assert auc["auc"].between(0, 1).all() and (auc["seeds"] == len(FLIP_SEEDS)).all()
+    on_flipped = auc[(auc["examples"] == "flipped examples") & (auc["method"] != "second-split forgetting time")]
+    assert (on_flipped["n_clean"] == PER_GROUP).all() and (on_flipped["n_noisy"] == PER_GROUP).all()
+    on_all = auc[(auc["examples"] == "all scored examples") & auc["method"].isin(METHODS[1:4])]
+    assert len(on_all) == 3 and (on_all["n_noisy"] == noisy_count(0.1)).all()
+    assert (on_all["n_clean"] + on_all["n_noisy"] == N).all()
+    paper = auc.drop_duplicates("method").set_index("method")["paper_auc"]
+    assert paper[["flip count", "learning time", "second-split forgetting time"]].tolist() == [0.89, 0.87, 0.93]
+
+
+@pytest.mark.slow
+def test_paper_vs_ours_joins_every_stage(table):
+    pv = table("paper_vs_ours")
+    assert list(pv.columns) == ["artefact", "quantity", "paper", "ours", "paper_setting", "our_setting"]
+    # tab1: 6 numbers; tab2: the grid cells in the paper's grid (p_gen 0.4 x p_mem 0.1 / 0.2)
+    # x clean / noisy; tab3: 3 methods x clean / noisy; fig05: 4 numbers; auc: the 3 the paper reports
+    counts = pv.groupby("artefact").size().to_dict()
+    assert counts == {"tab1": 6, "tab2": 4, "tab3": 6, "fig05": 4, "auc": 3}
+    assert pv["paper"].notna().all() and pv["ours"].notna().all()
+    assert not pv["quantity"].duplicated().any()
+    tab1 = table("tab1")
+    ours = pv[pv["artefact"] == "tab1"].set_index("quantity")["ours"]
+    for r in tab1.itertuples():
+        assert ours[f"{r.subset} accuracy {r.when} dropping (%)"] == pytest.approx(r.accuracy)
+    auc = table("auc").set_index(["method", "examples"])["auc"]
+    rows = pv[pv["artefact"] == "auc"].set_index("quantity")["ours"]
+    assert rows["ROC AUC, flip count"] == pytest.approx(auc["flip count", "flipped examples"])
+    assert rows["ROC AUC, learning time"] == pytest.approx(auc["learning time", "all scored examples"])
+    flips = table("flipping").groupby("index").agg(is_noisy=("is_noisy", "first"), removals=("removals", "mean"))
+    fig05 = pv[pv["artefact"] == "fig05"].set_index("quantity")["ours"]
+    assert fig05["mean removals to flip, noisy"] == pytest.approx(flips.loc[flips["is_noisy"], "removals"].mean())
+    assert fig05["mean removals to flip, clean"] == pytest.approx(flips.loc[~flips["is_noisy"], "removals"].mean())
 
 
 @pytest.mark.slow
@@ -97,6 +331,11 @@ def test_report_has_every_figure_and_table_with_a_caption(e2e):
     html = (e2e / "results" / "report.html").read_text()
     entries = json.loads(re.search(r"var results = (\{.*?\});\n", html, flags=re.S).group(1))
     expected = [f"results/figures/{f}.png" for f in FIGURES] + [f"results/tables/{t}.csv" for t in TABLES]
-    assert set(expected) <= set(entries), set(expected) - set(entries)
+    assert set(entries) == set(expected)
     for path, entry in entries.items():  # workflow/report/*.rst, rendered for this run
-        assert "Scale" in entry["caption"] or "scale" in entry["caption"], path
+        caption = entry["caption"]
+        if path.endswith("paper_vs_ours.csv"):  # one row per number, each with its own setting
+            assert "scale" in caption, path
+            continue
+        # every other caption states the scale it was made at: the preset's
+        assert f"{N}-example training subset" in caption and f"{EPOCHS} epochs" in caption, (path, caption)

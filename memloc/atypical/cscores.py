@@ -73,19 +73,48 @@ def load_published_cscores(
     return aligned
 
 
+SCHEMES = ("complementary", "independent")
+
+
 @dataclass
 class HoldoutConfig:
-    models: int = 8  # K subset models
+    """The subset models of the hold-out estimate.
+
+    complementary (default): models come in pairs; pair p draws a seeded random half of the
+    examples, model 2p trains on it and model 2p+1 on the other half, so every example is
+    held out of exactly models / 2 models and its score has a fixed resolution of
+    2 / models.  Needs an even number of models and fraction 0.5.
+    independent: each model trains on its own seeded random `fraction` (Jiang et al.'s
+    sampling); an example is held out Binomial(models, 1 - fraction) times, possibly never.
+    """
+
+    models: int = 16  # K subset models (complementary: every example held out K / 2 times)
     fraction: float = 0.5  # fraction of the training set each model sees
     seed: int = 0
+    scheme: str = "complementary"
+
+    def __post_init__(self):
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"atypical.holdout.scheme {self.scheme!r} is not one of {SCHEMES}")
+        if self.scheme == "complementary" and (self.models % 2 or self.fraction != 0.5):
+            raise ValueError(
+                f"atypical.holdout: the complementary scheme trains pairs of models on complementary halves, so "
+                f"models must be even and fraction 0.5 (got models={self.models}, fraction={self.fraction})"
+            )
 
 
 def holdout_subset(n: int, model_index: int, cfg: HoldoutConfig) -> np.ndarray:
-    """[n] bool: the examples subset model `model_index` trains on (seeded per model)."""
-    rng = np.random.default_rng([cfg.seed, model_index])
-    mask = np.zeros(n, dtype=bool)
-    mask[rng.choice(n, size=int(round(cfg.fraction * n)), replace=False)] = True
-    return mask
+    """[n] bool: the examples subset model `model_index` trains on (seeded, see HoldoutConfig)."""
+    if cfg.scheme == "independent":
+        rng = np.random.default_rng([cfg.seed, model_index])
+        mask = np.zeros(n, dtype=bool)
+        mask[rng.choice(n, size=int(round(cfg.fraction * n)), replace=False)] = True
+        return mask
+    # "complementary": the pair's half, drawn from a stream that the pair's two models share
+    pair, second = divmod(model_index, 2)
+    half = np.zeros(n, dtype=bool)
+    half[np.random.default_rng([cfg.seed, pair, 2]).permutation(n)[: n // 2]] = True
+    return ~half if second else half
 
 
 def holdout_estimate(parts: list[pd.DataFrame]) -> pd.DataFrame:

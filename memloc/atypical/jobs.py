@@ -17,10 +17,12 @@ from memloc.atypical.cscores import (
     holdout_subset,
     load_published_cscores,
 )
+from memloc.atypical.precision import precision_table, summary_row
 from memloc.core.data import DataSource, training_set, write_parquet
 from memloc.core.evaluation import evaluate_examples, resolve_device
 from memloc.core.models import ModelConfig
 from memloc.core.training import TrainConfig, model_from_checkpoint, train
+from memloc.report.tables import save_table
 
 
 def train_holdout_model(
@@ -92,4 +94,23 @@ def write_atypical_table(
         per_example = holdout_estimate([pd.read_parquet(p) for p in holdout_parts])
     table = atypical_table(base, per_example, threshold)
     write_parquet(table, out)
+    return table
+
+
+def write_holdout_report(datasets: dict[str, dict], holdout: dict, threshold: float, out: str | os.PathLike,
+                         csv: str | os.PathLike, md: str | os.PathLike) -> pd.DataFrame:
+    """Job: results/tables/cscore_holdout.{parquet,csv,md}, one row per typical/atypical
+    dataset (memloc.atypical.precision): how often each example was held out, how many are
+    atypical and how stable that set is under a bootstrap over the subset models.
+
+    datasets: {name: {"table": its atypical data table, "parts": its hold-out parts (in
+    model order; empty for published scores)}} (memloc.atypical.plan.holdout_report).
+    """
+    rows = [
+        summary_row(name, pd.read_parquet(d["table"]), [pd.read_parquet(p) for p in d["parts"]], holdout, threshold)
+        for name, d in datasets.items()
+    ]
+    table = precision_table(rows)
+    write_parquet(table, out)
+    save_table(table, csv, md, floatfmt=".3g")
     return table

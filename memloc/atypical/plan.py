@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from memloc.atypical.cscores import HoldoutConfig
 from memloc.core.paths import HOLDOUT_PART, run_dir
 
 ATYPICAL_LAYER_FIGURES = ("fig09", "fig19")
@@ -38,7 +39,17 @@ def holdout_parts(config: dict, dataset: str) -> list[str]:
     are configured (they replace the estimate)."""
     if dataset in config["atypical"]["cscore_files"]:
         return []
-    return [HOLDOUT_PART.format(dataset=dataset, k=k) for k in range(config["atypical"]["holdout"]["models"])]
+    cfg = HoldoutConfig(**config["atypical"]["holdout"])  # a bad scheme stops the DAG here, not in a job
+    return [HOLDOUT_PART.format(dataset=dataset, k=k) for k in range(cfg.models)]
+
+
+def holdout_report(config: dict) -> dict[str, dict]:
+    """memloc.atypical.jobs.write_holdout_report's `datasets`: every typical/atypical dataset's
+    data table and hold-out parts (empty where published scores are used)."""
+    return {
+        d: {"table": f"results/data/{d}/atypical.parquet", "parts": holdout_parts(config, d)}
+        for d in config["atypical"]["datasets"]
+    }
 
 
 def published_cscores(config: dict, dataset: str, source: dict) -> dict | None:

@@ -4,6 +4,7 @@ accuracy and loss per group and on the test set)."""
 
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,10 +20,30 @@ if TYPE_CHECKING:  # memloc.core.training imports this module
     from memloc.core.training import TrainConfig
 
 
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA (safe for convs/matmuls; losses are computed in fp32)."""
+# The precision of forward passes, from the config key `precision` (the Snakefile exports it
+# to every job as MEMLOC_PRECISION): auto = bf16 autocast where the hardware runs bf16
+# natively (CUDA; CPUs with AVX-512 BF16 / AMX through oneDNN), else fp32.  Parameters,
+# gradients, optimizer state and losses stay fp32 either way.
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def precision_for(device: torch.device, precision: str | None = None) -> str:
+    """'bf16' or 'fp32': the precision forward passes on `device` run in."""
+    precision = precision or os.environ.get("MEMLOC_PRECISION", "auto")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} (MEMLOC_PRECISION / config key precision): use one of {PRECISIONS}")
+    if precision != "auto":
+        return precision
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return "bf16"
+    return "bf16" if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def autocast_for(device: torch.device, precision: str | None = None):
+    """bf16 autocast where `precision_for` says so (convs / matmuls in bf16; losses are
+    computed in fp32 by the callers), else a no-op context."""
+    if precision_for(device, precision) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
 

@@ -102,7 +102,7 @@ def vit_small(cfg: ModelConfig) -> nn.Module:
 def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.name == "resnet9":
         model = resnet9(cfg.num_classes, cfg.in_channels, cfg.width)
-        if cfg.extra.get("dropout"):  # example-tied dropout or a tab3 baseline after every ConvBN block
+        if cfg.extra.get("dropout"):  # example-tied dropout or a tab3 baseline (where: dropout.placement)
             model = add_dropout(model, cfg.extra["dropout"])
         return model
     if cfg.extra.get("dropout"):

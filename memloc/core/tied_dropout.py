@@ -1,7 +1,6 @@
 """Example-tied dropout (Sec. 6.2 of the paper) and the two baselines of tab3.
 
-Example-tied dropout, in one layer with C units (channels of a conv layer):
-
+In one layer with C units (channels of a conv layer):
 - k_gen = round(p_gen * C) *generalization* units are always on;
 - of the other C - k_gen units, every training example owns k_mem = round(p_mem * (C - k_gen))
   *memorization* units, which are on only in that example's forward pass.
@@ -15,25 +14,28 @@ same in every epoch, process and device (integer arithmetic only).
 Modes (`ExampleTiedDropout.mode`, orthogonal to nn.Module.train/eval, which only switches
 batch norm):
 
-- ``train``: keep the generalization units and the example's own memorization units, no
-  rescaling (the authors' code does the same), so an activation has the same scale in
-  training and in the evaluation of a training example;
-- ``drop``: zero every memorization unit, multiply the generalization units by
-  (k_gen + k_mem) / k_gen.  In training the next layer summed k_gen + k_mem active units
-  per example; the factor restores that expected input mass, so the batch-norm running
-  statistics (gathered in training) still fit.  (The authors use (p_gen + p_mem) / p_gen,
-  the same idea with p_mem taken as a fraction of all units.)  This is what the paper
-  reports as "after dropping";
+- ``train``: the generalization units and the example's own memorization units, no
+  rescaling (as the authors' code), so a training example is evaluated as it was trained;
+- ``drop``: every memorization unit zeroed (what the paper reports as "after dropping"),
+  the generalization units multiplied by a factor (`DROP_SCALES`): ``none`` = 1, the paper's
+  text ("zero-out their activations"); ``mass`` = (k_gen + k_mem) / k_gen, the input mass
+  the next layer saw in training; ``authors`` = (p_gen + p_mem) / p_gen, the authors' code;
 - ``all``: every unit on, memorization units multiplied by k_mem / (C - k_gen), the
-  probability that a memorization unit is on for a training example (like standard
-  dropout's evaluation).  Used for examples that own no units (the test set) before
-  dropping.
+  probability that one is on for a training example (like standard dropout's evaluation);
+  for examples that own no units (the test set) before dropping.
 
-Placement in ResNet-9 (`add_dropout`): after every ConvBN block, i.e. after layers 1-8.
-Inside a residual block the dropout of the body's second block is moved after the skip
-addition, so the skip path cannot carry memorization units past it.  The final linear
-layer (layer 9) gets none: its outputs are the class logits, and dropping a logit removes
-a class rather than a feature; its input is layer 8's (pooled) dropout output.
+Placement in ResNet-9 (`add_dropout`, `DropoutConfig.placement`; layers numbered as in
+`model_layers`, so a position has the same units in both placements):
+
+- ``stages`` (the authors' code, 6 layers): after layers 1, 2, 4 (the first residual
+  block, after the skip addition), 5 (before the max-pool), 7 (the second residual block,
+  after the addition) and 8; none inside a residual body;
+- ``blocks`` (8 layers): after every ConvBN block; in a residual block the dropout of the
+  body's second block is moved after the skip addition, so the skip path cannot carry
+  memorization units past it, and the body's first block keeps its own.
+
+The final linear layer (layer 9) gets none: its outputs are the class logits, and dropping
+a logit removes a class rather than a feature.
 """
 
 from __future__ import annotations
@@ -49,25 +51,36 @@ from memloc.core.blocks import ConvBN, Residual
 
 MODES = ("train", "drop", "all")
 KINDS = ("example_tied", "standard", "fixed_sparse")
+PLACEMENTS = ("stages", "blocks")
+DROP_SCALES = ("none", "mass", "authors")
 
 
 @dataclass
 class DropoutConfig:
-    """Which dropout `add_dropout` inserts (stored in ModelConfig.extra["dropout"]).
+    """Which dropout `add_dropout` inserts, and where (stored in ModelConfig.extra["dropout"]).
 
-    kind: example_tied | standard (torch's nn.Dropout with drop probability p_gen, the
-    paper's "standard dropout, p = p_gen") | fixed_sparse (a fixed random set of
-    round(p_gen * C) units on, the same in training and evaluation: a sparse network).
+    kind: example_tied | standard | fixed_sparse.  The baselines of tab3 have the paper's
+    "same sparsity" s = p_gen, a fraction s of the activations zeroed (as in the authors'
+    code): standard = torch's nn.Dropout(p = p_gen) (element-wise, rescaled by 1/(1 - p) in
+    training); fixed_sparse = one fixed random element-wise mask keeping 1 - p_gen of the
+    activations, rescaled by 1/(1 - p_gen), the same in training and evaluation.
+    placement (stages | blocks) and drop_scale (none | mass | authors): module docstring.
     """
 
     kind: str = "example_tied"
     p_gen: float = 0.4
     p_mem: float = 0.2  # example_tied only
     seed: int = 0  # of the unit choice (example_tied, fixed_sparse)
+    placement: str = "stages"
+    drop_scale: str = "none"  # example_tied only
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown dropout kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"unknown dropout placement {self.placement!r}; known: {', '.join(PLACEMENTS)}")
+        if self.drop_scale not in DROP_SCALES:
+            raise ValueError(f"unknown drop_scale {self.drop_scale!r}; known: {', '.join(DROP_SCALES)}")
         if not 0 < self.p_gen < 1 or not 0 <= self.p_mem <= 1:
             raise ValueError(f"need 0 < p_gen < 1 and 0 <= p_mem <= 1, got p_gen={self.p_gen}, p_mem={self.p_mem}")
 
@@ -83,8 +96,7 @@ def _mul32(x, c: int):
 
 
 def mix32(x):
-    """A bijective 32-bit integer hash with full avalanche (Wellons' "lowbias32"), on int64
-    tensors or Python ints."""
+    """A bijective 32-bit integer hash (Wellons' "lowbias32"), on int64 tensors or Python ints."""
     x = x & _M32
     x = x ^ (x >> 16)
     x = _mul32(x, 0x7FEB352D)
@@ -94,16 +106,14 @@ def mix32(x):
 
 
 def _key(seed: int, layer: int, stream: int) -> int:
-    """A hash of (seed, layer, stream); stream 0 = generalization units, 1 = memorization."""
+    """A hash of (seed, layer, stream); stream 0: generalization units, 1: memorization."""
     return mix32(mix32((seed & _M32) + 0x9E3779B9) ^ ((layer * 0x85EBCA6B + stream) & _M32))
 
 
 def unit_scores(seed: int, layer: int, index: torch.Tensor | None, units: int, device) -> torch.Tensor:
-    """Distinct pseudo-random ranks of `units` units, [B, units] int64 (or [units] without index).
-
-    score = hash(seed, layer, index, unit) * units + unit: the hash is 32 bits, the suffix
-    makes every score of a row distinct, so a top-k is deterministic on every device.
-    """
+    """Distinct pseudo-random ranks of `units` units, [B, units] int64 (or [units] without index):
+    hash(seed, layer, index, unit) * units + unit, the suffix makes every score of a row
+    distinct (the hash is 32 bits), so a top-k is deterministic on every device."""
     u = torch.arange(units, device=device, dtype=torch.int64)
     unit_hash = mix32(u * 0x27D4EB2F + 0x165667B1)
     if index is None:
@@ -125,28 +135,29 @@ def unit_counts(units: int, p_gen: float, p_mem: float) -> tuple[int, int]:
 def generalization_mask(units: int, k_gen: int, seed: int, layer: int, device) -> torch.Tensor:
     """[units] bool: the layer's k_gen always-on units (lowest scores of the example-free hash)."""
     mask = torch.zeros(units, dtype=torch.bool, device=device)
-    mask[unit_scores(seed, layer, None, units, device).topk(k_gen, largest=False).indices] = True
-    return mask
+    return mask.index_fill_(0, unit_scores(seed, layer, None, units, device).topk(k_gen, largest=False).indices, True)
 
 
 # -- the layers ---------------------------------------------------------------------------
 
 
 class ExampleTiedDropout(nn.Module):
-    """Example-tied dropout on [B, C, ...] activations; see the module docstring for modes.
+    """Example-tied dropout on [B, C, ...] activations (module docstring).  `index` ([B]
+    example indices) is set by `ExampleIndexedSequential` for each forward."""
 
-    `index` ([B] example indices) is set by `ExampleIndexedSequential` for each forward."""
-
-    def __init__(self, units: int, p_gen: float, p_mem: float, layer: int, seed: int):
+    def __init__(self, units: int, p_gen: float, p_mem: float, layer: int, seed: int, drop_scale: str = "none"):
         super().__init__()
         self.units, self.layer, self.seed = units, layer, seed
         self.k_gen, self.k_mem = unit_counts(units, p_gen, p_mem)
+        self.drop_factor = {"none": 1.0, "mass": (self.k_gen + self.k_mem) / self.k_gen,
+                            "authors": (p_gen + p_mem) / p_gen}[drop_scale]
         self.mode = "train"
         self.index: torch.Tensor | None = None
         self._gen: dict[torch.device, torch.Tensor] = {}  # cache of generalization_mask per device
 
     def extra_repr(self) -> str:
-        return f"units={self.units}, k_gen={self.k_gen}, k_mem={self.k_mem}, layer={self.layer}, mode={self.mode}"
+        return (f"units={self.units}, k_gen={self.k_gen}, k_mem={self.k_mem}, layer={self.layer}, "
+                f"mode={self.mode}, drop_factor={self.drop_factor:.3g}")
 
     def generalization(self, device) -> torch.Tensor:
         device = torch.device(device)
@@ -167,7 +178,7 @@ class ExampleTiedDropout(nn.Module):
         """[C] float multiplier of the `drop` and `all` modes."""
         gen = self.generalization(device)
         if self.mode == "drop":
-            return gen.float() * ((self.k_gen + self.k_mem) / self.k_gen)
+            return gen.float() * self.drop_factor
         mem_on = self.k_mem / max(self.units - self.k_gen, 1)
         return torch.where(gen, 1.0, mem_on)
 
@@ -176,9 +187,7 @@ class ExampleTiedDropout(nn.Module):
             raise ValueError(f"unknown mode {self.mode!r}; known: {MODES}")
         if self.mode == "train":
             if self.index is None:
-                raise RuntimeError(
-                    "example-tied dropout in 'train' mode needs the example indices: call model(x, index)"
-                )
+                raise RuntimeError("example-tied dropout in 'train' mode needs the example indices: model(x, index)")
             scale = self.example_masks(self.index, x.device).to(x.dtype)  # [B, C]
         else:
             scale = self.unit_scale(x.device).to(x.dtype).expand(x.shape[0], -1)
@@ -186,28 +195,35 @@ class ExampleTiedDropout(nn.Module):
 
 
 class FixedSparseDropout(nn.Module):
-    """A fixed random set of round(p * C) units on, all others zero, in every mode (no rescaling:
-    the mask is the same in training and evaluation, so nothing needs compensating)."""
+    """A sparse network: one fixed mask, a hash of (seed, layer, element), keeps round((1 - s)
+    * C * H * W) activation elements, the same for every example, in training and evaluation,
+    rescaled by 1 / (1 - s) as the authors' FixedDropout (a constant the next BN absorbs)."""
 
-    def __init__(self, units: int, p_keep: float, layer: int, seed: int):
+    def __init__(self, units: int, sparsity: float, layer: int, seed: int):
         super().__init__()
-        self.units, self.layer, self.seed = units, layer, seed
-        self.k_keep = unit_counts(units, p_keep, 0.0)[0]
-        self._mask: dict[torch.device, torch.Tensor] = {}
+        self.units, self.sparsity, self.layer, self.seed = units, sparsity, layer, seed
+        self._mask: dict[tuple, torch.Tensor] = {}  # (device, shape) -> [C, H, W] float mask
 
     def extra_repr(self) -> str:
-        return f"units={self.units}, k_keep={self.k_keep}, layer={self.layer}"
+        return f"units={self.units}, sparsity={self.sparsity}, layer={self.layer}"
+
+    def mask(self, shape: tuple[int, ...], device) -> torch.Tensor:
+        key = (torch.device(device), tuple(shape))
+        if key not in self._mask:
+            n = int(torch.Size(shape).numel())
+            keep = unit_counts(n, 1 - self.sparsity, 0.0)[0]
+            kept = generalization_mask(n, keep, self.seed, self.layer, device).view(shape)
+            self._mask[key] = kept.float() / (1 - self.sparsity)
+        return self._mask[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device not in self._mask:
-            self._mask[x.device] = generalization_mask(self.units, self.k_keep, self.seed, self.layer, x.device)
-        return x * self._mask[x.device].to(x.dtype).view(-1, *([1] * (x.ndim - 2)))
+        return x * self.mask(x.shape[1:], x.device).to(x.dtype)
 
 
 class ExampleIndexedSequential(nn.Sequential):
-    """nn.Sequential whose forward takes the batch's example indices: model(x, index).
-
-    `takes_example_index` is the hook the training loop and evaluation look for."""
+    """nn.Sequential whose forward takes the batch's example indices: model(x, index)
+    (`takes_example_index` is the hook the training loop and evaluation look for).  Every
+    example-tied dropout gets them, wherever it sits (after a residual sum too)."""
 
     takes_example_index = True
 
@@ -228,8 +244,7 @@ def tied_modules(model: nn.Module) -> list[ExampleTiedDropout]:
 
 @contextmanager
 def dropout_mode(model: nn.Module, mode: str):
-    """Set every example-tied dropout of `model` to `mode` (train / drop / all) for a block;
-    a no-op for a model without one."""
+    """Set every example-tied dropout of `model` to `mode` for a block (a no-op without any)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
     tied = tied_modules(model)
@@ -250,29 +265,35 @@ def forward_with_index(model: nn.Module, x: torch.Tensor, index: torch.Tensor) -
 
 def _dropout_layer(cfg: DropoutConfig, units: int, layer: int) -> nn.Module:
     if cfg.kind == "example_tied":
-        return ExampleTiedDropout(units, cfg.p_gen, cfg.p_mem, layer, cfg.seed)
+        return ExampleTiedDropout(units, cfg.p_gen, cfg.p_mem, layer, cfg.seed, cfg.drop_scale)
     if cfg.kind == "fixed_sparse":
         return FixedSparseDropout(units, cfg.p_gen, layer, cfg.seed)
     return nn.Dropout(cfg.p_gen)
 
 
-def _insert(seq: nn.Sequential, cfg: DropoutConfig, layer_numbers) -> list[nn.Module]:
+def _insert(seq: nn.Sequential, cfg: DropoutConfig, layer_numbers, top: bool = True) -> list[nn.Module]:
+    """`seq`'s modules with a dropout after each ConvBN block ("blocks"), or after each
+    top-level ConvBN and residual block ("stages"); a residual block's dropout goes after
+    the skip addition and carries the number of its body's last block."""
     out: list[nn.Module] = []
     for m in seq:
         if isinstance(m, ConvBN):
-            out += [m, _dropout_layer(cfg, m[0].out_channels, next(layer_numbers))]
-        elif isinstance(m, Residual) and isinstance(m.body, nn.Sequential):
-            body = _insert(m.body, cfg, layer_numbers)
-            after_sum = body.pop()  # the body's last dropout goes after the skip addition
-            out += [Residual(nn.Sequential(*body)), after_sum]
+            number = next(layer_numbers)  # count every block, so that numbers follow model_layers
+            out.append(m)
+            if top or cfg.placement == "blocks":
+                out.append(_dropout_layer(cfg, m[0].out_channels, number))
+        elif isinstance(m, Residual) and isinstance(m.body, nn.Sequential) and isinstance(m.body[-1], ConvBN):
+            body = _insert(m.body[:-1], cfg, layer_numbers, top=False) + [m.body[-1]]
+            last = m.body[-1]
+            out += [Residual(nn.Sequential(*body)), _dropout_layer(cfg, last[0].out_channels, next(layer_numbers))]
         else:
             out.append(m)
     return out
 
 
 def add_dropout(model: nn.Module, cfg: DropoutConfig | dict) -> ExampleIndexedSequential:
-    """ResNet-9 with a dropout layer after each ConvBN block (layers 1-8, numbered as in
-    `model_layers`); shares the given model's modules."""
+    """ResNet-9 with dropout layers where `cfg.placement` puts them (module docstring);
+    shares the given model's modules."""
     cfg = cfg if isinstance(cfg, DropoutConfig) else DropoutConfig(**cfg)
     if not (isinstance(model, nn.Sequential) and any(isinstance(m, ConvBN) for m in model)):
         raise ValueError("dropout layers are placed after ConvBN blocks: only ResNet-9 is supported")

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from memloc.core.data import TrainingSet
 from memloc.core.evaluation import measure
-from memloc.core.gradients import STATISTICS, GradientAccountant
+from memloc.core.gradients import GradientAccountant
 from memloc.core.models import ModelConfig, build_model
 from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
 
@@ -139,6 +139,7 @@ def _resume(run: _Run, checkpoint_dir: Path, device: torch.device) -> int | None
     ckpt = load_checkpoint(existing[last])
     if ckpt["config"] != run.config:
         raise ValueError(f"checkpoints in {checkpoint_dir} were made with another config; remove them to retrain")
+    _check_gradient_format(ckpt, existing[last])
     run.model.load_state_dict(ckpt["model"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
     run.scheduler.load_state_dict(ckpt["scheduler"])
@@ -147,6 +148,14 @@ def _resume(run: _Run, checkpoint_dir: Path, device: torch.device) -> int | None
         torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
     run.order.set_state(ckpt["rng"]["data_order"])
     return last + 1
+
+
+def _check_gradient_format(ckpt: dict, path: Path) -> None:
+    """Checkpoints from before epoch-level gradient accounting stored a [4, L] tensor of
+    per-batch means; resuming or tabulating them would mix two different statistics."""
+    if isinstance(ckpt["gradients"], torch.Tensor):
+        raise ValueError(f"{path} holds per-batch gradient statistics of an older memloc; remove its "
+                         "checkpoints to retrain with epoch-level gradient accounting")
 
 
 def _train_epoch(run: _Run, data: TrainingSet, cfg: TrainConfig, device: torch.device) -> None:
@@ -214,8 +223,12 @@ def run_tables(checkpoints: list[str | os.PathLike]) -> dict[str, pd.DataFrame]:
       each of them + "/drop"), accuracy, loss
     - examples: epoch, index, correct, loss, margin (every training example, every epoch; with
       example-tied dropout also correct_drop, loss_drop, margin_drop, prediction_drop)
-    - gradients: epoch, layer, layer_index, group (each group name / total), norm (normalised
-      by sqrt(#params)), cosine (of the two groups' gradients, repeated on the epoch-layer's rows)
+    - gradients: epoch, layer, layer_index, group (each group name / total), norm: ||G_l|| /
+      sqrt(#params of layer l) of the group's epoch gradient G (the mean over the epoch's batches
+      of its 1/|B|-weighted batch gradients; group "total" = the sum of the two), cosine: of the
+      two groups' epoch gradients (repeated on the epoch-layer's rows); batch_norm, batch_cosine:
+      the same per batch, averaged over the epoch's batches (batch_cosine over the batches with
+      both groups).  See memloc.core.gradients.
     """
     metrics, examples, gradients = [], [], []
     for path in checkpoints:
@@ -235,17 +248,26 @@ def run_tables(checkpoints: list[str | os.PathLike]) -> dict[str, pd.DataFrame]:
             columns[f"{name}_drop"] = values.numpy()
         examples.append(pd.DataFrame(columns))
         if ckpt["gradients"] is not None:
-            stats = ckpt["gradients"].numpy()  # [4, L], rows as STATISTICS
-            a, g = ckpt["config"]["train"]["group_names"]
-            for li, name in enumerate(ckpt["layer_names"]):
-                cos = stats[STATISTICS.index("cosine"), li]
-                for group, row in ((a, "norm_a"), (g, "norm_b"), ("total", "norm_total")):
-                    gradients.append(
-                        {"epoch": t, "layer": name, "layer_index": li, "group": group,
-                         "norm": stats[STATISTICS.index(row), li], "cosine": cos}
-                    )
+            _check_gradient_format(ckpt, Path(path))
+            gradients += _gradient_rows(ckpt)
     return {
         "metrics": pd.DataFrame(metrics),
         "examples": pd.concat(examples, ignore_index=True),
-        "gradients": pd.DataFrame(gradients, columns=["epoch", "layer", "layer_index", "group", "norm", "cosine"]),
+        "gradients": pd.DataFrame(gradients, columns=GRADIENT_COLUMNS),
     }
+
+
+GRADIENT_COLUMNS = ["epoch", "layer", "layer_index", "group", "norm", "cosine", "batch_norm", "batch_cosine"]
+
+
+def _gradient_rows(ckpt: dict) -> list[dict]:
+    """The gradients table's rows of one checkpoint: per layer, one row per group and total."""
+    stats = {k: v.double().numpy() for k, v in ckpt["gradients"].items()}  # {statistic: [L]}
+    a, g = ckpt["config"]["train"]["group_names"]
+    rows = []
+    for li, name in enumerate(ckpt["layer_names"]):
+        for group, suffix in ((a, "a"), (g, "b"), ("total", "total")):
+            rows.append({"epoch": ckpt["epoch"], "layer": name, "layer_index": li, "group": group,
+                         "norm": stats[f"norm_{suffix}"][li], "cosine": stats["cosine"][li],
+                         "batch_norm": stats[f"batch_norm_{suffix}"][li], "batch_cosine": stats["batch_cosine"][li]})
+    return rows

@@ -5,8 +5,9 @@ module (memloc.core.tied_dropout has the layers, memloc.dropout.jobs the job ste
 
 Runs live in results/dropout/runs/{dataset}/{model}/noise{noise}/{dropout}/seed{seed},
 where {dropout} names the dropout (`dropout_name`): tied_pgen0.4_pmem0.2 (example-tied),
-standard_p0.4 (standard dropout, drop probability p_gen), sparse_keep0.4 (a fixed sparse
-network keeping a fraction p_gen of the units).  tab1 has a run per configured dataset,
+standard_p0.4 (standard dropout, drop probability p_gen), sparse_s0.4 (a sparse network:
+a fixed mask zeroing a fraction s = p_gen of the activations; memloc.core.tied_dropout).
+Every run of the study has the configured placement.  tab1 has a run per configured dataset,
 tab2 the p_gen x p_mem grid and tab3 the three methods, both on the first configured dataset.
 """
 
@@ -24,10 +25,10 @@ TABLES = ("tab1", "tab2", "tab3")
 NAME_PATTERNS = {
     "example_tied": r"tied_pgen([\d.]+)_pmem([\d.]+)",
     "standard": r"standard_p([\d.]+)",
-    "fixed_sparse": r"sparse_keep([\d.]+)",
+    "fixed_sparse": r"sparse_s([\d.]+)",
 }
 # The {dropout} wildcard's constraint: a name of any kind.
-DROPOUT_WILDCARD = r"(tied_pgen[\d.]+_pmem[\d.]+|standard_p[\d.]+|sparse_keep[\d.]+)"
+DROPOUT_WILDCARD = r"(tied_pgen[\d.]+_pmem[\d.]+|standard_p[\d.]+|sparse_s[\d.]+)"
 
 
 # -- names ------------------------------------------------------------------------------
@@ -36,7 +37,7 @@ DROPOUT_WILDCARD = r"(tied_pgen[\d.]+_pmem[\d.]+|standard_p[\d.]+|sparse_keep[\d
 def dropout_name(kind: str, p_gen: float, p_mem: float = 0.0) -> str:
     if kind == "example_tied":
         return f"tied_pgen{p_gen:g}_pmem{p_mem:g}"
-    return {"standard": f"standard_p{p_gen:g}", "fixed_sparse": f"sparse_keep{p_gen:g}"}[kind]
+    return {"standard": f"standard_p{p_gen:g}", "fixed_sparse": f"sparse_s{p_gen:g}"}[kind]
 
 
 def parse_dropout(name: str) -> dict:
@@ -112,8 +113,13 @@ def train_settings(config: dict, seed: int) -> dict:
 
 def model_settings(config: dict, model: str, dropout: str, seed: int) -> dict:
     """ModelConfig fields of a run: the model's configured ones, and the dropout (`extra`)
-    with its units chosen from the training seed."""
-    return {**config["model_settings"].get(model, {}), "extra": {"dropout": {**parse_dropout(dropout), "seed": seed}}}
+    with its units chosen from the training seed, the configured placement and (example-tied
+    only, so that a baseline's config does not change with it) the drop scale."""
+    d = config["dropout"]
+    dropout = {**parse_dropout(dropout), "seed": seed, "placement": d["placement"]}
+    if dropout["kind"] == "example_tied":
+        dropout["drop_scale"] = d["drop_scale"]
+    return {**config["model_settings"].get(model, {}), "extra": {"dropout": dropout}}
 
 
 def our_setting(config: dict, dataset: str) -> str:

@@ -12,22 +12,11 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from memloc.core.blocks import ConvBN
 from memloc.core.evaluation import prepare_batch
-from memloc.flipping.masks import Unit, masks_applied, owner_chunks
-
-
-def _stage_of_units(model: nn.Module, units: list[Unit]) -> tuple[list[nn.Module], list[int]]:
-    """The model as a list of stages and, per unit, the stage that contains it: nn.Sequential
-    children for ResNet-9 (so activations in front of a stage can be shared), else one stage."""
-    stages = list(model.children()) if isinstance(model, nn.Sequential) else [model]
-    where = []
-    for u in units:
-        where.append(next(i for i, s in enumerate(stages) if any(m is u.module for m in s.modules())))
-    return stages, where
+from memloc.flipping.masks import masks_applied, model_stages, owner_chunks
 
 
 @torch.no_grad()
@@ -42,7 +31,7 @@ def final_correct(model, units, masks, removed, images, labels, eval_index, devi
     computed together, with hooks only on the units some of them removed (a mask of ones
     is the identity); a stage that is one ConvBN block is computed once and its children
     are its output times their channel masks."""
-    stages, where = _stage_of_units(model, units)
+    stages, where = model_stages(model, units)
     sizes = [u.size for u in units]
     stage_of = np.repeat(where, sizes)  # stage of each flat candidate
     unit_of = np.repeat(np.arange(len(units)), sizes)  # unit of each flat candidate

@@ -1,24 +1,30 @@
 """Neuron flipping of many examples at once, with the results of the one-example loop.
 
 `flip_examples` gives, for every example, exactly what `memloc.flipping.objective.
-flip_until_misclassified` gives, and saves work in three places:
+flip_until_misclassified` gives, and saves work in four places:
 
 1. *Lockstep search* (here).  A batch of examples takes its removal steps together: one
    masked forward/backward pass scores the units of every example (per-example masks,
    see memloc.flipping.masks), one removal per example per step.
 2. *The population term* (memloc.flipping.population) is computed once per distinct
-   (population batch, removed set), across all the batches of examples, and cheaply for
-   states whose removals all lie in the model's head.
+   (step, removed set), across all the batches of examples, each state without the
+   forward pass of the unmasked stages in front of its first removal.
 3. *The post-removal accuracy* (memloc.flipping.accuracy) runs the model stage by stage
    as a tree, so the unmasked prefix is computed once for all examples.
+4. *Every pass* runs a copy of the model with eval-mode BatchNorm folded into the
+   convolutions (`folded_batchnorm`): the same function, ~20% less time per pass; only
+   the last bits of rounding differ from the reference's unfolded model.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from memloc.core.blocks import ConvBN
 from memloc.core.evaluation import prepare_batch
 from memloc.flipping.accuracy import final_correct
 from memloc.flipping.masks import (
@@ -26,77 +32,97 @@ from memloc.flipping.masks import (
     flat_masks,
     full_masks,
     mask_gradients,
-    masked_predictions,
     owner_chunks,
     remove,
+    smoothed_predictions,
 )
-from memloc.flipping.objective import (
-    FlipConfig,
-    FlipResult,
-    accuracies_without,
-    make_result,
-    noise_generator,
-    noisy_copies,
-)
+from memloc.flipping.objective import FlipConfig, FlipResult, accuracies_without, make_result, noisy_copies
 from memloc.flipping.population import PopulationTerm
 
 # -- the lockstep search ---------------------------------------------------------------
 
 
-def _example_gradients(model, units, masks, x, y, gens, cfg: FlipConfig) -> torch.Tensor:
-    """d CE(copy-averaged logits of each example) / d(its masks): [owners, candidates].
-
-    x [owners, C, H, W] clean inputs; one noise draw per owner from its generator."""
-    noisy = torch.cat([noisy_copies(x[k : k + 1], cfg.noise_copies, cfg.noise_std, g) for k, g in enumerate(gens)])
+def _example_terms(model, units, masks, x, y, rows: list[int], step: int, cfg: FlipConfig, grad: bool):
+    """F̄ on each example: (d CE(F̄(x_k), y_k) / d(its masks) [owners, candidates], or None
+    without `grad`; F̄'s predicted class [owners]).  x [owners, C, H, W] clean inputs of the
+    training rows `rows`; their noise is that of (seed, step, row)."""
+    noisy = noisy_copies(x, rows, step, cfg)
     K = cfg.noise_copies
-    out = []
+    grads, preds = [], []
     for o0, o1 in owner_chunks(len(x), K, cfg.max_rows):
-        chunk = [m[o0:o1] for m in masks]
-        out.append(mask_gradients(model, units, chunk, noisy[o0 * K : o1 * K], y[o0:o1], K, K))
-    return torch.cat(out)
+        chunk, part = [m[o0:o1] for m in masks], noisy[o0 * K : o1 * K]
+        if grad:
+            g, p = mask_gradients(model, units, chunk, part, y[o0:o1], K, K)
+            grads.append(g)
+        else:
+            p = smoothed_predictions(model, units, chunk, part, K, K)
+        preds.append(p)
+    return (torch.cat(grads) if grad else None), torch.cat(preds).tolist()
 
 
 def _search(model, units, batch: list[int], images, labels, cfg: FlipConfig, device, dtype, population: PopulationTerm):
-    """The greedy search for several examples in lockstep.
+    """The greedy search for several examples in lockstep: at every step, F̄ on each active
+    example decides whether it is flipped (or censored at max_removals) and gives J's first
+    term; the rest remove their best unit.
 
-    Returns (removed flat candidate indices per example, final prediction per example,
+    Returns (removed flat candidate indices per example, F̄'s final prediction per example,
     masks [examples, ...] per unit)."""
     B = len(batch)
     masks = full_masks(units, B, device, dtype)
     idx = torch.tensor(batch)
     x = prepare_batch(images[idx], device).to(dtype)
     y = labels[idx].to(device)
-    gens = [noise_generator(cfg.seed, i) for i in batch]
     removed: list[list[int]] = [[] for _ in range(B)]
     final = [-1] * B
     active = list(range(B))
-    step = 0
-    while active:
+    for step in range(cfg.max_removals + 1):
+        last = step == cfg.max_removals  # censored unless F̄ is wrong now: no gradient needed
         a = torch.tensor(active, device=device)
-        pred = masked_predictions(model, units, [m[a] for m in masks], x[a], 1).tolist()
-        still = []
-        for k, p in zip(active, pred):
-            if p != int(labels[batch[k]]) or step == cfg.max_removals:
-                final[k] = p
-            else:
-                still.append(k)
-        active = still
-        if not active:
+        grad, pred = _example_terms(model, units, [m[a] for m in masks], x[a], y[a], [batch[k] for k in active],
+                                    step, cfg, grad=not last)
+        go = []  # positions in `active` of the examples F̄ still gets right
+        for j, (k, p) in enumerate(zip(active, pred)):
+            final[k] = p  # the last value is F̄'s prediction when the search stops
+            if p == int(labels[batch[k]]) and not last:
+                go.append(j)
+        if not go:
             break
+        active = [active[j] for j in go]
         a = torch.tensor(active, device=device)
         act_masks = [m[a] for m in masks]
-        grad = _example_gradients(model, units, act_masks, x[a], y[a], [gens[k] for k in active], cfg)
-        grad = grad - population.gradients(step, [frozenset(removed[k]) for k in active], act_masks)
+        grad = grad[torch.tensor(go, device=device)] - population.gradients(
+            step, [frozenset(removed[k]) for k in active], act_masks)
         score = -grad
         score[flat_masks(act_masks) == 0] = float("-inf")
         for k, best in zip(active, score.argmax(1).tolist()):
             remove(masks, units, k, best)
             removed[k].append(best)
-        step += 1
     return removed, final, masks
 
 
 # -- many examples ---------------------------------------------------------------------
+
+
+@torch.no_grad()
+def folded_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of `model` (in eval mode) whose ConvBN blocks have their BatchNorm folded
+    into the convolution (conv weight * gamma / sigma, bias beta - mu * gamma / sigma): the
+    same function with one elementwise pass less per block forward and backward (~20% of
+    a masked pass's time); the block's output, which channel masks scale, is unchanged."""
+    if not any(isinstance(m, ConvBN) for m in model.modules()):
+        return model
+    folded = copy.deepcopy(model).eval()
+    for block in folded.modules():
+        if isinstance(block, ConvBN) and isinstance(block[1], nn.BatchNorm2d):
+            conv, bn = block[0], block[1]
+            gamma = torch.ones_like(bn.running_var) if bn.weight is None else bn.weight
+            beta = torch.zeros_like(bn.running_var) if bn.bias is None else bn.bias
+            scale = gamma / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight.mul_(scale.view(-1, 1, 1, 1))
+            shift = beta - bn.running_mean * scale
+            conv.bias = nn.Parameter(shift if conv.bias is None else conv.bias * scale + shift, requires_grad=False)
+            block[1] = nn.Identity()
+    return folded.requires_grad_(False)
 
 
 def flip_examples(
@@ -113,7 +139,7 @@ def flip_examples(
 ) -> list[FlipResult]:
     """`flip_until_misclassified` for every training row in `indices`, cfg.examples_per_batch
     at a time; the same results (see the module docstring for what is shared)."""
-    model.eval()
+    model = folded_batchnorm(model.eval())
     units = candidate_units(model)
     dtype = next(model.parameters()).dtype
     eval_index = torch.arange(len(labels)) if eval_index is None else eval_index

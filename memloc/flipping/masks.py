@@ -138,22 +138,28 @@ def masked_logits(model, units, masks, x: torch.Tensor, rows: int) -> torch.Tens
     return out.to(torch.promote_types(out.dtype, torch.float32))  # fp32 (fp64 stays)
 
 
+def smoothed_logits(logits: torch.Tensor, copies: int) -> torch.Tensor:
+    """F̄'s logits: [rows * copies, K] (copies of a row adjacent) -> their mean [rows, K]."""
+    return logits.view(-1, copies, logits.shape[-1]).mean(1)
+
+
 def smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, owners: int, copies: int) -> torch.Tensor:
-    """Per-owner mean CE of the copy-averaged logits.
+    """Per-owner mean CE of F̄ (the copy-averaged logits).
 
     logits [owners * E * copies, K] (owner-major, then example, then copy); labels
     [owners * E] -> [owners]."""
-    avg = logits.view(owners, -1, copies, logits.shape[-1]).mean(2)  # [owners, E, K]
-    return F.cross_entropy(avg.flatten(0, 1), labels, reduction="none").view(owners, -1).mean(1)
+    ce = F.cross_entropy(smoothed_logits(logits, copies), labels, reduction="none")
+    return ce.view(owners, -1).mean(1)
 
 
-def mask_gradients(model, units, masks, x, labels, rows: int, copies: int) -> torch.Tensor:
-    """d(per-owner smoothed loss)/d(masks) at the given masks, flat: [owners, candidates]."""
+def mask_gradients(model, units, masks, x, labels, rows: int, copies: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d(per-owner smoothed loss)/d(masks) at the given masks, flat [owners, candidates];
+    F̄'s predicted classes [owners * E]), from one forward pass."""
     leaves = [m.detach().clone().requires_grad_(True) for m in masks]
     logits = masked_logits(model, units, leaves, x, rows)
     loss = smoothed_loss(logits, labels, len(masks[0]), copies).sum()
     grads = torch.autograd.grad(loss, leaves)
-    return torch.cat([g.flatten(1) for g in grads], 1)
+    return torch.cat([g.flatten(1) for g in grads], 1), smoothed_logits(logits.detach(), copies).argmax(1)
 
 
 def flat_masks(masks: list[torch.Tensor]) -> torch.Tensor:
@@ -165,6 +171,21 @@ def flat_masks(masks: list[torch.Tensor]) -> torch.Tensor:
 def masked_predictions(model, units, masks, x: torch.Tensor, rows: int) -> torch.Tensor:
     """Predicted classes [owners * rows] of the masked models (see masked_logits)."""
     return masked_logits(model, units, masks, x, rows).argmax(1)
+
+
+@torch.no_grad()
+def smoothed_predictions(model, units, masks, x: torch.Tensor, rows: int, copies: int) -> torch.Tensor:
+    """F̄'s predicted classes [owners * rows / copies] of the masked models on noisy copies
+    x [owners * rows, ...] (copies of an input adjacent)."""
+    return smoothed_logits(masked_logits(model, units, masks, x, rows), copies).argmax(1)
+
+
+def model_stages(model: nn.Module, units: list[Unit]) -> tuple[list[nn.Module], list[int]]:
+    """The model as a list of stages and, per unit, the stage that contains it: nn.Sequential
+    children for ResNet-9 (so activations in front of a stage can be shared), else one stage."""
+    stages = list(model.children()) if isinstance(model, nn.Sequential) else [model]
+    where = [next(i for i, s in enumerate(stages) if any(m is u.module for m in s.modules())) for u in units]
+    return stages, where
 
 
 def owner_chunks(owners: int, rows: int, max_rows: int) -> list[tuple[int, int]]:

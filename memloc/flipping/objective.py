@@ -1,30 +1,35 @@
 """Neuron flipping (Sec. 6.1): how many units must be zeroed until an example is misclassified?
 
-On a trained model in eval mode, repeat until the example's prediction (on the clean
-input) differs from its training label:
+On a trained model in eval mode, the paper's classifier is F̄: the model's logits averaged
+over `noise_copies` copies of the input, each with Gaussian noise whose norm is
+`noise_scale` (1% in the authors' code) of the input's norm.  Repeat until F̄'s prediction
+for the example differs from its training label:
 
-    J = CE(mean of the logits over `noise_copies` Gaussian-noised copies of x, y)
-        - mean CE over a random batch of training examples (the population batch)
+    J = CE(F̄(x), y) - mean over a random training batch (the population batch) of CE(F̄(x_j), y_j)
 
 score every candidate unit by the first-order rise of J when the unit is zeroed, zero the
-best one, count.  Candidates (the paper's "neurons", memloc.flipping.masks) are every whole
-output channel of a conv block (score -sum over the channel of a * dJ/da) and every
-single weight of a Linear layer (score -w * dJ/dw); ties go to the first in flat order.
+best one, count.  Both terms go through F̄, as the paper's objective writes them and the
+authors' code computes them.  Candidates (the paper's "neurons", memloc.flipping.masks) are
+every whole output channel of a conv block (score -sum over the channel of a * dJ/da) and
+every single weight of a Linear layer (score -w * dJ/dw); ties go to the first in flat order.
 
-The population batch is drawn once for the whole search by default (resample_every = 0),
-as in the authors' code, which keeps one random training batch while it flips an
-example; resample_every = k draws a new one every k steps.  Randomness is a function of
-(seed, example index, step) only: each example's noise comes from its own generator and
-the population batch of a step is the same for every example, so results do not depend on
-which examples are processed together (sharding).
+Randomness is a function of (run seed, step, training row) only: the noise of row r at
+removal step t comes from its own generator, whether r is the example flipped or a row of
+the population batch (the authors add the noise to one batch holding both), and the
+population batch of a step is the same for every example; so results do not depend on
+which examples are processed together (sharding).  The population batch is drawn once for
+the whole search by default (resample_every = 0), as in the authors' code; its noise, like
+the example's, is drawn afresh at every step (each evaluation of F̄ draws new noise).
 
 This module holds the objective, the results and `flip_until_misclassified`, the plain
 one-example loop that is the reference; `memloc.flipping.batched.flip_examples` flips
-many examples at once with identical results.
+many examples at once with the same results (the same arithmetic, shared; only the last
+bits of rounding can differ).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,17 +47,17 @@ from memloc.flipping.masks import (
     mask_gradients,
     masked_predictions,
     remove,
+    smoothed_predictions,
 )
 
 
 @dataclass
 class FlipConfig:
     max_removals: int = 100  # stop (censored) after this many removals
-    noise_copies: int = 5  # Gaussian-noised copies the example's logits are averaged over
-    noise_std: float = 0.1  # of the noise, in normalized-input units ([-1, 1] pixels)
+    noise_copies: int = 5  # noisy copies of an input whose logits F̄ averages (the paper's 5)
+    noise_scale: float = 0.01  # each copy's noise norm as a fraction of its input's norm (the authors' 1%)
     population_batch: int = 128  # training examples in J's population term
     resample_every: int = 0  # draw a new population batch every this many steps (0: never)
-    smooth_population: bool = False  # the population loss on the noise-averaged classifier too
     seed: int = 0
     examples_per_batch: int = 32  # examples flipped together by flip_examples
     max_rows: int = 2048  # inputs per forward pass (memory bound of flip_examples)
@@ -60,14 +65,33 @@ class FlipConfig:
 
 # -- the objective J and its randomness ------------------------------------------------
 
+NOISE, POPULATION = 0, 1  # the two random streams of a run seed
+
 
 def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([p % 2**32 for p in parts]).generate_state(1)[0])
 
 
-def noise_generator(seed: int, index: int) -> torch.Generator:
-    """The generator of one example's input noise (its i-th draw is used at step i)."""
-    return torch.Generator().manual_seed(_seed(seed, 0, index))
+def input_noise(seed: int, step: int, rows: Sequence[int], copies: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Standard normal draws [len(rows), copies, *shape] (float32, CPU) for training rows
+    `rows` at removal step `step`; row r's come from a generator seeded by (seed, step, r)
+    alone, so they are the same in every term, search and shard that asks for them."""
+    out = torch.empty((len(rows), copies, *shape))
+    for k, r in enumerate(rows):
+        g = torch.Generator().manual_seed(_seed(seed, NOISE, step, int(r)))
+        out[k] = torch.randn((copies, *shape), generator=g)
+    return out
+
+
+def noisy_copies(x: torch.Tensor, rows: Sequence[int], step: int, cfg: FlipConfig) -> torch.Tensor:
+    """F̄'s inputs: x [E, C, H, W] (normalized, on the device; training rows `rows`) ->
+    [E * copies, C, H, W], copies adjacent, each x + noise of norm noise_scale * ||x||
+    (the authors' l2_noise: a Gaussian draw rescaled to 1% of the input's norm)."""
+    eps = input_noise(cfg.seed, step, rows, cfg.noise_copies, tuple(x.shape[1:])).to(x.device, x.dtype)
+    size = x.flatten(1).norm(dim=1)[:, None] / eps.flatten(2).norm(dim=2)  # [E, copies]
+    out = x[:, None] + cfg.noise_scale * size.view(*size.shape, *([1] * (x.ndim - 1))) * eps
+    out = out.reshape(-1, *x.shape[1:])
+    return out.contiguous(memory_format=torch.channels_last) if out.ndim == 4 else out
 
 
 def population_window(step: int, cfg: FlipConfig) -> int:
@@ -78,28 +102,16 @@ def population_window(step: int, cfg: FlipConfig) -> int:
 def population_indices(seed: int, step: int, n: int, cfg: FlipConfig) -> torch.Tensor:
     """Indices of the population batch used at `step`: a random batch of the n training
     rows, redrawn every cfg.resample_every steps (never if 0), the same for every example."""
-    g = torch.Generator().manual_seed(_seed(seed, 1, population_window(step, cfg)))
+    g = torch.Generator().manual_seed(_seed(seed, POPULATION, population_window(step, cfg)))
     return torch.randperm(n, generator=g)[: cfg.population_batch]
 
 
-def noisy_copies(x: torch.Tensor, copies: int, std: float, generator: torch.Generator) -> torch.Tensor:
-    """x [E, C, H, W] (normalized, on the device) -> [E * copies, C, H, W], copies adjacent."""
-    eps = torch.randn((len(x), copies, *x.shape[1:]), generator=generator, dtype=x.dtype)
-    out = x[:, None] + std * eps.to(x.device)
-    return out.reshape(-1, *x.shape[1:]).contiguous(memory_format=torch.channels_last)
-
-
-def population_rows(images, labels, step: int, cfg: FlipConfig, device) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(inputs [P * copies, ...], labels [P], copies) of the population batch of `step`.
-
-    With smooth_population the inputs are noisy copies, whose noise is drawn with the
-    batch (a new batch, new noise)."""
+def population_rows(images, labels, step: int, cfg: FlipConfig, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(F̄'s inputs [P * copies, ...], labels [P]) of the population batch of `step`: its
+    rows' noisy copies, with the noise of (seed, step, row)."""
     idx = population_indices(cfg.seed, step, len(labels), cfg)
-    x = prepare_batch(images[idx], device)
-    if not cfg.smooth_population:
-        return x, labels[idx].to(device), 1
-    g = torch.Generator().manual_seed(_seed(cfg.seed, 2, population_window(step, cfg)))
-    return noisy_copies(x, cfg.noise_copies, cfg.noise_std, g), labels[idx].to(device), cfg.noise_copies
+    x = prepare_batch(images[idx], device).to(dtype)
+    return noisy_copies(x, idx.tolist(), step, cfg), labels[idx].to(device)
 
 
 # -- results ---------------------------------------------------------------------------
@@ -108,10 +120,10 @@ def population_rows(images, labels, step: int, cfg: FlipConfig, device) -> tuple
 @dataclass
 class FlipResult:
     index: int  # the example's row in the training set
-    removals: int  # units zeroed until the prediction changed (max_removals if censored)
-    censored: bool  # still correctly classified after max_removals removals
-    initially_correct: bool  # False: misclassified before any removal (removals = 0)
-    flipped_to: int  # predicted class after the removals (-1 if censored)
+    removals: int  # units zeroed until F̄'s prediction changed (max_removals if censored)
+    censored: bool  # still correctly classified (by F̄) after max_removals removals
+    initially_correct: bool  # False: F̄ misclassifies it before any removal (removals = 0)
+    flipped_to: int  # F̄'s predicted class after the removals (-1 if censored)
     removed_layers: list[str] = field(default_factory=list)  # layer of each removal, in order
     removed_units: list[int] = field(default_factory=list)  # index of the unit within its layer
     accuracy_clean: float = float("nan")  # on the other clean training examples, after the removals
@@ -168,31 +180,34 @@ def flip_until_misclassified(
     """Flip training example `index` of (images uint8 [N, ...], labels [N], group [N] =
     is noisy) on `model` (put in eval mode): the plain per-example loop.
 
-    Accuracy after the removals is measured on the training rows `eval_index` (default:
-    all of them), leaving the example itself out."""
+    Each step evaluates F̄ on the example (its prediction decides whether the search
+    stops, its loss is J's first term) and on the step's population batch.  Accuracy after
+    the removals is measured on the clean inputs of the training rows `eval_index`
+    (default: all of them), leaving the example itself out."""
     model.eval()
     units = candidate_units(model)
     dtype = next(model.parameters()).dtype
     masks = full_masks(units, 1, device, dtype)
     x = prepare_batch(images[index : index + 1], device).to(dtype)
     y = labels[index : index + 1].to(device)
-    gen = noise_generator(cfg.seed, index)
+    K = cfg.noise_copies
     removed: list[int] = []
-    step = 0
-    while True:
-        pred = masked_predictions(model, units, masks, x, 1).item()
-        if pred != y.item() or step == cfg.max_removals:
+    for step in range(cfg.max_removals + 1):
+        noisy = noisy_copies(x, [index], step, cfg)
+        if step == cfg.max_removals:  # censored unless F̄ is wrong now
+            pred = smoothed_predictions(model, units, masks, noisy, K, K).item()
             break
-        noisy = noisy_copies(x, cfg.noise_copies, cfg.noise_std, gen)
-        grad = mask_gradients(model, units, masks, noisy, y, cfg.noise_copies, cfg.noise_copies)
-        px, py, copies = population_rows(images, labels, step, cfg, device)
-        grad = grad - mask_gradients(model, units, masks, px.to(dtype), py, len(px), copies)
+        grad, pred = mask_gradients(model, units, masks, noisy, y, K, K)
+        pred = pred.item()
+        if pred != y.item():
+            break
+        px, py = population_rows(images, labels, step, cfg, device, dtype)
+        grad = grad - mask_gradients(model, units, masks, px, py, len(px), K)[0]
         score = -grad[0]
         score[flat_masks(masks)[0] == 0] = float("-inf")
         best = int(score.argmax())
         remove(masks, units, 0, best)
         removed.append(best)
-        step += 1
     eval_index = torch.arange(len(labels)) if eval_index is None else eval_index
     correct = []
     for s in range(0, len(eval_index), eval_batch):

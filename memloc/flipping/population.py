@@ -1,179 +1,133 @@
 """The population term of neuron flipping's objective for many removal states at once.
 
-J's population term (memloc.flipping.objective) depends only on the population batch and
-the set of removed units (every example starts from the same model), so `PopulationTerm`
-computes it once per distinct (batch, removed set), across all the examples
-`memloc.flipping.batched.flip_examples` searches.  When the population batch is fixed for
-the whole search (resample_every = 0), states whose removals all lie in the model's head
-(the last conv block and the Linear, `Head`) - most of them - cost almost nothing: the
-trunk's features of the population batch and their Jacobian w.r.t. the trunk's masks are
-computed once, and each state then needs only its small head and a matrix product (chain
-rule through the unchanged trunk).
+J's population term (memloc.flipping.objective) depends only on the step (its population
+batch and that batch's noisy copies) and on the set of removed units (every example starts
+from the same model), so `PopulationTerm` computes it once per distinct (step, removed
+set), across all the examples `memloc.flipping.batched.flip_examples` searches.
+
+A state whose earliest removal lies in stage s of the model (its nn.Sequential children)
+computes stages 0 .. s-1 exactly as the unmasked model does.  So, per call, the step's
+noisy population rows go through the unmasked model once (the graph kept); each state
+runs only stages s .. end with its masks, forward and backward, and the gradients of the
+masks in front of s come from one backward pass through the shared graph with the state's
+gradient at the input of stage s (the chain rule: the same arithmetic as the masked model,
+without the forward pass of its unmasked prefix).  For states whose removals lie in the
+last block and the Linear, most of them, that prefix is nearly the whole forward pass.
+Which stage a state starts at depends on the state alone, so results do not depend on
+which examples are searched together.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
 
+import numpy as np
 import torch
-from torch import nn
 
-from memloc.core.blocks import ConvBN
-from memloc.flipping.masks import Unit, mask_gradients, masks_applied, owner_chunks, smoothed_loss
-from memloc.flipping.objective import FlipConfig, population_rows, population_window
-
-
-@dataclass
-class Head:
-    """The end of a ResNet-9: ConvBN block -> global max-pool -> Flatten -> Linear -> row-wise
-    modules (Scale).  Zeroing channel c of the block zeroes pooled feature c exactly
-    (max over the channel of m * z = m * max z for m in {0, 1}), so models whose removals
-    all lie in the block or the Linear share the *trunk* (everything before the block) and
-    its pooled features; only the head (feature masks, masked Linear) differs."""
-
-    features: nn.Module  # model[: block + 3]: input -> pooled block output [rows, F]
-    linear: nn.Linear
-    post: nn.Module  # after the Linear (row-wise)
-    block_unit: int  # index in the unit list of the block's channels (the feature masks)
-    linear_unit: int
-    trunk_units: list[int]  # the other units, all inside the trunk
-
-    @classmethod
-    def find(cls, model: nn.Module, units: list[Unit]) -> Head | None:
-        """The head of `model`, or None if it does not end that way."""
-        if not isinstance(model, nn.Sequential):
-            return None
-        kids = list(model.children())
-        blocks = [i for i, m in enumerate(kids) if isinstance(m, ConvBN)]
-        if not blocks or len(kids) < blocks[-1] + 4:
-            return None
-        b = blocks[-1]
-        pool, flatten, linear = kids[b + 1 : b + 4]
-        if not (
-            isinstance(pool, nn.AdaptiveMaxPool2d)
-            and pool.output_size in (1, (1, 1))
-            and isinstance(flatten, nn.Flatten)
-            and isinstance(linear, nn.Linear)
-        ):
-            return None
-        post = kids[b + 4 :]
-        if any(isinstance(x, (nn.Linear, nn.Conv2d)) for m in post for x in m.modules()):
-            return None  # more layers after the Linear: not a head of this shape
-        owner = {id(u.module): i for i, u in enumerate(units)}
-        if id(kids[b]) not in owner or id(linear) not in owner:
-            return None
-        head_units = {owner[id(kids[b])], owner[id(linear)]}
-        return cls(
-            features=nn.Sequential(*kids[: b + 3]),
-            linear=linear,
-            post=nn.Sequential(*post),
-            block_unit=owner[id(kids[b])],
-            linear_unit=owner[id(linear)],
-            trunk_units=[i for i in range(len(units)) if i not in head_units],
-        )
+from memloc.flipping.masks import Unit, masks_applied, model_stages, owner_chunks, smoothed_loss
+from memloc.flipping.objective import FlipConfig, population_rows
 
 
 class PopulationTerm:
-    """d(mean population CE)/d(masks) of removal states of one model, each computed once.
+    """d(mean population CE of F̄)/d(masks) of removal states of one model, each computed once.
 
-    A state is (population window, frozenset of removed flat unit indices); its gradient
-    is a row [candidates].  States whose removals lie in the head use the trunk Jacobian
-    when the population batch is fixed for the whole search (resample_every = 0); which
-    path a state takes depends on the state only, so results do not depend on batching."""
+    A state is (step, frozenset of removed flat unit indices); its gradient is a row
+    [candidates]."""
 
     def __init__(self, model, units: list[Unit], images, labels, cfg: FlipConfig, device, dtype):
         self.model, self.units, self.images, self.labels = model, units, images, labels
         self.cfg, self.device, self.dtype = cfg, device, dtype
-        self.head = Head.find(model, units) if cfg.resample_every == 0 else None
-        # flat indices of the head's units: a state is a head state iff its set is inside
-        self.head_flats = frozenset(
-            f for i in ((self.head.block_unit, self.head.linear_unit) if self.head else ())
-            for f in range(units[i].offset, units[i].offset + units[i].size)
-        )
-        self.memo: dict = {}
-        self._rows: dict = {}  # window -> (inputs, labels, copies)
-        self._jacobian: dict = {}  # window -> (pooled features [R, F], Jacobian [R * F, trunk masks])
+        self.stages, self.unit_stage = model_stages(model, units)
+        self.stage_of = np.repeat(self.unit_stage, [u.size for u in units])  # stage of each flat candidate
         self.candidates = sum(u.size for u in units)
+        self.memo: dict = {}
+        self._rows: tuple = (None, None)  # (step, rows) of the last step asked for
 
-    def rows(self, step: int):
-        w = population_window(step, self.cfg)
-        if w not in self._rows:
-            x, y, copies = population_rows(self.images, self.labels, step, self.cfg, self.device)
-            self._rows[w] = (x.to(self.dtype), y, copies)
-        return self._rows[w]
+    def rows(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(F̄'s inputs [P * copies, ...], labels [P]) of the population batch of `step`."""
+        if self._rows[0] != step:
+            self._rows = (step, population_rows(self.images, self.labels, step, self.cfg, self.device, self.dtype))
+        return self._rows[1]
+
+    def first_stage(self, removed: frozenset) -> int:
+        """The stage of a state's earliest removal (the number of stages for none)."""
+        return min((int(self.stage_of[f]) for f in removed), default=len(self.stages))
 
     def gradients(self, step: int, removed: list[frozenset], masks: list[torch.Tensor]) -> torch.Tensor:
-        """Rows [len(removed), candidates] for the states (step's window, removed[k]) with
+        """Rows [len(removed), candidates] for the states (step, removed[k]) with
         masks[.][k]; computes the states not seen before."""
-        w = population_window(step, self.cfg)
-        keys = [(w, r) for r in removed]
+        keys = [(step, r) for r in removed]
         first: dict = {}  # each new state, and the first row that has it
         for k, key in enumerate(keys):
             if key not in self.memo and key not in first:
                 first[key] = k
-        in_head = [k for key, k in first.items() if self.head is not None and key[1] <= self.head_flats]
-        others = [k for k in first.values() if k not in in_head]
-        for rows, compute in ((in_head, self._head_gradients), (others, self._full_gradients)):
-            if rows:
-                pick = torch.tensor(rows, device=masks[0].device)
-                self.memo.update(zip((keys[k] for k in rows), compute(step, [m[pick] for m in masks])))
+        if first:
+            rows = list(first.values())
+            pick = torch.tensor(rows, device=masks[0].device)
+            starts = [self.first_stage(removed[k]) for k in rows]
+            new = self._compute(step, starts, [m[pick] for m in masks])
+            self.memo.update(zip((keys[k] for k in rows), new))
         return torch.stack([self.memo[key] for key in keys])
 
-    def _full_gradients(self, step: int, masks: list[torch.Tensor]) -> torch.Tensor:
-        """The masked model on the population rows, repeated once per state."""
-        px, py, copies = self.rows(step)
-        out = []
-        for o0, o1 in owner_chunks(len(masks[0]), len(px), self.cfg.max_rows):
-            x = px.repeat(o1 - o0, *([1] * (px.ndim - 1))).contiguous(memory_format=torch.channels_last)
-            chunk = [m[o0:o1] for m in masks]
-            out.append(mask_gradients(self.model, self.units, chunk, x, py.repeat(o1 - o0), len(px), copies))
-        return torch.cat(out)
-
-    def _trunk(self, step: int):
-        """(pooled features [R, F], J [R * F, trunk masks]) of the population rows, where
-        J[(r, f), j] = d features[r, f] / d trunk mask j (per row): F backward passes."""
-        w = population_window(step, self.cfg)
-        if w not in self._jacobian:
-            px, _, _ = self.rows(step)
-            trunk = [self.units[i] for i in self.head.trunk_units]
-            leaves = [torch.ones((len(px), *u.shape), device=px.device, dtype=self.dtype, requires_grad=True)
-                      for u in trunk]
-            with torch.enable_grad(), masks_applied(trunk, leaves, 1):  # one mask per row
-                feats = self.head.features(px)  # [R, F]
-                cols = []
-                for f in range(feats.shape[1]):
-                    seed = torch.zeros_like(feats)
-                    seed[:, f] = 1
-                    grads = torch.autograd.grad(feats, leaves, seed, retain_graph=f < feats.shape[1] - 1)
-                    cols.append(torch.cat([g.flatten(1) for g in grads], 1))  # [R, trunk masks]
-            self._jacobian[w] = (feats.detach(), torch.stack(cols, 1).flatten(0, 1))
-        return self._jacobian[w]
-
-    def _head_gradients(self, step: int, masks: list[torch.Tensor]) -> torch.Tensor:
-        """States whose removals are all in the head: the head on the shared features, the
-        trunk's masks by the chain rule through the trunk Jacobian."""
-        h = self.head
-        feats, jac = self._trunk(step)
-        _, py, copies = self.rows(step)
-        n, (R, F) = len(masks[0]), feats.shape
-        with torch.enable_grad():
-            f = masks[h.block_unit].detach().clone().requires_grad_(True)  # [n, F]
-            m = masks[h.linear_unit].detach().clone().requires_grad_(True)  # [n, K, F]
-            z = feats.expand(n, R, F).clone().requires_grad_(True)  # the unmasked features, per state
-            logits = torch.bmm(z * f[:, None], (h.linear.weight * m).transpose(1, 2))  # [n, R, K]
-            if h.linear.bias is not None:
-                logits = logits + h.linear.bias
-            logits = h.post(logits.flatten(0, 1))
-            logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-            loss = smoothed_loss(logits, py.repeat(n), n, copies).sum()
-            g_f, g_m, g_z = torch.autograd.grad(loss, [f, m, z])
-        out = torch.zeros((n, self.candidates), device=feats.device, dtype=g_z.dtype)
-        trunk = g_z.flatten(1) @ jac  # [n, R * F] @ [R * F, trunk masks]
-        col = 0
-        for i in h.trunk_units:
-            u = self.units[i]
-            out[:, u.offset : u.offset + u.size] = trunk[:, col : col + u.size]
-            col += u.size
-        for i, g in ((h.block_unit, g_f), (h.linear_unit, g_m)):
-            out[:, self.units[i].offset : self.units[i].offset + self.units[i].size] = g.flatten(1)
+    def _compute(self, step: int, starts: list[int], masks: list[torch.Tensor]) -> torch.Tensor:
+        """Gradients [states, candidates] of states that start at stages `starts`, with
+        masks [states, ...] per unit."""
+        px, py = self.rows(step)
+        inputs, leaves = self._shared_pass(px, max(starts))
+        out = torch.zeros((len(starts), self.candidates), device=px.device, dtype=px.dtype)
+        by_start = defaultdict(list)
+        for k, s in enumerate(starts):
+            by_start[s].append(k)
+        for s, states in by_start.items():
+            for o0, o1 in owner_chunks(len(states), len(px), self.cfg.max_rows):
+                sel = states[o0:o1]
+                pick = torch.tensor(sel, device=masks[0].device)
+                self._suffix(out, sel, s, inputs, leaves, py, [m[pick] for m in masks])
         return out
+
+    def _shared_pass(self, px: torch.Tensor, top: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The unmasked model's stages 0 .. top-1 on the population rows, with graph:
+        (inputs[s] = the input of stage s for s <= top, all-ones mask leaves [1, ...] per
+        unit, applied to every row)."""
+        leaves = [torch.ones((1, *u.shape), device=px.device, dtype=self.dtype, requires_grad=True)
+                  for u in self.units]
+        used = [i for i, s in enumerate(self.unit_stage) if s < top]
+        inputs = [px]
+        with torch.enable_grad(), masks_applied([self.units[i] for i in used], [leaves[i] for i in used], len(px)):
+            for stage in self.stages[:top]:
+                inputs.append(stage(inputs[-1]))
+        return inputs, leaves
+
+    def _suffix(self, out, sel: list[int], s: int, inputs, leaves, py, masks: list[torch.Tensor]) -> None:
+        """Fill out[sel] for states starting at stage s: their masked stages s .. end on the
+        shared input of stage s (repeated per state), then the prefix's masks by one
+        backward pass each through the shared graph."""
+        h, R, n = inputs[s], len(inputs[0]), len(sel)
+        post = [i for i, st in enumerate(self.unit_stage) if st >= s]
+        pre = [i for i, st in enumerate(self.unit_stage) if st < s]
+        z = h.detach().repeat(n, *([1] * (h.ndim - 1)))  # [n * R, ...], state-major
+        if z.ndim == 4:
+            z = z.contiguous(memory_format=torch.channels_last)
+        z.requires_grad_(bool(pre))
+        post_leaves = [masks[i].detach().clone().requires_grad_(True) for i in post]
+        with torch.enable_grad():
+            with masks_applied([self.units[i] for i in post], post_leaves, R):
+                logits = z
+                for stage in self.stages[s:]:
+                    logits = stage(logits)
+            logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+            loss = smoothed_loss(logits, py.repeat(n), n, self.cfg.noise_copies).sum()
+            grads = torch.autograd.grad(loss, post_leaves + ([z] if pre else []))
+        for i, g in zip(post, grads):
+            self._put(out, sel, i, g)
+        if not pre:
+            return
+        g_z = grads[-1].view(n, *h.shape)  # d loss / d (stage s input), per state
+        with torch.enable_grad():
+            for j, k in enumerate(sel):
+                for i, g in zip(pre, torch.autograd.grad(h, [leaves[i] for i in pre], g_z[j], retain_graph=True)):
+                    self._put(out, [k], i, g)
+
+    def _put(self, out: torch.Tensor, rows: list[int], unit: int, grad: torch.Tensor) -> None:
+        u = self.units[unit]
+        out[rows, u.offset : u.offset + u.size] = grad.flatten(1).to(out.dtype)

@@ -99,12 +99,14 @@ def retrain_run_layer(
     threads: int = 1,
     group_column: str = "is_noisy",
     progress: bool = True,
+    recalibrate_bn: bool = False,
 ) -> pd.DataFrame:
     """Retrain one layer of a run from its initialization on group False (memloc.layers.retraining).
 
     settings: TrainConfig fields (epochs, batch_size, peak_lr, peak_epoch, momentum,
-    weight_decay, seed, eval_batch_size).  Writes rows (layer_index, layer, epoch, subset,
-    accuracy, loss), epoch 0 being the reset model.
+    weight_decay, seed, eval_batch_size).  recalibrate_bn: re-estimate the BatchNorm running
+    statistics on group False before each measurement.  Writes rows (layer_index, layer,
+    epoch, subset, accuracy, loss), epoch 0 being the reset model.
     """
     torch.set_num_threads(threads)
     dev = resolve_device(device)
@@ -118,7 +120,7 @@ def retrain_run_layer(
     cfg = TrainConfig(**{**settings, "gradient_accounting": False, "group_names": tuple(group_names)})
     trainset, test_images, test_labels = load_run_data(data_table, dataset, source, test_subset, group_column)
     li = names.index(layer)
-    table = retrain_layer(model, li, init, trainset, test_images, test_labels, cfg, dev, progress)
+    table = retrain_layer(model, li, init, trainset, test_images, test_labels, cfg, dev, progress, recalibrate_bn)
     table.insert(0, "layer", layer)
     table.insert(0, "layer_index", li)
     write_parquet(table, out)

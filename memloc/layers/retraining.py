@@ -9,6 +9,17 @@ batch statistics and updates its running statistics, as the paper states.  After
 retraining epoch the accuracy on each group and on the test set is measured (eval mode).
 If the examples of group True (never seen in retraining) are then predicted with their
 assigned labels, layer l was not needed to memorize them.
+
+BatchNorm statistics (`recalibrate_bn`).  The reset layer's running statistics start at
+their epoch-0 values (mean 0, variance 1) and those of the layers after it were estimated
+for the final layer l, so eval mode normalises with statistics of another network until
+the momentum-0.1 running averages have caught up: ~20-40 steps, more than a short
+retraining takes (the paper's runs take ~100 steps an epoch, so theirs have caught up at
+every measurement).  With `recalibrate_bn`, before each measurement every BatchNorm's
+running statistics are re-estimated from scratch by one pass over the group-False
+examples in train mode without gradient (a cumulative average, torch's `update_bn`).
+Training is unchanged by it: in train mode BatchNorm uses batch statistics, and the
+running averages that the next epoch updates start from the re-estimated values.
 """
 
 from __future__ import annotations
@@ -16,10 +27,11 @@ from __future__ import annotations
 import pandas as pd
 import torch
 from torch import nn
+from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
 from memloc.core.data import TrainingSet
-from memloc.core.evaluation import measure
+from memloc.core.evaluation import measure, prepare_batch
 from memloc.core.models import model_layers
 from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
 from memloc.core.training import TrainConfig
@@ -34,6 +46,15 @@ def freeze_all_but(model: nn.Module, trainable: list[nn.Parameter]) -> None:
         p.requires_grad_(id(p) in keep)
 
 
+def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, rows: torch.Tensor, batch_size: int,
+                          device: torch.device) -> None:
+    """Re-estimate every BatchNorm's running statistics from one pass over `images[rows]`
+    (uint8, any device) in train mode, without gradient: the running averages are reset and
+    replaced by the cumulative average of the batches' statistics (momenta and mode restored)."""
+    batches = (prepare_batch(images[rows[s : s + batch_size]], device) for s in range(0, len(rows), batch_size))
+    update_bn(batches, model)
+
+
 def retrain_layer(
     model: nn.Module,
     layer_index: int,
@@ -44,9 +65,12 @@ def retrain_layer(
     cfg: TrainConfig,
     device: torch.device,
     progress: bool = True,
+    recalibrate_bn: bool = False,
 ) -> pd.DataFrame:
     """Reset layer `layer_index` of `model` (the final model, on `device`; changed in place)
     to `init_state` (the epoch-0 state_dict), freeze the rest, retrain it on group False.
+    recalibrate_bn: re-estimate the BatchNorm running statistics on group False before each
+    measurement (module docstring).
 
     cfg: epochs, batch_size, peak_lr, peak_epoch (one-cycle), momentum, weight_decay, seed
     (data order), eval_batch_size and group_names (names of group False / True).
@@ -63,6 +87,8 @@ def retrain_layer(
     rows = []
 
     def record(epoch: int) -> None:
+        if recalibrate_bn:
+            recalibrate_batchnorm(model, data.images, seen, cfg.eval_batch_size, device)
         m = measure(model, data, test_images, test_labels, cfg, device)
         rows.extend({"epoch": epoch, "subset": k, "accuracy": v, "loss": m["loss"][k]}
                     for k, v in m["accuracy"].items())

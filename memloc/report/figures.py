@@ -34,20 +34,20 @@ def fig10(table: str, outputs: list[str], dataset: str, model: str, noise: float
 
 
 def fig11(table: str, outputs: list[str], dataset: str, model: str, noise_rates: list[float], seeds: list[int]) -> None:
+    """Each group's gradient norm per noise rate, averaged over all epochs and layers."""
     grads = plots.select(pd.read_parquet(table), dataset=dataset, model=model)
     grads = grads[grads["noise"].isin(noise_rates) & grads["seed"].isin(seeds)]
     plots.save_figure(plots.noise_sweep(grads, run_title(dataset, model)), *outputs)
 
 
 def gradient_grid(
-    table: str, outputs: list[str], dataset: str, models: list[str], noise_rates: list[float], seeds: list[int],
-    window: list[int],
+    table: str, outputs: list[str], dataset: str, models: list[str], noise_rates: list[float], seeds: list[int]
 ) -> None:
-    """fig12 / fig13 / fig14 (by dataset)."""
+    """fig12 / fig13 / fig14 (by dataset), averaged over all epochs."""
     grads = plots.select(pd.read_parquet(table), dataset=dataset)
     grads = grads[grads["model"].isin(models) & grads["noise"].isin(noise_rates) & grads["seed"].isin(seeds)]
     title = f"Gradient contribution, {dataset_title(dataset)}"
-    plots.save_figure(plots.gradient_grid(grads, tuple(window), title), *outputs)
+    plots.save_figure(plots.gradient_grid(grads, title), *outputs)
 
 
 def fig07(table: str, outputs: list[str], title: str, cols: int = 8) -> None:
@@ -115,17 +115,18 @@ def retraining(
 
 def fig05(table: str, outputs: list[str], dataset: str, model: str, noise: float, seeds: list[int]) -> None:
     """Neuron flipping: per example the mean over the flipping seeds (censored counts at
-    their maximum, examples misclassified from the start at 0)."""
+    their maximum) of the (example, model) pairs F̄ predicts as labelled before any removal;
+    the title says how many pairs were left out."""
     df = _runs(table, dataset=dataset, model=model, noise=noise, seed=seeds)
-    df["group"] = df["is_noisy"].map({False: "clean", True: "noisy"})
-    per_example = df.groupby(["index", "group"], as_index=False).agg(
+    kept = df[df["initially_correct"]].copy()  # as memloc.flipping.jobs.initially_correct
+    kept["group"] = kept["is_noisy"].map({False: "clean", True: "noisy"})
+    per_example = kept.groupby(["index", "group"], as_index=False).agg(
         removals=("removals", "mean"), accuracy=("accuracy_train", "mean"))
-    removed = df[["group", "removed_layers"]].explode("removed_layers").dropna()
+    removed = kept[["group", "removed_layers"]].explode("removed_layers").dropna()
     removed = removed.rename(columns={"removed_layers": "layer"})
     n = per_example["group"].value_counts()
     title = (f"Neuron flipping, {run_title(dataset, model, noise)}: {n.get('clean', 0)} clean + "
-             f"{n.get('noisy', 0)} noisy examples, {df['seed'].nunique()} models; "
-             f"{int(df['censored'].sum())} censored and {int((~df['initially_correct']).sum())} wrong before "
-             f"any removal "
-             f"of {len(df)} (example, model) pairs")
+             f"{n.get('noisy', 0)} noisy examples, {df['seed'].nunique()} models\n"
+             f"{len(df) - len(kept)} of {len(df)} (example, model) pairs left out (misclassified before any "
+             f"removal); {int(kept['censored'].sum())} censored")
     plots.save_figure(plots.neuron_flipping(per_example, removed, title), *outputs)

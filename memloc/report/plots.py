@@ -51,12 +51,13 @@ def in_window(df: pd.DataFrame, start: int, end: int) -> pd.DataFrame:
 
 
 def layer_bars(df: pd.DataFrame, ax: plt.Axes, legend: bool = True) -> None:
-    """Bars of the window-mean normalised gradient norm per layer and group (sd over seeds)."""
+    """Bars of the normalised gradient norm per layer and group: per seed the mean over
+    df's epochs of the epoch gradients' norms (Sec. 4.1), then mean and sd over seeds."""
     per_seed = df.groupby(["seed", "layer_index", "layer", "group"], as_index=False)["norm"].mean()
     order = per_seed.sort_values("layer_index")["layer"].unique()
     sns.barplot(per_seed, x="layer", y="norm", hue="group", order=order, errorbar="sd", ax=ax, legend=legend)
     ax.set_xlabel("layer")
-    ax.set_ylabel("gradient norm / sqrt(#params)")
+    ax.set_ylabel("epoch-gradient norm / sqrt(#params)")
     ax.tick_params(axis="x", rotation=45)
 
 
@@ -69,7 +70,7 @@ def gradient_contribution(grads: pd.DataFrame, window: tuple[int, int], title: s
 
 
 def gradient_cosine(grads: pd.DataFrame, title: str) -> plt.Figure:
-    """fig02: cosine similarity of the two groups' gradients, layer x epoch (mean over seeds)."""
+    """fig02: cosine similarity of the two groups' epoch gradients, layer x epoch (mean over seeds)."""
     cos = grads.groupby(["layer_index", "layer", "epoch"], as_index=False)["cosine"].mean()
     table = cos.pivot(index=["layer_index", "layer"], columns="epoch", values="cosine").droplevel(0)
     fig, ax = plt.subplots(figsize=(max(6, 0.25 * table.shape[1] + 2), 3.5))
@@ -97,28 +98,30 @@ def gradient_windows(grads: pd.DataFrame, window: int, title: str) -> plt.Figure
 
 
 def noise_sweep(grads: pd.DataFrame, title: str) -> plt.Figure:
-    """fig11: total contribution (mean over layers and all epochs) of each group per noise rate."""
+    """fig11: each group's contribution per noise rate: its normalised epoch-gradient norm,
+    averaged over layers and all epochs (per seed), mean +- sd over seeds."""
     groups = [g for g in grads["group"].unique() if g != "total"]
     per_seed = grads[grads["group"].isin(groups)].groupby(["noise", "seed", "group"], as_index=False)["norm"].mean()
     per_seed["noise rate"] = per_seed["noise"].map(lambda v: f"{v:.0%}")
     fig, ax = plt.subplots(figsize=(6, 3.5))
     sns.barplot(per_seed, x="noise rate", y="norm", hue="group", errorbar="sd", ax=ax)
-    ax.set_ylabel("mean gradient norm / sqrt(#params)")
+    ax.set_ylabel("epoch-gradient norm / sqrt(#params)\n(mean over layers, epochs)")
     ax.set_title(title)
     return fig
 
 
-def gradient_grid(grads: pd.DataFrame, window: tuple[int, int], title: str) -> plt.Figure:
-    """fig12-14: fig01 for every model (rows) x noise rate (columns), mean +- sd over seeds."""
+def gradient_grid(grads: pd.DataFrame, title: str) -> plt.Figure:
+    """fig12-14: fig01 averaged over all epochs, for every model (rows) x noise rate (columns),
+    mean +- sd over seeds."""
     models = list(dict.fromkeys(grads["model"]))
     noises = sorted(grads["noise"].unique())
     fig, axes = plt.subplots(len(models), len(noises), figsize=(4.5 * len(noises), 3.2 * len(models)), squeeze=False)
     for i, model in enumerate(models):
         for j, noise in enumerate(noises):
             ax = axes[i, j]
-            layer_bars(in_window(select(grads, model=model, noise=noise), *window), ax, legend=(i, j) == (0, 0))
+            layer_bars(select(grads, model=model, noise=noise), ax, legend=(i, j) == (0, 0))
             ax.set_title(f"{model_title(model)}, {noise:.0%} noise")
-    fig.suptitle(f"{title}; epochs {window[0]}-{window[1]}")
+    fig.suptitle(f"{title}; mean over all {grads['epoch'].nunique()} epochs")
     fig.tight_layout()
     return fig
 
@@ -230,16 +233,17 @@ def retraining_panels(table: pd.DataFrame, rows: list[dict], title: str) -> plt.
 
 
 def neuron_flipping(per_example: pd.DataFrame, removals: pd.DataFrame, title: str) -> plt.Figure:
-    """fig05: (a) units zeroed until the prediction flips, (b) training accuracy after the
-    removal, per example (mean over models), clean vs noisy; (c) the layers of the removed
-    units (share of each group's removals).  per_example: group, removals, accuracy;
+    """fig05: (a) units zeroed until the prediction (of F̄, the noise-averaged classifier)
+    flips, (b) training accuracy after the removal, per example (mean over models), clean
+    vs noisy; (c) the layers of the removed units (share of each group's removals).
+    per_example: group, removals, accuracy;
     removals: group, layer (one row per removed unit)."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     hue = dict(hue="group", hue_order=["clean", "noisy"], common_norm=False, stat="percent")
     top = int(np.ceil(per_example["removals"].max()))
     sns.histplot(per_example, x="removals", binwidth=max(1, round(top / 40)), binrange=(-0.5, top + 0.5),
                  element="step", ax=axes[0], **hue)
-    axes[0].set_xlabel("units zeroed until the prediction flips (mean over models)")
+    axes[0].set_xlabel(r"units zeroed until $\bar{F}$'s prediction flips (mean over models)")
     axes[0].set_title("(a) removals to flip")
     sns.histplot(per_example, x="accuracy", bins=20, element="step", ax=axes[1], **hue)
     axes[1].set_xlabel("training accuracy after the removals (mean over models)")

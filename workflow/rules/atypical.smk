@@ -1,6 +1,7 @@
 # Typical vs atypical examples (Sec. 7), planned by memloc.atypical.plan: C-scores
 # (published or hold-out estimate) -> the atypical data table -> noise-free runs (rule
-# train, variant "atypical") -> fig08; fig09 / fig19 are layer figures (layers.smk).
+# train, variant "atypical") -> fig08; fig09 / fig19 are layer figures (layers.smk);
+# cscore_holdout: results/tables/cscore_holdout.{parquet,csv,md}, the estimate's precision.
 
 from memloc.atypical import plan as atypical_plan
 
@@ -52,6 +53,37 @@ rule atypical_data:
         ),
     script:
         "../scripts/atypical_data.py"
+
+
+rule cscore_holdout:
+    """How precise the hold-out C-scores are: times_held_out per example, the atypical count
+    and its stability under a bootstrap over the subset models (memloc.atypical.precision).
+    """
+    input:
+        tables=[d["table"] for d in atypical_plan.holdout_report(config).values()],
+        parts=[
+            p
+            for d in atypical_plan.holdout_report(config).values()
+            for p in d["parts"]
+        ],
+    output:
+        parquet="results/tables/cscore_holdout.parquet",
+        csv="results/tables/cscore_holdout.csv",
+        md="results/tables/cscore_holdout.md",
+    log:
+        "logs/cscore_holdout.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        datasets=atypical_plan.holdout_report(config),
+        holdout=config["atypical"]["holdout"],
+        threshold=config["atypical"]["threshold"],
+    script:
+        "../scripts/cscore_holdout.py"
 
 
 rule collect_atypical_tables:

@@ -50,9 +50,10 @@ def all_outputs():
             "results/tables/atypical_retraining.parquet",
         ]
     figures += ["fig05"]
-    tables += ["auc"]
+    tables += ["auc", "claims"]
     parquet += [
-        f"results/tables/{t}.parquet" for t in ("flipping", "auc", "detection_scores")
+        f"results/tables/{t}.parquet"
+        for t in ("flipping", "auc", "detection_scores", "claims")
     ]
     return (
         [f"results/figures/{fig}.{ext}" for fig in figures for ext in ("png", "pdf")]

@@ -3,8 +3,8 @@
 #   fig01  per-layer contribution of clean, noisy and all examples (primary run)
 #   fig02  cosine of clean and noisy gradients, layer x epoch (primary run)
 #   fig10  fig01 for every window of training (primary run)
-#   fig11  clean vs noisy contribution across noise rates
-#   fig12-14  fig01 per model x noise rate on CIFAR-10 / MNIST / SVHN
+#   fig11  clean vs noisy contribution across noise rates (all epochs)
+#   fig12-14  fig01 per model x noise rate on CIFAR-10 / MNIST / SVHN (all epochs)
 
 
 rule gradient_figure:

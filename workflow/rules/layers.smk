@@ -73,6 +73,7 @@ rule retrain_layer:
         source=data_source(),
         test_subset=config["test_subset"],
         settings=lambda wc: retraining_settings(config, wc.seed),
+        recalibrate_bn=config["retraining"]["recalibrate_bn"],
         device=config["device"],
         group_column=lambda wc: train_settings(wc)["group_column"],
     script:

@@ -1,4 +1,3 @@
-
 # A run's data variant is its data table: noise{fraction} (label noise, groups clean/noisy)
 # or atypical (no noise, groups typical/atypical by C-score).
 RUN = paths.RUN_DIR

@@ -18,4 +18,5 @@ retrain_run_layer(
     device=snakemake.params.device,
     threads=snakemake.threads,
     group_column=snakemake.params.group_column,
+    recalibrate_bn=snakemake.params.recalibrate_bn,
 )

@@ -1,0 +1,29 @@
+# results/tables/claims.{parquet,csv,md}: one row per qualitative claim of the paper, with an
+# explicit numeric criterion computed from the collected tables (memloc.report.claims).
+
+from memloc.report import plan as report_plan
+
+
+rule claims:
+    input:
+        **report_plan.claim_tables(config),
+    output:
+        parquet="results/tables/claims.parquet",
+        csv=report(
+            "results/tables/claims.csv",
+            caption="../report/claims.rst",
+            category="Paper vs ours",
+        ),
+        md="results/tables/claims.md",
+    log:
+        "logs/claims.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    params:
+        setting=report_plan.claim_setting(config),
+    script:
+        "../scripts/claims.py"
