@@ -4,6 +4,7 @@
 from memloc.core import paths
 from memloc.core.data import DATASETS
 from memloc.core.models import MODELS
+from memloc.atypical import plan as atypical_plan
 from memloc.layers.plan import REWINDING_FIGURES
 from memloc.runs import plan as runs_plan
 
@@ -45,6 +46,10 @@ def all_outputs():
     parquet += ["results/tables/rewinding.parquet", "results/tables/retraining.parquet"]
     if config["atypical"]["datasets"]:
         figures += ["fig09", "fig19"]
+    # the precision of hold-out estimated C-scores (none where all are published)
+    if any(d["parts"] for d in atypical_plan.holdout_report(config).values()):
+        tables += ["cscore_holdout"]
+        parquet += ["results/tables/cscore_holdout.parquet"]
         parquet += [
             "results/tables/atypical_rewinding.parquet",
             "results/tables/atypical_retraining.parquet",
