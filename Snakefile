@@ -25,14 +25,20 @@ os.environ.update(
 
 validate(config, "workflow/schemas/config.schema.yaml")
 
-from memloc.config import check_config, resolve_config
+from memloc.config import check_config, resolve_config, resolve_factories
 
 # nulls that stand for another key's value (e.g. dropout.epochs: null = train.epochs) are
 # replaced here, once: planning code reads every key as it is
 resolve_config(config)
+# a model_definitions factory file: found in the working directory or next to a config file,
+# then stored with its absolute path (jobs and checkpoints rebuild the model from it)
+resolve_factories(config, workflow.configfiles)
 check_config(config)
-# every job's forward passes run in this precision (memloc.core.evaluation.precision_for)
-os.environ.update(MEMLOC_PRECISION=config["precision"])
+# every job's forward passes run in this precision, and training compiles the model or not
+# (memloc.core.device.precision_for, compile_enabled)
+os.environ.update(
+    MEMLOC_PRECISION=config["precision"], MEMLOC_COMPILE=str(config["compile"]).lower()
+)
 
 
 include: "workflow/rules/common.smk"

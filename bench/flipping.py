@@ -14,6 +14,13 @@ model is a run of the offline default: train it first
 
     python bench/flipping.py [--config config.yaml] [--per-group 50] [--threads 1]
         [--resample-every K] [--accuracy-examples N] [--run ...] [--data ...]
+
+With --row-cost it instead measures (memloc.flipping.budget) the saved-tensor bytes per row
+of a masked forward + backward pass of the config's primary model at the preset's input
+size (CIFAR-10 shapes for config/paper.yaml; the weights do not matter, so no run is
+needed), and prints the rows per pass that a 24, 40 and 80 GB card would get:
+
+    python bench/flipping.py --row-cost --config config/paper.yaml
 """
 
 import argparse
@@ -24,13 +31,16 @@ import pandas as pd
 import torch
 
 from memloc.config import load_config
-from memloc.core.data import DataSource, training_set
+from memloc.core.data import DATASETS, DataSource, training_set
 from memloc.core.evaluation import resolve_device
+from memloc.core.models import ModelConfig, build_model
 from memloc.core.training import model_from_checkpoint
-from memloc.flipping.batched import flip_examples
+from memloc.flipping.batched import flip_examples, folded_batchnorm
+from memloc.flipping.budget import CUDA_SAFETY, GIB, budget_rows, row_cost
 from memloc.flipping.jobs import accuracy_rows, select_examples
 from memloc.flipping.objective import FlipConfig, flip_until_misclassified, results_frame
 from memloc.flipping.plan import flip_settings
+from memloc.flipping.units import candidate_units
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,11 +57,14 @@ def main():
     ap.add_argument("--accuracy-examples", type=int, help="override the config's accuracy_examples")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=1, help="the pipeline runs flipping with one")
+    ap.add_argument("--row-cost", action="store_true", help="measure the saved bytes per row instead (see above)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
 
     config = load_config(args.config)  # as the workflow has it: validated (defaults filled in) and resolved
+    if args.row_cost:
+        return report_row_cost(config, device)
     flip = config["flipping"]
     settings = flip_settings(config)  # what every flip_shard job uses
     if args.resample_every is not None:
@@ -101,6 +114,28 @@ def main():
     print(f"memloc (batched):        {n / t_fast:8.2f} examples/s ({t_fast:.1f} s; CPU time {c_fast:.1f} s)")
     print(f"ratio: {t_ref / t_fast:.1f}x (CPU time: {c_ref / c_fast:.1f}x; on a loaded machine the CPU-time ratio is "
           f"the steadier one)")
+
+
+def report_row_cost(config: dict, device: torch.device) -> None:
+    """Saved bytes per row of the primary model's masked pass (fp32, as flip_shard runs it),
+    and the rows per pass on cards of 24, 40 and 80 GB (CUDA_SAFETY of it free)."""
+    primary = config["primary"]
+    name, classes, channels, size = primary["model"], *DATASETS[primary["dataset"]][1:]
+    model_cfg = ModelConfig(name=name, num_classes=classes, in_channels=channels, image_size=size,
+                            **config["model_settings"].get(name, {}))
+    model = folded_batchnorm(build_model(model_cfg).to(device).eval().requires_grad_(False))
+    units = candidate_units(model)
+    cfg = FlipConfig(**flip_settings(config))
+    images = torch.randint(0, 256, (2, channels, size, size), dtype=torch.uint8)
+    start = time.perf_counter()
+    cost = row_cost(model, units, images, torch.zeros(2, dtype=torch.int64), cfg, device, torch.float32)
+    print(f"{name} on {primary['dataset']} ({channels}x{size}x{size}), {sum(u.size for u in units)} units, "
+          f"fp32: {cost.per_row / 2**20:.3f} MiB saved per row, {cost.rest / 2**20:.1f} MiB fixed "
+          f"(measured in {time.perf_counter() - start:.1f} s)")
+    for card in (24, 40, 80):
+        budget = int(card * 1e9 * CUDA_SAFETY)
+        print(f"  {card} GB card ({budget / GIB:.1f} GiB budget): {budget_rows(cost, budget, cfg)} rows per pass "
+              f"(max_rows {cfg.max_rows})")
 
 
 if __name__ == "__main__":

@@ -1,124 +1,157 @@
-"""Estimate: GPU hours per stage of a configuration (default: config/paper.yaml).
+"""Estimate: GPU hours of a configuration (default: config/paper.yaml), per rule.
 
-Counts the jobs the workflow plans (memloc's own planning functions), the images each job
-passes through its model, and the model's forward FLOPs per image (torch's FlopCounterMode
-on one image); converts FLOPs to hours at an assumed sustained throughput (--tflops).
-A backward pass counts as two forwards.  Per job, in forward-pass equivalents:
+    python bench/gpu_hours.py [--config config/paper.yaml] [--tflops 40] [--startup-s 60]
+    python bench/gpu_hours.py --measure-cpu   # start-up and CPU throughput, measured here
 
-  train          epochs x N x 5 (1 forward, 2 backward passes: gradient accounting)
-                 + (epochs + 1) x (N + N_test) (per-example and test evaluation)
-  train_dropout  epochs x N x 3 + (epochs + 1) x 2 (N + N_test) (with and without dropping)
-  second_split   (epochs_first + epochs_second) x N/2 x 3 + evaluations of the split
-  rewind_layers  layers x rewind epochs x (N + N_test) / 2  (each pass starts at the layer's stage)
-  retrain_layer  epochs x (3 x clean N + N + N_test)
-  flip_shard     per example: steps x (noise copies + population batch) x 3
-                 + accuracy examples (steps: the paper's mean, ~10)
+Jobs: the dry run of the configuration (`snakemake -n` in an empty directory: the jobs that
+would run, groups and all).  Per GPU job:
 
-    python bench/gpu_hours.py [--config config/paper.yaml] [--tflops 40]
+  work      memloc.runs.resources.forward_passes (the images its model sees, in forward-pass
+            equivalents: a backward pass = 2 forwards; the formulas per rule are there) x the
+            model's forward FLOPs per image (torch's FlopCounterMode on one image, here), at a
+            sustained --tflops
+  start-up  one process per job (a group job runs its members one process each): python +
+            torch + memloc imports, CUDA start, data and checkpoint loading, --startup-s
 
---tflops 40 is ~13% of an A100's dense bf16 peak, a conservative guess for these small
-models with evaluation passes and Python overhead; divide the hours by (measured
-img/s) / (the img/s printed for that throughput) once a GPU has been measured.
+Rewinding assumes the stage split of memloc.layers.rewinding (ResNet-9's children, ResNet-50's
+stem / blocks / head, the ViT's embedding / each block / head): a layer's passes start at its
+stage from the cached input of that stage, half a forward on average; the line below the
+table says what the ViT would cost without (every pass from the input).
+
+--tflops 40 is ~13% of an A100's dense bf16 peak, a conservative guess for these small models
+with evaluation passes and Python overhead (the img/s it implies is printed); once a GPU has
+been measured, scale the hours by (implied img/s) / (measured img/s).  --startup-s 60: the
+CPU start-up measured here (--measure-cpu) plus CUDA's start and a shared file system.
 """
 
 import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from memloc.atypical.plan import atypical_runs
 from memloc.config import load_config
-from memloc.core.data import DATASETS
 from memloc.core.models import ModelConfig, build_model
-from memloc.dropout import plan as dropout_plan
-from memloc.flipping import plan as flipping_study
-from memloc.layers.plan import layer_names, layer_tables, retraining_runs, rewinding_runs
-from memloc.runs.plan import gradient_runs, unique_runs
+from memloc.runs import resources
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000),
-         "svhn": (73_257, 26_032)}
-FLIP_STEPS = 10  # the paper's mean removals: 5.1 (noisy) and 15.7 (clean)
+
+
+def dry_run_jobs(configfile: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job in the dry run of `configfile`, in an empty directory."""
+    with tempfile.TemporaryDirectory() as workdir:
+        cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", workdir,
+               "--configfile", str(Path(configfile).resolve()), "--workflow-profile", "none"]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"the dry run failed:\n{result.stderr[-3000:]}")
+    jobs = []
+    for block in re.split(r"^\s*(?:local)?rule ", result.stdout, flags=re.M)[1:]:
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
+        pairs = wildcards.group(1).split(", ") if wildcards else []
+        jobs.append((block.split(":", 1)[0], dict(p.split("=", 1) for p in pairs)))
+    return jobs
 
 
 def forward_flops(config: dict, model: str, dataset: str) -> float:
-    _, classes, channels, size = DATASETS[dataset]
-    cfg = ModelConfig(name=model, num_classes=classes, in_channels=channels, image_size=size,
-                      **config["model_settings"].get(model, {}))
+    channels, size = resources.image_shape(dataset)
+    cfg = ModelConfig.for_dataset(dataset, name=model, **config["model_settings"].get(model, {}))
     net = build_model(cfg).eval()
     with FlopCounterMode(display=False) as counter:  # not no_grad: its fused attention goes uncounted
         net(torch.zeros(1, channels, size, size))
     return counter.get_total_flops()
 
 
-def sizes(config: dict, dataset: str) -> tuple[int, int]:
-    n, n_test = SIZES[dataset]
-    return config["train_subset"] or n, config["test_subset"] or n_test
+def estimate(config: dict, jobs: list[tuple[str, dict]], tflops: float, startup_s: float) -> None:
+    flops: dict[tuple[str, str], float] = {}
+    rows: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])  # jobs, PFLOP, work h, requested h
+    vit_rewind_h = 0.0
+    for rule, wc in jobs:
+        if rule not in resources.GPU_RULES:
+            continue
+        key = (resources.job_model(rule, config, wc), wc["dataset"])
+        if key not in flops:
+            flops[key] = forward_flops(config, *key)
+        pflop = resources.forward_passes(rule, config, wc) * flops[key] / 1e15
+        row = rows[rule]
+        row[0] += 1
+        row[1] += pflop
+        row[2] += pflop * 1e15 / (tflops * 1e12) / 3600
+        row[3] += resources.minutes(rule, {**config, "device": "cuda"}, wc) / 60
+        if rule == "rewind_layers" and key[0] == "vit_small":
+            vit_rewind_h += pflop * 1e15 / (tflops * 1e12) / 3600  # as much again without the stage split
+    n_jobs = sum(r[0] for r in rows.values())
+    print(f"{'rule':15s} {'jobs':>6s} {'PFLOP':>8s} {'work h':>8s} {'start-up h':>10s} {'GPU h':>7s} "
+          f"{'asked h':>8s}   (at {tflops:g} TFLOP/s, {startup_s:g} s start-up per job)")
+    total = [0.0, 0.0, 0.0]
+    for rule, (n, pflop, work, asked) in sorted(rows.items(), key=lambda kv: -kv[1][2]):
+        start = n * startup_s / 3600
+        total = [total[0] + work, total[1] + start, total[2] + asked]
+        print(f"{rule:15s} {n:6d} {pflop:8.0f} {work:8.1f} {start:10.1f} {work + start:7.1f} {asked:8.0f}")
+    print(f"{'total':15s} {n_jobs:6d} {'':8s} {total[0]:8.1f} {total[1]:10.1f} {total[0] + total[1]:7.1f} "
+          f"{total[2]:8.0f}")
+    print(f"ViT rewinding without the stage split (every pass from the input): +{vit_rewind_h:.1f} GPU h")
+    print("forward GFLOP per image (FlopCounterMode; memloc.runs.resources' constants sizing the jobs):")
+    for (m, d), f in sorted(flops.items()):
+        const = resources.forward_gflop(config, m, d)
+        flag = "" if abs(const * 1e9 / f - 1) <= 0.1 else "   <- constant more than 10% off"
+        print(f"  {m}/{d}: {f / 1e9:.2f} ({const:.2f}); {tflops * 1e12 / (3 * f):,.0f} training img/s{flag}")
 
 
-def stage_passes(config: dict) -> dict[str, list[tuple[str, str, float]]]:
-    """{stage: [(model, dataset, forward-pass equivalents of one job)]}."""
-    e = config["train"]["epochs"]
-    flip = config["flipping"]
-    p = config["primary"]
-    flip_runs = flipping_study.flip_runs(config)
-    train_runs = unique_runs(gradient_runs(config) + rewinding_runs(config) + retraining_runs(config) + flip_runs
-                             + atypical_runs(config))
-    out: dict[str, list] = {s: [] for s in ("train", "train_dropout", "second_split", "rewind_layers",
-                                             "retrain_layer", "flip_shard")}
-    for r in train_runs:
-        n, nt = sizes(config, r["dataset"])
-        out["train"].append((r["model"], r["dataset"], e * n * 5 + (e + 1) * (n + nt)))
-    for r in dropout_plan.dropout_runs(config):
-        n, nt = sizes(config, r["dataset"])
-        de = config["dropout"]["epochs"] or e
-        out["train_dropout"].append((r["model"], r["dataset"], de * n * 3 + (de + 1) * 2 * (n + nt)))
-    ss = config["detection"]["second_split"]
-    for r in flip_runs:
-        n, _ = sizes(config, r["dataset"])
-        epochs = (ss["epochs_first"] or e) + (ss["epochs_second"] or e)
-        out["second_split"].append((r["model"], r["dataset"], epochs * n / 2 * 4))
-    rewind_epochs = len(config["rewinding"]["epochs"] or range(e + 1))
-    for r in layer_tables(config, "rewinding")[1] + layer_tables(config, "atypical_rewinding")[1]:
-        n, nt = sizes(config, r["dataset"])
-        passes = len(layer_names(config, r["model"])) * rewind_epochs * (n + nt) / 2
-        out["rewind_layers"].append((r["model"], r["dataset"], passes))
-    re = config["retraining"]["epochs"]
-    for r in layer_tables(config, "retraining")[1] + layer_tables(config, "atypical_retraining")[1]:  # one per layer
-        n, nt = sizes(config, r["dataset"])
-        out["retrain_layer"].append((r["model"], r["dataset"], re * (3 * (1 - r["noise"]) * n + n + nt)))
-    n, _ = sizes(config, p["dataset"])
-    per_example = FLIP_STEPS * (flip["noise_copies"] + flip["population_batch"]) * 3 + (flip["accuracy_examples"] or n)
-    for _ in range(len(flip["seeds"]) * flip["shards"]):
-        examples = 2 * flip["examples_per_group"] / flip["shards"]
-        out["flip_shard"].append((p["model"], p["dataset"], examples * per_example))
-    return out
+def _timed_startup(root: str) -> float:
+    """Seconds for a fresh python to import torch and memloc's jobs and load Fashion-MNIST."""
+    code = ("import memloc.runs.jobs; from memloc.core.data import DataSource; "
+            f"d = DataSource(root={root!r}); d.load('fashion_mnist', True); d.load('fashion_mnist', False)")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - start
+
+
+def measure_cpu() -> None:
+    """The start-up of a job process and the training throughput of one CPU thread, here."""
+    with tempfile.TemporaryDirectory() as root:
+        _timed_startup(root)  # stages the files once
+        startup = [_timed_startup(root) for _ in range(3)]
+    print(f"start-up (python + torch + memloc imports, Fashion-MNIST train + test loaded): "
+          f"median {statistics.median(startup):.1f} s of {', '.join(f'{s:.1f}' for s in startup)}")
+    torch.set_num_threads(1)
+    cfg = ModelConfig.for_dataset("fashion_mnist", name="resnet9", width=0.25)
+    net, x = build_model(cfg), torch.randn(128, 1, 28, 28)
+    y = torch.randint(0, 10, (128,))
+    with FlopCounterMode(display=False) as counter:
+        net(x[:1])
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    times = []
+    for _ in range(6):
+        start = time.perf_counter()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+    step = statistics.median(times[1:])
+    gflops = 3 * counter.get_total_flops() * 128 / step / 1e9
+    print(f"CPU, 1 thread, ResNet-9 width 0.25 on 28x28, batch 128: {128 / step:,.0f} img/s = {gflops:.1f} GFLOP/s "
+          f"sustained (memloc.runs.resources.SUSTAINED_TFLOPS['cpu'] = {resources.SUSTAINED_TFLOPS['cpu'] * 1e3:g})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "config" / "paper.yaml"))
     ap.add_argument("--tflops", type=float, default=40.0, help="sustained throughput assumed (TFLOP/s)")
+    ap.add_argument("--startup-s", type=float, default=60.0, help="seconds from process start to the first batch")
+    ap.add_argument("--measure-cpu", action="store_true", help="measure start-up and CPU throughput here, and stop")
     args = ap.parse_args()
+    if args.measure_cpu:
+        return measure_cpu()
     config = load_config(args.config)  # as the workflow has it: validated (defaults filled in) and resolved
-    flops: dict[tuple[str, str], float] = {}
-    total = 0.0
-    print(f"{'stage':15s} {'jobs':>6s} {'PFLOP':>9s} {'GPU h':>8s}   (at {args.tflops:g} TFLOP/s)")
-    for stage, jobs in stage_passes(config).items():
-        pflop = 0.0
-        for model, dataset, passes in jobs:
-            key = (model, dataset)
-            if key not in flops:
-                flops[key] = forward_flops(config, model, dataset)
-            pflop += passes * flops[key] / 1e15
-        hours = pflop * 1e15 / (args.tflops * 1e12) / 3600
-        total += hours
-        print(f"{stage:15s} {len(jobs):6d} {pflop:9.0f} {hours:8.1f}")
-    print(f"{'total':15s} {'':6s} {'':9s} {total:8.1f}")
-    print("forward GFLOP per image:", ", ".join(f"{m}/{d} {f / 1e9:.2f}" for (m, d), f in sorted(flops.items())))
-    for (m, d), f in sorted(flops.items()):
-        print(f"  {m}/{d}: {args.tflops * 1e12 / (3 * f):,.0f} training img/s at {args.tflops:g} TFLOP/s")
+    estimate(config, dry_run_jobs(args.config), args.tflops, args.startup_s)
 
 
 if __name__ == "__main__":

@@ -3,22 +3,25 @@
 The job (memloc.layers.jobs.rewind_run, in this process) reads the data table, the
 dataset and every checkpoint, rewinds every layer to every epoch and writes its table.
 The bare forward passes are the same stage calls on inputs already on the device, with
-the weights already in place: per batch, the final model's prefix once and each
-(layer, epoch)'s suffix from its cached input -- no loading, no weight swaps, no
+the weights already in place: per layer and batch, the final model's prefix up to the
+layer once and each epoch's suffix from it -- no loading, no weight swaps, no
 counting.  Job and bare passes alternate over rounds so that load from other processes
 affects both alike; prints the median ratio (target <= 1.2).  Also prints the ratio of
 plain full forward passes (one per layer x epoch, no cached prefix) to the job, i.e.
 what the cached stages save.
 
 The run is the offline default's shape: Fashion-MNIST (real images), 2,000 training and
-1,000 test examples, ResNet-9 width 0.25; the checkpoints are the initialization plus
-perturbed copies (timing does not depend on the values).
+1,000 test examples, ResNet-9 width 0.25 (or a small ViT: patch 4, dim 64, depth 6, whose
+stages are the embedding, each block and the head); the checkpoints are the
+initialization plus perturbed copies (timing does not depend on the values).  The job's
+peak resident memory (ru_maxrss) is printed too.
 
-    python bench/rewinding.py [--epochs 4] [--width 0.25] [--rounds 3] [--threads 2]
+    python bench/rewinding.py [--model resnet9|vit_small] [--epochs 4] [--width 0.25] [--rounds 3]
 """
 
 import argparse
 import dataclasses
+import resource
 import statistics
 import tempfile
 import time
@@ -58,21 +61,20 @@ def fake_run(folder: Path, model_cfg: ModelConfig, epochs: int) -> Path:
 
 @torch.no_grad()
 def bare_passes(model, images, device, batch_size, epochs: int, cached: bool = True) -> float:
-    """Seconds for the forward passes alone: cached = the job's (prefix once per batch, a
-    suffix per layer x epoch); otherwise a full pass per layer x epoch."""
+    """Seconds for the forward passes alone: cached = the job's (per layer and batch, the
+    prefix up to the layer once, a suffix per epoch); otherwise a full pass per layer x epoch."""
     model.eval()
     stages = forward_stages(model)
     starts = [first_stage(stages, layer) if cached else 0 for layer in model_layers(model)]
     batches = [prepare_batch(images[i : i + batch_size], device) for i in range(0, len(images), batch_size)]
     t0 = time.perf_counter()
     with autocast_for(device):
-        for x in batches:
-            acts = [x]
-            for stage in stages[:-1] if cached else []:
-                acts.append(stage(acts[-1]))
-            for s in starts:
+        for s in starts:
+            for x in batches:
+                for stage in stages[:s]:
+                    x = stage(x)
                 for _ in range(epochs + 1):
-                    h = acts[s]
+                    h = x
                     for stage in stages[s:]:
                         h = stage(h)
     if device.type == "cuda":
@@ -83,7 +85,8 @@ def bare_passes(model, images, device, batch_size, epochs: int, cached: bool = T
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=4, help="training epochs (checkpoints 0..epochs)")
-    ap.add_argument("--width", type=float, default=0.25)
+    ap.add_argument("--model", choices=["resnet9", "vit_small"], default="resnet9")
+    ap.add_argument("--width", type=float, default=0.25, help="ResNet-9 width")
     ap.add_argument("--train-subset", type=int, default=2000)
     ap.add_argument("--test-subset", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=1024)
@@ -94,7 +97,8 @@ def main():
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     _, classes, channels, size = DATASETS["fashion_mnist"]
-    model_cfg = ModelConfig("resnet9", classes, channels, size, width=args.width)
+    vit = {"patch_size": 4, "dim": 64, "depth": 6, "heads": 4, "mlp_dim": 128} if args.model == "vit_small" else {}
+    model_cfg = ModelConfig(args.model, classes, channels, size, width=args.width, **vit)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         source = {"root": str(tmp / "data")}
@@ -122,13 +126,15 @@ def main():
         plain = bare_passes(model, images, device, args.batch, args.epochs, cached=False)
     ratios = [j / b for j, b in zip(jobs, bares)]
     layers = len(model_layers(model))
-    print(f"device {device}, ResNet-9 width {args.width}, {len(images)} examples, {layers} layers x "
+    name = f"ResNet-9 width {args.width}" if args.model == "resnet9" else f"ViT {vit}"
+    print(f"device {device}, {name}, {len(images)} examples, {layers} layers x "
           f"{args.epochs + 1} epochs, batch {args.batch}, {args.rounds} rounds")
     print(f"whole rewinding job:           {statistics.median(jobs):7.2f} s")
     print(f"its bare forward passes:       {statistics.median(bares):7.2f} s")
     print(f"plain full passes (no cache):  {plain:7.2f} s")
     print(f"ratio job / bare forward passes (median over rounds): {statistics.median(ratios):.3f}  (target <= 1.2)")
     print(f"ratio plain full passes / job: {plain / statistics.median(jobs):.2f}  (what cached stages save)")
+    print(f"peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

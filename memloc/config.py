@@ -14,7 +14,11 @@ import copy
 import os
 from pathlib import Path
 
-from memloc.core.data import dataset_available
+from memloc.atypical.cscores import TFDS_ORDER
+from memloc.atypical.fetch import SUFFIXES as CSCORE_SUFFIXES
+from memloc.atypical.fetch import url_suffix
+from memloc.core.data import DATASETS, dataset_available
+from memloc.core.datasets import DatasetError, check_declared, check_definitions
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -27,6 +31,7 @@ class ConfigError(ValueError):
 # key path -> path of the key it takes its value from.
 INHERITED = {
     ("dropout", "epochs"): ("train", "epochs"),
+    ("dropout", "model"): ("primary", "model"),
     ("rewinding", "seeds"): ("seeds",),
     ("retraining", "seeds"): ("seeds",),
     ("detection", "second_split", "epochs_first"): ("train", "epochs"),
@@ -62,7 +67,24 @@ def load_config(path: str | os.PathLike, schema: str | os.PathLike = SCHEMA) -> 
 
     config = yaml.safe_load(Path(path).read_text()) or {}
     validate(config, str(schema))
+    resolve_factories(config, [path])
     return resolve_config(config)
+
+
+def resolve_factories(config: dict, config_files: list) -> dict:
+    """Make every model_definitions.<name>.factory file path absolute, in place (and return
+    the config): a relative path is found in the working directory, else next to one of
+    `config_files` (the Snakefile's workflow.configfiles), so that jobs and checkpoints find
+    the file from anywhere (memloc.core.model_factory.resolve_factory).  Idempotent."""
+    from memloc.core.model_factory import resolve_factory
+
+    for name, definition in config.get("model_definitions", {}).items():
+        key = f"model_definitions.{name}.factory"
+        try:
+            definition["factory"] = resolve_factory(definition["factory"], config_files, key)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+    return config
 
 
 def check_config(config: dict) -> None:
@@ -84,33 +106,106 @@ def check_config(config: dict) -> None:
             f"model_settings.vit_small.heads ({vit['heads']}) must divide model_settings.vit_small.dim ({vit['dim']})"
         )
     for name, published in config["atypical"]["cscore_files"].items():
-        if name not in config["atypical"]["datasets"]:
-            raise ConfigError(f"atypical.cscore_files.{name}: {name!r} is not in atypical.datasets")
-        for key in ("file", "order"):
-            path = published.get(key)
-            if path and not os.path.isfile(path):
-                raise ConfigError(f"atypical.cscore_files.{name}.{key}: file {path!r} does not exist")
-        if published["file"].endswith(".npy") and not published.get("order"):
-            raise ConfigError(
-                f"atypical.cscore_files.{name}.order: {published['file']} is a bare score array (MNIST's is in "
-                f"TFDS order); give an order file mapping its positions to the dataset's indices"
-            )
+        _check_cscore_file(config, name, published)
+    _check_datasets(config)
+    _check_models(config)  # after the datasets: a declared model is built for primary.dataset's shape
+    _check_dropout(config)
+    _check_layer_experiments(config)
+    _check_flipping(config)
+
+
+def _check_models(config: dict) -> None:
+    """Every model named is built in or declared, and every declared one builds (on the meta
+    device, for primary.dataset) into an nn.Module whose override lists name its modules and
+    whose layers partition its parameters."""
+    from memloc.core.models import MODELS, check_overrides, meta_model, model_names, planning_config
+
+    declared = config.get("model_definitions", {})
+    for name in declared:
+        if name in MODELS:
+            raise ConfigError(f"model_definitions.{name}: {name!r} is a built-in model; give yours another name")
+    known = model_names(config)
+    named = [("models", config["models"]), ("primary.model", [config["primary"]["model"]]),
+             ("dropout.model", [config["dropout"].get("model")]), ("model_settings", list(config["model_settings"]))]
+    for key, names in named:
+        for name in names:
+            if name is not None and name not in known:
+                raise ConfigError(f"{key}: model {name!r} is neither built in ({', '.join(MODELS)}) nor declared "
+                                  f"in model_definitions")
+    for name in declared:
+        cfg = planning_config(config, name)
+        try:
+            check_overrides(meta_model(cfg), f"model_definitions.{name}")
+        except Exception as e:  # the user's factory, or a bad override: stop before any job
+            if str(e).startswith(f"model_definitions.{name}"):  # the message names the key already
+                raise ConfigError(str(e)) from e
+            raise ConfigError(f"model_definitions.{name}: building it for {config['primary']['dataset']} "
+                              f"(num_classes={cfg.num_classes}, in_channels={cfg.in_channels}, "
+                              f"image_size={cfg.image_size}) raised {type(e).__name__}: {e}") from e
+
+
+def _check_datasets(config: dict) -> None:
+    """Every dataset named is built in or declared (dataset_definitions), and can be found:
+    built-ins under data_root (or downloaded), declared ones checked cheaply (folder
+    listings, headers, labels: memloc.core.datasets.check_declared)."""
+    definitions, root = config["dataset_definitions"], config["data_root"]
+    try:
+        check_definitions(definitions)
+    except DatasetError as err:
+        raise ConfigError(str(err)) from err
     keys = (
         ("primary.dataset", [config["primary"]["dataset"]]),
         ("datasets", config["datasets"]),
         ("atypical.datasets", config["atypical"]["datasets"]),
+        ("dropout.datasets", config["dropout"]["datasets"]),
     )
+    checked = set()
     for key, names in keys:
-        for name in names:
-            if not dataset_available(name, config["data_root"], config["download"]):
+        for name in sorted(set(names) - checked):
+            checked.add(name)
+            if name in definitions:
+                try:
+                    check_declared(definitions[name], root, config["download"])
+                except DatasetError as err:
+                    raise ConfigError(f"dataset_definitions.{name} (in {key}): {err}") from err
+            elif name not in DATASETS:
+                raise ConfigError(f"{key}: dataset {name!r} is neither built in ({', '.join(DATASETS)}) nor declared "
+                                  f"in dataset_definitions ({', '.join(definitions) or 'none'})")
+            elif not dataset_available(name, root, config["download"]):
                 raise ConfigError(
-                    f"{key}: dataset {name!r} is not under data_root ({config['data_root']!r}) and download is false; "
+                    f"{key}: dataset {name!r} is not under data_root ({root!r}) and download is false; "
                     f"set download: true, point data_root at a local copy, or remove it"
                     + (" (or: apt-get install dataset-fashion-mnist)" if name == "fashion_mnist" else "")
                 )
-    _check_dropout(config)
-    _check_layer_experiments(config)
-    _check_flipping(config)
+
+
+def _check_cscore_file(config: dict, name: str, published: dict) -> None:
+    """atypical.cscore_files.<name>: a local `file` that exists, or a `url` that rule
+    fetch_cscores downloads (the file may be missing until then), and what aligns it."""
+    key = f"atypical.cscore_files.{name}"
+    if name not in config["atypical"]["datasets"]:
+        raise ConfigError(f"{key}: {name!r} is not in atypical.datasets")
+    path, url = published.get("file"), published.get("url")
+    if bool(path) == bool(url):
+        raise ConfigError(
+            f"{key}: give either `url` (the published file, downloaded by rule fetch_cscores) or `file` (a local "
+            f"copy), not {'both' if path else 'neither'}"
+        )
+    if path and not os.path.isfile(path):
+        raise ConfigError(f"{key}.file: file {path!r} does not exist (or give the published `url` instead)")
+    if path and (published.get("sha256") or published.get("md5")):
+        raise ConfigError(f"{key}: sha256 / md5 check a download; they need `url`, not `file`")
+    suffix = Path(path).suffix if path else url_suffix(url)
+    if suffix not in CSCORE_SUFFIXES:
+        raise ConfigError(f"{key}: {path or url} is not an .npz or .npy file")
+    order = published.get("order")
+    if suffix == ".npy" and not order:
+        raise ConfigError(
+            f"{key}.order: {path or url} is a bare score array (MNIST's is in TFDS order); give order: tfds, or "
+            f"an .npy file mapping its positions to the dataset's indices"
+        )
+    if order and order != TFDS_ORDER and not os.path.isfile(order):
+        raise ConfigError(f"{key}.order: file {order!r} does not exist (order: tfds derives TFDS's order)")
 
 
 def _check_flipping(config: dict) -> None:
@@ -148,9 +243,19 @@ def _check_dropout(config: dict) -> None:
         raise ConfigError(
             f"dropout.epochs ({drop['epochs']}) must come after the learning-rate peak (train.peak_epoch = {peak})"
         )
-    for name in drop["datasets"]:
-        if not dataset_available(name, config["data_root"], config["download"]):
-            raise ConfigError(
-                f"dropout.datasets: dataset {name!r} is not under data_root ({config['data_root']!r}) and download "
-                f"is false; set download: true, point data_root at a local copy, or remove it"
-            )
+    if drop.get("model") is not None:  # the study's model with its dropout layers, built on the meta device
+        _check_dropout_placement(config, drop)
+
+
+def _check_dropout_placement(config: dict, drop: dict) -> None:
+    """dropout.model takes dropout layers (memloc.core.dropout_placement): its dropout_after
+    names modules whose units can be told, or its layer rule gives some."""
+    from memloc.core.models import meta_model, planning_config
+
+    cfg = planning_config(config, drop["model"], drop["datasets"][0])
+    cfg.extra = {**cfg.extra, "dropout": {"p_gen": drop["p_gen"], "p_mem": drop["p_mem"],
+                                          "placement": drop["placement"]}}
+    try:
+        meta_model(cfg)
+    except ValueError as e:
+        raise ConfigError(f"dropout.model: {drop['model']!r} with dropout layers: {e}") from e

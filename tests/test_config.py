@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "tests" / "config" / "test.yaml"
 
 BAD = [
-    ({"datasets": ["cifar100"]}, "instance['datasets'][0]"),
-    ({"models": ["resnet18"]}, "instance['models'][0]"),
+    ({"datasets": ["cifar100"]}, "datasets: dataset 'cifar100' is neither built in"),
+    ({"models": ["resnet18"]}, "models: model 'resnet18' is neither built in"),
     ({"noise_rates": [1.0]}, "instance['noise_rates'][0]"),
     ({"primary": {"dataset": "fashion_mnist", "model": "resnet9", "noise": -0.1}}, "instance['primary']['noise']"),
     ({"train": {"epochs": 4, "peak_epoch": 9}}, "train.peak_epoch (9) must come before the last epoch"),
@@ -87,6 +87,8 @@ def expected_jobs(c: dict) -> dict[str, int]:
     # tab1's run (primary dataset, the preset's p_gen / p_mem) is one of tab2's grid cells
     assert d["datasets"] == [primary["dataset"]] and (d["p_gen"], d["p_mem"]) in grid
     return {
+        # each dataset fetched and checked once (the preset's datasets are all the primary one)
+        "fetch_dataset": len({*datasets, primary["dataset"], *atypical, *d["datasets"]}),
         # a corrupted training set per dataset x noise rate, fig11's extra rates, and the
         # noise-free set of each typical/atypical dataset
         "corrupt_data": len(datasets) * len(noise) + len(sweep_only) + len(atypical),
@@ -137,4 +139,4 @@ def test_good_config_plans_the_presets_jobs(dry_runs):
     expected = expected_jobs(yaml.safe_load(PRESET.read_text()))
     assert counts == expected, {k: (counts.get(k), expected.get(k)) for k in counts.keys() | expected.keys()
                                 if counts.get(k) != expected.get(k)}
-    assert sum(expected.values()) == 95  # the preset's whole DAG
+    assert sum(expected.values()) == 96  # the preset's whole DAG

@@ -1,4 +1,7 @@
-"""C-scores: the hold-out estimate, published-file checks, and groups taken from any column."""
+"""C-scores: the hold-out estimate, published-file checks and downloads, and groups taken
+from any column."""
+
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -12,8 +15,10 @@ from memloc.atypical.cscores import (
     holdout_estimate,
     holdout_subset,
     load_published_cscores,
+    tfds_order,
 )
-from memloc.atypical.jobs import write_atypical_table, write_holdout_report
+from memloc.atypical.fetch import fetch_cscores
+from memloc.atypical.jobs import fetch_published_cscores, write_atypical_table, write_holdout_report
 from memloc.atypical.precision import bootstrap_stability, resampling_units, split_half_jaccard
 from memloc.core.data import DataSource, make_corrupted_table, training_set
 from memloc.core.models import ModelConfig
@@ -199,3 +204,79 @@ def test_write_holdout_report(tmp_path):
     assert 0 <= row["split_half_jaccard"] <= 1
     assert "times_held_out" in out["md"].read_text() and out["csv"].exists()
     pd.testing.assert_frame_equal(pd.read_parquet(out["parquet"]), table)
+
+
+def test_published_npy_in_tfds_order(tmp_path, labels):
+    """order "tfds": file position p holds the example TFDS puts at p (tfds_order)."""
+    order = tfds_order(50)
+    assert sorted(order) == list(range(50)) and not np.array_equal(order, np.arange(50))
+    scores = np.random.default_rng(4).random(50)
+    np.save(tmp_path / "mnist.npy", scores)
+    aligned = load_published_cscores(tmp_path / "mnist.npy", labels, "tfds")
+    assert np.array_equal(aligned[order], scores)
+
+
+def test_tfds_order_of_mnist_train():
+    # TFDS writes MNIST's train split sorted by md5("train" + str(index)); this order aligned
+    # the published MNIST scores with their published per-class figure (README)
+    order = tfds_order(60_000)
+    assert order[:5].tolist() == [16399, 1680, 47917, 17307, 27051]
+    assert np.array_equal(np.sort(order), np.arange(60_000))
+
+
+def published_npz(path, n=50):
+    """A file in the published CIFAR-10 format (numpy.savez: int64 labels, float64 scores)."""
+    rng = np.random.default_rng(5)
+    np.savez(path, labels=rng.integers(0, 10, n), scores=rng.random(n))
+    return path.as_uri(), hashlib.sha256(path.read_bytes()).hexdigest(), hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_fetch_cscores_downloads_checks_and_renames(tmp_path):
+    url, sha256, md5 = published_npz(tmp_path / "cifar10-cscores-orig-order.npz")
+    out = tmp_path / "data" / "cscores" / "cifar10.npz"
+    assert fetch_cscores(url, out, 50, sha256=sha256, md5=md5) == out
+    assert out.read_bytes() == (tmp_path / "cifar10-cscores-orig-order.npz").read_bytes()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["cifar10.npz"]  # no temporary left
+
+
+@pytest.mark.parametrize("wrong", ["sha256", "md5"])
+def test_fetch_cscores_refuses_a_wrong_checksum(tmp_path, wrong):
+    url, sha256, md5 = published_npz(tmp_path / "published.npz")
+    sums = {"sha256": sha256, "md5": md5}
+    sums[wrong] = "0" * len(sums[wrong])
+    out = tmp_path / "cscores" / "cifar10.npz"
+    with pytest.raises(CScoreFileError, match=f"published.npz \\(-> .*cifar10.npz\\): {wrong} .* differs"):
+        fetch_cscores(url, out, 50, **sums)
+    assert list(out.parent.iterdir()) == []  # nothing put in place, no temporary left
+
+
+def test_fetch_refuses_a_file_that_does_not_fit_the_dataset(tmp_path):
+    url, _, _ = published_npz(tmp_path / "published.npz")  # 50 scores, CIFAR-10 has 50,000 examples
+    wrong_length = r"published.npz .*cifar10.npz\): scores of shape \(50,\); the training set has 50000 examples"
+    with pytest.raises(CScoreFileError, match=wrong_length):
+        fetch_published_cscores(url, tmp_path / "cifar10.npz", "cifar10")
+    np.save(tmp_path / "mnist.npy", np.linspace(-0.5, 1.5, 50))
+    with pytest.raises(CScoreFileError, match=r"mnist.npy.*: \d+ scores outside \[0, 1\]"):
+        fetch_cscores((tmp_path / "mnist.npy").as_uri(), tmp_path / "out.npy", 50)
+    (tmp_path / "page.npz").write_text("<html>404</html>")  # what a moved URL may serve
+    with pytest.raises(CScoreFileError, match="page.npz .*not a NumPy"):
+        fetch_cscores((tmp_path / "page.npz").as_uri(), tmp_path / "out.npz", 50)
+    with pytest.raises(OSError, match="missing.npz .*download failed.*by hand"):
+        fetch_cscores((tmp_path / "missing.npz").as_uri(), tmp_path / "out.npz", 50)
+    assert not (tmp_path / "cifar10.npz").exists() and not (tmp_path / "out.npz").exists()
+
+
+def test_fetched_tfds_ordered_scores_reach_the_data_table(fashion_root, tmp_path):
+    """The MNIST path end to end on real data: a bare .npy in TFDS order (Fashion-MNIST has
+    MNIST's TFDS builder, so the same order), fetched, then aligned by order "tfds"."""
+    source = {"root": fashion_root}
+    labels = DataSource(**source).load("fashion_mnist", train=True).labels.numpy()
+    truth = (labels + np.arange(len(labels)) % 7) / 16  # per original index, in [0, 1)
+    np.save(tmp_path / "published.npy", truth[tfds_order(len(labels))])  # as TFDS lists the split
+    out = tmp_path / "fashion_mnist.npy"
+    fetch_published_cscores((tmp_path / "published.npy").as_uri(), out, "fashion_mnist")
+    base = make_corrupted_table("fashion_mnist", DataSource(**source), 0.0, subset=50, seed=0)
+    base.to_parquet(tmp_path / "noise0.parquet")
+    published = {"file": str(out), "order": "tfds", "dataset": "fashion_mnist", "source": source}
+    table = write_atypical_table(tmp_path / "noise0.parquet", tmp_path / "atypical.parquet", 0.5, published=published)
+    assert np.array_equal(table["cscore"].to_numpy(), truth[base["source_index"].to_numpy()])

@@ -28,7 +28,7 @@ SECTIONS = [
     (ModelConfig, ("model_settings", "vit_small"), {}, {"patch_size", "dim", "depth", "heads", "mlp_dim"}),
     (HoldoutConfig, ("atypical", "holdout"), {}, {"models", "fraction", "seed", "scheme"}),
     (FlipConfig, ("flipping",), {}, {"max_removals", "noise_copies", "noise_scale", "population_batch",
-                                     "resample_every", "examples_per_batch", "max_rows"}),
+                                     "resample_every", "examples_per_batch", "max_rows", "memory_gb"}),
     (DropoutConfig, ("dropout",), {}, {"p_gen", "p_mem", "placement", "drop_scale"}),
     (DataSource, (), {"root": "data_root"}, {"root", "download", "verify_checksums"}),
 ]

@@ -27,6 +27,7 @@ RESNET9_LAYERS = 9
 TAB2 = 6 * 2  # p_gen 0.1..0.6 x p_mem 0.1, 0.2 on CIFAR-10; includes tab1's and tab3's CIFAR-10 run
 
 EXPECTED = {
+    "fetch_dataset": DATASETS,  # each dataset downloaded and checked once, before any job reads it
     # one corrupted training set per dataset x noise rate, the sweep's extra rates, and the
     # noise-free sets of the typical/atypical study
     "corrupt_data": DATASETS * NOISE + SWEEP_ONLY_NOISE + ATYPICAL_DATASETS,
@@ -52,7 +53,9 @@ EXPECTED = {
     "detection_auc": 1,
     "auc_table": 1,
     "flipping_paper_rows": 1,
-    # typical vs atypical: published C-scores, so no hold-out models
+    # typical vs atypical: published C-scores, each downloaded once (fetch_cscores), so no
+    # hold-out models
+    "fetch_cscores": ATYPICAL_DATASETS,
     "atypical_data": ATYPICAL_DATASETS,
     "collect_atypical_tables": 1,
     "fig08": 1,
@@ -67,10 +70,6 @@ EXPECTED = {
     "claims": 1,
     "all": 1,
 }
-# Published C-scores are not downloadable by torchvision: the dry run gets empty stand-ins
-# at the preset's paths (nothing reads them before a job runs).
-CSCORE_FILES = ["data/cscores/cifar10-cscores-orig-order.npz", "data/cscores/mnist-cscores.npy",
-                "data/cscores/mnist-tfds-order.npy"]
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -82,13 +81,7 @@ def job_counts(output: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("paper")
-    c = yaml.safe_load(PAPER.read_text())
-    paths = [f for entry in c["atypical"]["cscore_files"].values() for f in entry.values() if f]
-    assert sorted(paths) == sorted(CSCORE_FILES)
-    for path in paths:
-        (workdir / path).parent.mkdir(parents=True, exist_ok=True)
-        (workdir / path).touch()
+    workdir = tmp_path_factory.mktemp("paper")  # a fresh clone: no file placed by hand
     cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(PAPER), "--workflow-profile", "none"]
     result = subprocess.run(cmd, capture_output=True, text=True)
@@ -106,6 +99,7 @@ def test_preset_is_the_papers_scale():
     t = c["train"]
     assert (t["epochs"], t["batch_size"], t["peak_lr"], t["peak_epoch"]) == (50, 512, 0.1, 10)
     assert c["download"] is True  # no data needed to build the DAG
+    assert c["device"] == "cuda"  # a GPU job without a GPU fails at start instead of training on the CPU
     assert len(c["flipping"]["seeds"]) == FLIP_MODELS and c["flipping"]["examples_per_group"] == 1000
     assert c["atypical"]["datasets"] == ["cifar10", "mnist"]
     assert (c["retraining"]["epochs"], c["retraining"]["peak_epoch"]) == (20, 10)

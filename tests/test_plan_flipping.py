@@ -42,7 +42,7 @@ def test_flip_settings_are_the_flip_config_fields_but_the_seed(config):
 
     settings = plan.flip_settings(config)
     assert settings == {"max_removals": 50, "noise_copies": 5, "noise_scale": 0.01, "population_batch": 64,
-                        "resample_every": 0, "examples_per_batch": 32, "max_rows": 2048}
+                        "resample_every": 0, "examples_per_batch": 32, "max_rows": 2048, "memory_gb": None}
     assert set(plan.FLIP_SETTINGS) == {f.name for f in dataclasses.fields(FlipConfig)} - {"seed"}
     assert FlipConfig(**settings, seed=1).population_batch == 64
 

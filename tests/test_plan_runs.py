@@ -12,6 +12,7 @@ from memloc.runs.plan import (
     GradientFigure,
     appendix_datasets,
     data_source,
+    fetch_source,
     gradient_figure,
     gradient_run_files,
     gradient_runs,
@@ -99,4 +100,8 @@ def test_gradient_grid_selects_every_model_noise_rate_and_seed(config):
 
 
 def test_data_source_names_dataclass_fields(config):
-    assert data_source(config) == {"root": "data", "download": False, "verify_checksums": True}
+    # the jobs that read a dataset: fetch_dataset has downloaded and checked it before them
+    assert data_source(config) == {"root": "data", "download": False, "verify_checksums": False, "definitions": {}}
+    fetch = {**config, "download": True, "dataset_definitions": {"shapes": {"format": "npz", "path": "s.npz"}}}
+    assert fetch_source(fetch) == {"root": "data", "download": True, "verify_checksums": True,
+                                   "definitions": {"shapes": {"format": "npz", "path": "s.npz"}}}

@@ -1,17 +1,29 @@
 """The learning-rate schedule, resuming, the shared SGD loop and a run's tables (gradient
 accounting against brute force: tests/test_gradients.py)."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
+from memloc.core.checkpoints import resume_path
 from memloc.core.data import DataSource, make_corrupted_table, training_set
 from memloc.core.evaluation import autocast_for, prepare_batch
-from memloc.core.models import ModelConfig, build_model
+from memloc.core.models import ModelConfig, build_model, model_layers
 from memloc.core.sgd import cross_entropy, make_optimizer, one_cycle, scheduled_sgd, sgd_epoch
-from memloc.core.training import TrainConfig, list_checkpoints, run_tables, train
+from memloc.core.training import (
+    TrainConfig,
+    list_checkpoints,
+    load_checkpoint,
+    model_from_checkpoint,
+    run_tables,
+    train,
+)
+from memloc.layers.jobs import checkpoint_index
+from memloc.layers.rewinding import open_checkpoint, rewind_layer, rewound_layers
 
 
 def test_one_cycle_is_linear_up_to_peak_then_down_to_zero():
@@ -56,22 +68,50 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_run, tmp_path):
     assert len(partial) == 2
     resumed = train(model_cfg, cfg, data, ti, tl, tmp_path / "resumed", cpu, progress=False)
     assert len(straight) == len(resumed) == 4
-    a = torch.load(straight[-1], weights_only=False)
-    b = torch.load(resumed[-1], weights_only=False)
-    for key in a["model"]:
-        assert torch.equal(a["model"][key], b["model"][key]), key
-    for va, vb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
-        assert torch.equal(va["momentum_buffer"], vb["momentum_buffer"])
-    assert a["scheduler"] == b["scheduler"]
-    ta, tb = run_tables(straight), run_tables(resumed)
-    for name in ta:
-        pd.testing.assert_frame_equal(ta[name], tb[name])
-    # the checkpoints carry everything a later stage needs
-    assert set(a) >= {"model", "optimizer", "scheduler", "rng", "config", "epoch"}
+    _assert_same_run(straight, resumed)
+    # slim checkpoints: every epoch keeps the model's state (weights and BatchNorm statistics) and
+    # what was measured; the optimizer, scheduler and RNG states only in resume.pt, for the last epoch
+    for path in resumed:
+        ckpt = torch.load(path, weights_only=False)
+        assert set(ckpt) == {"epoch", "config", "model", "measured", "gradients", "layer_names"}, path
+        assert any("running_mean" in k for k in ckpt["model"])
+    state = torch.load(resume_path(tmp_path / "resumed"), weights_only=False)
+    assert state["epoch"] == 3 and set(state) >= {"optimizer", "scheduler", "rng", "config"}
     # a changed config does not silently continue old checkpoints
     with pytest.raises(ValueError, match="another config"):
         train(model_cfg, TrainConfig(epochs=3, peak_epoch=1, batch_size=32, seed=5), data, ti, tl,
               tmp_path / "resumed", cpu, progress=False)
+
+
+def _assert_same_run(a_paths, b_paths):
+    """Two runs' checkpoints, resume states and tables are bitwise equal."""
+    a, b = (torch.load(paths[-1], weights_only=False) for paths in (a_paths, b_paths))
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    ra, rb = (torch.load(resume_path(paths[-1].parent), weights_only=False) for paths in (a_paths, b_paths))
+    for va, vb in zip(ra["optimizer"]["state"].values(), rb["optimizer"]["state"].values(), strict=True):
+        assert torch.equal(va["momentum_buffer"], vb["momentum_buffer"])
+    assert ra["scheduler"] == rb["scheduler"] and ra["epoch"] == rb["epoch"]
+    ta, tb = run_tables(a_paths), run_tables(b_paths)
+    for name in ta:
+        pd.testing.assert_frame_equal(ta[name], tb[name])
+
+
+def test_resume_after_a_crash_between_checkpoint_and_resume_state(tiny_run, tmp_path):
+    # epoch 2's checkpoint written, its resume state not: the run redoes epoch 2 from epoch 1's
+    model_cfg, cfg, data, ti, tl = tiny_run
+    cpu = torch.device("cpu")
+    straight = train(model_cfg, cfg, data, ti, tl, tmp_path / "straight", cpu, progress=False)
+    run = tmp_path / "crashed"
+    train(model_cfg, cfg, data, ti, tl, run, cpu, stop_after_epoch=1, progress=False)
+    shutil.copy(resume_path(run), tmp_path / "resume_1.pt")
+    train(model_cfg, cfg, data, ti, tl, run, cpu, stop_after_epoch=2, progress=False)
+    shutil.copy(tmp_path / "resume_1.pt", resume_path(run))
+    _assert_same_run(straight, train(model_cfg, cfg, data, ti, tl, run, cpu, progress=False))
+    # without any resume state the checkpoints are not silently restarted
+    resume_path(run).unlink()
+    with pytest.raises(ValueError, match="no resume state"):
+        train(model_cfg, cfg, data, ti, tl, run, cpu, progress=False)
 
 
 def test_sgd_epoch_is_the_written_out_loop(tiny_run):
@@ -104,9 +144,34 @@ def test_sgd_epoch_is_the_written_out_loop(tiny_run):
     assert not torch.equal(shared.state_dict()["0.0.weight"], init["0.0.weight"])  # it did train
 
 
-def test_run_tables_have_every_epoch_and_example(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def trained(tiny_run, tmp_path_factory) -> list:
+    """The tiny run's checkpoint paths, epoch 0 first."""
     model_cfg, cfg, data, ti, tl = tiny_run
-    tables = run_tables(train(model_cfg, cfg, data, ti, tl, tmp_path, torch.device("cpu"), progress=False))
+    return train(model_cfg, cfg, data, ti, tl, tmp_path_factory.mktemp("run"), torch.device("cpu"), progress=False)
+
+
+def test_rewinding_reads_the_slim_checkpoints(tiny_run, trained):
+    # the layer experiments' loaders (memloc.layers) take the slim checkpoints as they are
+    _, cfg, data, ti, tl = tiny_run
+    cpu = torch.device("cpu")
+    by_epoch, curve, groups = checkpoint_index(trained)
+    assert sorted(by_epoch) == [0, 1, 2, 3] and groups == ["clean", "noisy"] and len(curve) == 4 * 4
+    model = model_from_checkpoint(trained[-1], cpu)
+    for layer in model_layers(model):  # every layer rewound to epoch 1 = epoch 1's model
+        rewind_layer(model, layer, open_checkpoint(trained[1])["model"])
+    for key, value in load_checkpoint(trained[1])["model"].items():
+        assert torch.equal(model.state_dict()[key], value), key
+    model = model_from_checkpoint(trained[-1], cpu)
+    subset = torch.cat([data.group.long(), torch.full((len(tl),), 2)])
+    rows = dict(rewound_layers(model, {1: trained[1]}, torch.cat([data.images, ti]), torch.cat([data.labels, tl]),
+                               subset, [*cfg.group_names, "test"], cpu, progress=False))
+    assert sorted(rows) == list(range(9)) and all(len(r) == 3 for r in rows.values())
+
+
+def test_run_tables_have_every_epoch_and_example(tiny_run, trained):
+    data = tiny_run[2]
+    tables = run_tables(trained)
     ex = tables["examples"]
     assert len(ex) == 200 * 4 and set(ex["epoch"]) == {0, 1, 2, 3}
     final = ex[ex["epoch"] == 3]

@@ -5,17 +5,19 @@ data table of the typical/atypical experiments (Sec. 7) is the noise-free traini
 plus the columns cscore, times_held_out and is_atypical; every later stage reads the
 groups from is_atypical as it reads clean/noisy from is_noisy.
 
-Published files, checked against the dataset before use:
+Published files (fetched by memloc.atypical.fetch), checked against the dataset before use:
 - CIFAR-10: an .npz with `labels` and `scores`, 50,000 each, in the dataset's original
   order; `labels` must equal the torchvision labels.
-- MNIST: an .npy of 60,000 scores in the TensorFlow-datasets order, which is not the
-  original MNIST order.  The order cannot be inferred from the scores, so an `order`
-  file is required: an .npy of 60,000 original-MNIST indices, one per TFDS position
-  (a permutation).  Without it the loader refuses rather than misalign silently.
+- MNIST: an .npy of 60,000 bare scores in the TensorFlow-datasets (TFDS) order, which is
+  not the original MNIST order, and nothing in the file establishes it.  `order` says it:
+  "tfds" derives it as TFDS writes the split (`tfds_order`), or a path names an .npy of
+  original indices, one per file position (a permutation).  Without one the loader
+  refuses rather than misalign silently.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,29 @@ class CScoreFileError(ValueError):
     """A published C-score file that does not fit the dataset (the message names the file)."""
 
 
+TFDS_ORDER = "tfds"  # the `order` that derives the file's order as TFDS writes the split
+
+
+def tfds_order(n: int, split: str = "train") -> np.ndarray:
+    """[n] the original index of each position of a TFDS split whose builder keys example i
+    by i (MNIST, Fashion-MNIST), as `tfds.load(..., shuffle_files=False)` returns it.
+
+    TFDS's writer (tensorflow_datasets/core/shuffle.py and hashing.py, its md5 hasher, which
+    generated MNIST 3.0.1) sorts a split's records by the 128-bit md5 of the salt (the split
+    name) followed by str(key).  Checked on the published MNIST scores: aligned by this
+    order, their class means differ as expected and their lowest-scored images are odd
+    digits, some of them those of Jiang et al.'s figure (README, typical vs atypical).
+    """
+    salt = hashlib.md5(split.encode())
+
+    def key_hash(i: int) -> int:
+        h = salt.copy()
+        h.update(str(i).encode())
+        return int(h.hexdigest(), 16)
+
+    return np.array(sorted(range(n), key=key_hash))
+
+
 def load_published_cscores(
     path: str | os.PathLike, labels: np.ndarray, order: str | os.PathLike | None = None
 ) -> np.ndarray:
@@ -35,7 +60,8 @@ def load_published_cscores(
 
     .npz: arrays `scores` and `labels` in the split's order (CIFAR-10's release); the labels
     must match.  .npy: bare scores, whose order nothing in the file establishes, so `order`
-    (an .npy permutation: the split index of each position of the file) is required.
+    is required: "tfds" (`tfds_order`, MNIST's release) or an .npy permutation (the split
+    index of each position of the file).
     """
     path = Path(path)
     if not path.is_file():
@@ -62,10 +88,10 @@ def load_published_cscores(
         raise CScoreFileError(f"{path}: {scores.shape} scores for a split of {n} examples")
     if order is None:
         raise CScoreFileError(
-            f"{path}: a bare score array (e.g. MNIST's, in TFDS order) needs an `order` file mapping each position "
-            f"to the original index; none given, so the alignment cannot be established"
+            f"{path}: a bare score array (e.g. MNIST's, in TFDS order) needs an `order` (\"tfds\", or an .npy mapping "
+            f"each position to the original index); none given, so the alignment cannot be established"
         )
-    perm = np.asarray(np.load(order))
+    perm = tfds_order(n) if str(order) == TFDS_ORDER else np.asarray(np.load(order))
     if perm.shape != (n,) or not np.array_equal(np.sort(perm), np.arange(n)):
         raise CScoreFileError(f"{order}: not a permutation of 0..{n - 1} (order file of {path})")
     aligned = np.empty(n)

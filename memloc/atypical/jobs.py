@@ -17,6 +17,7 @@ from memloc.atypical.cscores import (
     holdout_subset,
     load_published_cscores,
 )
+from memloc.atypical.fetch import TRAIN_SIZES, fetch_cscores
 from memloc.atypical.precision import precision_table, summary_row
 from memloc.core.data import DataSource, training_set, write_parquet
 from memloc.core.evaluation import evaluate_examples, resolve_device
@@ -49,7 +50,7 @@ def train_holdout_model(
     full = training_set(table, split)
     mask = holdout_subset(len(table), model_index, cfg)
     subset = training_set(table[mask].reset_index(drop=True), split)
-    model_cfg = ModelConfig.for_dataset(dataset, **model)
+    model_cfg = ModelConfig.for_dataset(dataset, source, **model)
     # Each subset model its own seed (data order, initialization), distinct across models.
     tcfg = TrainConfig(**{**train_settings, "seed": cfg.seed * 1000 + model_index, "gradient_accounting": False})
     dev = resolve_device(device)
@@ -63,6 +64,14 @@ def train_holdout_model(
     result = pd.DataFrame({"index": table["index"], "in_subset": mask, "correct": stats.correct.numpy().astype(float)})
     write_parquet(result, out)
     return result
+
+
+def fetch_published_cscores(
+    url: str, out: str | os.PathLike, dataset: str, sha256: str | None = None, md5: str | None = None
+) -> Path:
+    """Job: the published C-score file of `dataset` at `url`, downloaded to `out` and checked
+    (checksums, one score in [0, 1] per training example: memloc.atypical.fetch)."""
+    return fetch_cscores(url, out, TRAIN_SIZES.get(dataset), sha256=sha256, md5=md5)
 
 
 def published_example_scores(base: pd.DataFrame, published: dict) -> pd.DataFrame:

@@ -7,9 +7,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from memloc.atypical.cscores import HoldoutConfig
+from memloc.atypical.fetch import url_suffix
 from memloc.core.paths import HOLDOUT_PART, run_dir
 
 ATYPICAL_LAYER_FIGURES = ("fig09", "fig19")
+# Where rule fetch_cscores puts a published C-score file (ext: the URL's, npz or npy).
+CSCORE_DOWNLOAD = "data/cscores/{dataset}.{ext}"
 
 
 class AtypicalTables(NamedTuple):
@@ -52,21 +55,57 @@ def holdout_report(config: dict) -> dict[str, dict]:
     }
 
 
-def published_cscores(config: dict, dataset: str, source: dict) -> dict | None:
-    """memloc.atypical.jobs.write_atypical_table's `published` argument: the configured C-score
-    file of `dataset` and how to load the dataset to check it (source: DataSource settings);
-    None when the scores are estimated by hold-out."""
+def cscore_downloads(config: dict) -> dict[str, dict]:
+    """Rule fetch_cscores' jobs: {dataset: {"url", "sha256", "md5", "file"}} of every
+    atypical.cscore_files entry with a `url`; file: where the download goes (CSCORE_DOWNLOAD)."""
+    return {
+        d: {
+            "url": e["url"], "sha256": e.get("sha256"), "md5": e.get("md5"),
+            "file": CSCORE_DOWNLOAD.format(dataset=d, ext=url_suffix(e["url"]).lstrip(".")),
+        }
+        for d, e in config["atypical"]["cscore_files"].items() if e.get("url")
+    }
+
+
+def fetch_dataset_pattern(config: dict) -> str:
+    """fetch_cscores' wildcard constraint on {dataset}: the datasets with a URL (none: a
+    pattern that matches nothing, so the rule never runs)."""
+    return "|".join(cscore_downloads(config)) or "(?!)"
+
+
+def cscore_file(config: dict, dataset: str) -> str | None:
+    """The C-score file atypical_data reads for `dataset`: the configured local `file`, or
+    where fetch_cscores downloads its `url`; None when the scores are estimated by hold-out."""
     entry = config["atypical"]["cscore_files"].get(dataset)
     if entry is None:
         return None
-    return {"file": entry["file"], "order": entry.get("order"), "dataset": dataset, "source": source}
+    return entry.get("file") or cscore_downloads(config)[dataset]["file"]
+
+
+def cscore_inputs(config: dict, dataset: str) -> list[str]:
+    """atypical_data's C-score input: [the file] (a download makes it a fetch_cscores job), or []."""
+    path = cscore_file(config, dataset)
+    return [path] if path else []
+
+
+def published_cscores(config: dict, dataset: str, source: dict) -> dict | None:
+    """memloc.atypical.jobs.write_atypical_table's `published` argument: the C-score file of
+    `dataset` (cscore_file), its order, and how to load the dataset to check it (source:
+    DataSource settings); None when the scores are estimated by hold-out."""
+    path = cscore_file(config, dataset)
+    if path is None:
+        return None
+    order = config["atypical"]["cscore_files"][dataset].get("order")
+    return {"file": path, "order": order, "dataset": dataset, "source": source}
 
 
 def holdout_model(config: dict) -> dict:
     """ModelConfig settings of the hold-out subset models: the primary model, as the runs
     whose groups the scores define (its model_settings included)."""
+    from memloc.core.models import model_fields
+
     name = config["primary"]["model"]
-    return {"name": name, **config["model_settings"].get(name, {})}
+    return {"name": name, **model_fields(config, name)}
 
 
 def fig08_selection(config: dict) -> dict:

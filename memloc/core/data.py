@@ -1,9 +1,10 @@
 """Datasets as in-memory tensors, class-balanced subsets and label noise.
 
-Every dataset is loaded once through torchvision and kept as a uint8 tensor of shape
-[N, C, H, W] plus an int64 label tensor [N]; batches are sliced from these on the device,
-so the training hot path never touches PIL.  The corrupted training set is a table with
-one row per example (see `corrupt_labels`) that every later stage of the pipeline reads.
+Every dataset is loaded once and kept as an image tensor of shape [N, C, H, W] plus an
+int64 label tensor [N]: the built-in ones through torchvision, as uint8; the ones declared in
+the config (memloc.core.datasets) as standardized float32.  Batches are sliced from these on
+the device, so the training hot path never touches PIL.  The corrupted training set is a
+table with one row per example (see `corrupt_labels`) that every later stage reads.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import gzip
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,8 @@ DEBIAN_SOURCES = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
 
 @dataclass
 class ImageData:
-    """A dataset held in memory: images [N, C, H, W] uint8, labels [N] int64."""
+    """A dataset held in memory: images [N, C, H, W] (uint8, or standardized float32 for a
+    declared dataset), labels [N] int64."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -123,7 +125,8 @@ def load_dataset(
     import torchvision.datasets as tvd
 
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}: not built in ({', '.join(DATASETS)}); a dataset declared in "
+                         f"the config (dataset_definitions) is loaded through DataSource(definitions=...)")
     root = Path(root)
     cls_name = DATASETS[name][0]
     source = DEBIAN_SOURCES.get(name)
@@ -153,16 +156,26 @@ def load_dataset(
 
 @dataclass
 class DataSource:
-    """Where the datasets come from: torchvision root, download permission, MD5 checks."""
+    """Where the datasets come from: torchvision root, download permission, MD5 checks, and
+    the datasets declared in the config (key dataset_definitions; memloc.core.datasets)."""
 
     root: str = "data"
     download: bool = False
     verify_checksums: bool = True
+    definitions: dict = field(default_factory=dict)
 
     def load(self, name: str, train: bool) -> ImageData:
+        if name in self.definitions:
+            from memloc.core.datasets import load_declared
+
+            return load_declared(self.definitions[name], self.root, train, self.download, self.verify_checksums)
         return load_dataset(name, self.root, train, self.download, self.verify_checksums)
 
     def available(self, name: str) -> bool:
+        if name in self.definitions:
+            from memloc.core.datasets import declared_available
+
+            return declared_available(self.definitions[name], self.root, self.download)
         return dataset_available(name, self.root, self.download)
 
 
@@ -217,7 +230,9 @@ def make_corrupted_table(name: str, source: DataSource, noise: float, subset: in
     train = source.load(name, train=True)
     chosen = balanced_subset(train.labels, subset, seed)
     true = train.labels.numpy()[chosen]
-    labels, noisy = corrupt_labels(true, noise, DATASETS[name][1], seed)
+    from memloc.core.datasets import dataset_info
+
+    labels, noisy = corrupt_labels(true, noise, dataset_info(name, asdict(source)).num_classes, seed)
     return pd.DataFrame(
         {"index": np.arange(len(chosen)), "source_index": chosen, "true_label": true, "label": labels,
          "is_noisy": noisy}
@@ -228,7 +243,7 @@ def make_corrupted_table(name: str, source: DataSource, noise: float, subset: in
 class TrainingSet:
     """The tensors a training run needs: images, training labels, per-example group."""
 
-    images: torch.Tensor  # [n, C, H, W] uint8
+    images: torch.Tensor  # [n, C, H, W] uint8 (or float32, standardized: a declared dataset)
     labels: torch.Tensor  # [n] int64, the (possibly corrupted) training labels
     group: torch.Tensor  # [n] bool, e.g. is_noisy: which examples gradient accounting splits off
     true_labels: torch.Tensor  # [n] int64
@@ -256,7 +271,7 @@ def load_run_data(
     """A run's training set (the data table's examples, in its order) and its test images
     and labels (the first `test_subset` of the test split; all when None).
 
-    source: DataSource settings (root, download, verify_checksums)."""
+    source: DataSource settings (root, download, verify_checksums, definitions)."""
     data = DataSource(**source)
     trainset = training_set(pd.read_parquet(data_table), data.load(dataset, train=True), group_column)
     test = data.load(dataset, train=False)
@@ -265,7 +280,11 @@ def load_run_data(
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, C, H, W] -> float in [-1, 1] (done on the device, per batch)."""
+    """uint8 [B, C, H, W] -> float in [-1, 1] (done on the device, per batch).  Float images
+    (a declared dataset, standardized when loaded: memloc.core.datasets) are passed through,
+    as a copy, so that nothing done to a batch writes into the dataset."""
+    if images.dtype != torch.uint8:
+        return images.to(torch.float32, copy=True)
     return images.float().div_(127.5).sub_(1.0)
 
 

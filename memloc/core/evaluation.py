@@ -4,8 +4,6 @@ accuracy and loss per group and on the test set)."""
 
 from __future__ import annotations
 
-import os
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,44 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from memloc.core.data import TrainingSet, normalize
+from memloc.core.device import autocast_for
+from memloc.core.device import precision_for as precision_for  # these two re-exported: callers import them from here
+from memloc.core.device import resolve_device as resolve_device
 from memloc.core.tied_dropout import dropout_mode, forward_with_index, tied_modules
 
 if TYPE_CHECKING:  # memloc.core.training imports this module
     from memloc.core.training import TrainConfig
-
-
-# The precision of forward passes, from the config key `precision` (the Snakefile exports it
-# to every job as MEMLOC_PRECISION): auto = bf16 autocast where the hardware runs bf16
-# natively (CUDA; CPUs with AVX-512 BF16 / AMX through oneDNN), else fp32.  Parameters,
-# gradients, optimizer state and losses stay fp32 either way.
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
-def precision_for(device: torch.device, precision: str | None = None) -> str:
-    """'bf16' or 'fp32': the precision forward passes on `device` run in."""
-    precision = precision or os.environ.get("MEMLOC_PRECISION", "auto")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} (MEMLOC_PRECISION / config key precision): use one of {PRECISIONS}")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16"
-    return "bf16" if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-
-
-def autocast_for(device: torch.device, precision: str | None = None):
-    """bf16 autocast where `precision_for` says so (convs / matmuls in bf16; losses are
-    computed in fp32 by the callers), else a no-op context."""
-    if precision_for(device, precision) == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when present, else CPU; anything else is passed to torch.device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def prepare_batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -76,11 +76,14 @@ class GradientAccountant:
         """[L] squared L2 norm of each layer's tensors concatenated (one fused norm call)."""
         return self._per_layer(torch.stack(torch._foreach_norm(tensors)).square())
 
-    def backward(self, per_example_loss: torch.Tensor, in_group: torch.Tensor) -> torch.Tensor:
+    def backward(self, per_example_loss: torch.Tensor, in_group: torch.Tensor, loss_scale: float = 1.0) -> torch.Tensor:
         """Two backward passes; sets p.grad = g_A + g_G and accumulates.
 
         per_example_loss: [B] with a graph; in_group: [B] bool (True = group G).
-        Returns the batch's mean loss (detached).
+        loss_scale: the factor fp16 training's GradScaler multiplied per_example_loss by: p.grad
+        keeps it (GradScaler.step unscales it), the accounted gradients do not, and a batch whose
+        scaled gradients overflowed (GradScaler skips its step) is not accounted.
+        Returns the batch's mean loss (detached, unscaled).
         """
         b = per_example_loss.shape[0]
         weight_g = in_group.float() / b  # App. A.2: 1/|B| for both groups, so L_A + L_G = L_B
@@ -89,12 +92,17 @@ class GradientAccountant:
         grads_a = torch.autograd.grad(loss_a, self.params, retain_graph=True)
         grads_g = torch.autograd.grad(loss_g, self.params)
         grads_total = torch._foreach_add(grads_a, grads_g)  # what the optimizer steps on
+        for p, total in zip(self.params, grads_total):
+            p.grad = total
+        if loss_scale != 1.0:
+            grads_a, grads_g = torch._foreach_div(grads_a, loss_scale), torch._foreach_div(grads_g, loss_scale)
+            grads_total = torch._foreach_add(grads_a, grads_g)
+            if not torch.stack(torch._foreach_norm(grads_total)).isfinite().all():  # a host sync, as GradScaler's
+                return (loss_a + loss_g).detach() / loss_scale
         torch._foreach_add_(self.sum_a, grads_a)
         torch._foreach_add_(self.sum_g, grads_g)
         self._add_batch_statistics(grads_a, grads_g, grads_total, in_group)
-        for p, total in zip(self.params, grads_total):
-            p.grad = total
-        return (loss_a + loss_g).detach()
+        return (loss_a + loss_g).detach() / loss_scale
 
     def _add_batch_statistics(self, grads_a, grads_g, grads_total, in_group: torch.Tensor) -> None:
         """Per-batch norms and cosine into the running sums, without a host sync."""

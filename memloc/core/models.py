@@ -1,22 +1,42 @@
-"""Models (ResNet-9, ResNet-50, ViT-small) and their partition into layers.
+"""Models: the built-in ones (ResNet-9, ResNet-50, ViT-small) and those declared in the
+config (`model_definitions`: a factory, memloc.core.model_factory), and their layers.
 
-A *layer* is the unit that gradient accounting, rewinding and retraining act on.  Layers
-are derived from the module structure (`model_layers`): for ResNet-9 every ConvBN block
-and the final Linear (9 layers), for ResNet-50 the stem, layer1-4 and fc, for the ViT the
-embedding, each transformer block and the head.  Every parameter belongs to exactly one
-layer, which `model_layers` checks.
+A *layer* is the unit that gradient accounting, rewinding and retraining act on: derived
+from the module tree by a default rule, or named (memloc.core.module_tree, whose docstring
+states the rule).  The built-in models keep their historical layers (`builtin_layers`):
+ResNet-9's 8 conv-BN blocks and final Linear (layer1..layer9), ResNet-50's stem (conv1 +
+bn1), layer1-4 and fc, the ViT's embedding (patch conv + class token + position
+embedding), blockN and head (final norm + classifier).
+
+`build_model` attaches the overrides to the built module as plain attributes, so that the
+code that needs them reads them from the model alone: ``memloc_layers`` (model_layers),
+``memloc_flip_modules`` (memloc.flipping's candidate units) and ``memloc_dropout_after``
+(memloc.core.dropout_placement); None = the default rule.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from memloc.core.blocks import ConvBN, Residual, Scale
-from memloc.core.tied_dropout import add_dropout
+from memloc.core.dropout_placement import add_dropout
+from memloc.core.model_factory import call_factory
+from memloc.core.module_tree import (  # noqa: F401 (Layer, model_layers, ...: imported from here)
+    OVERRIDE,
+    Layer,
+    check_partition,
+    declared_layers,
+    layer_index_of_parameters,
+    model_layers,
+    named_modules_or_error,
+    rule_layers,
+)
 
-MODELS = ("resnet9", "resnet50", "vit_small")  # the names build_model knows
+MODELS = ("resnet9", "resnet50", "vit_small")  # the built-in models
+OVERRIDES = {"layers": OVERRIDE, "flip_modules": "memloc_flip_modules", "dropout_after": "memloc_dropout_after"}
 
 
 @dataclass
@@ -33,15 +53,24 @@ class ModelConfig:
     heads: int = 8
     mlp_dim: int = 512
     extra: dict = field(default_factory=dict)
+    # a model declared in the config (model_definitions.<name>): its factory spec (file
+    # paths absolute, memloc.config), its model_settings (the factory's keyword arguments)
+    # and module names overriding the rules of OVERRIDES (None: the default rule)
+    factory: str | None = None
+    settings: dict = field(default_factory=dict)
+    layers: list[str] | dict[str, list[str]] | None = None
+    flip_modules: list[str] | None = None
+    dropout_after: list[str] | None = None
 
     @classmethod
-    def for_dataset(cls, dataset: str, **settings) -> ModelConfig:
+    def for_dataset(cls, dataset: str, source: dict | None = None, **settings) -> ModelConfig:
         """The config of a model for `dataset`: classes, channels and image size from
-        memloc.core.data.DATASETS, the rest (name, width, ...) from `settings`."""
-        from memloc.core.data import DATASETS
+        memloc.core.datasets.dataset_info (a built-in, or one declared in source["definitions"];
+        source: DataSource settings), the rest (name, width, ...) from `settings`."""
+        from memloc.core.datasets import dataset_info
 
-        _, num_classes, channels, size = DATASETS[dataset]
-        return cls(num_classes=num_classes, in_channels=channels, image_size=size, **settings)
+        info = dataset_info(dataset, source)
+        return cls(num_classes=info.num_classes, in_channels=info.channels, image_size=info.image_size, **settings)
 
 
 def resnet9(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> nn.Sequential:
@@ -99,94 +128,105 @@ def vit_small(cfg: ModelConfig) -> nn.Module:
     return model
 
 
-def build_model(cfg: ModelConfig) -> nn.Module:
+def _base_model(cfg: ModelConfig) -> nn.Module:
+    """The model without dropout layers: a declared model's factory, or a built-in one."""
+    if cfg.factory is not None:
+        return call_factory(cfg.factory, cfg.num_classes, cfg.in_channels, cfg.image_size, cfg.settings,
+                            key=f"model_definitions.{cfg.name}.factory")
     if cfg.name == "resnet9":
-        model = resnet9(cfg.num_classes, cfg.in_channels, cfg.width)
-        if cfg.extra.get("dropout"):  # example-tied dropout or a tab3 baseline (where: dropout.placement)
-            model = add_dropout(model, cfg.extra["dropout"])
-        return model
-    if cfg.extra.get("dropout"):
-        raise ValueError(f"dropout layers (extra['dropout']) exist for resnet9 only, not {cfg.name!r}")
+        return resnet9(cfg.num_classes, cfg.in_channels, cfg.width)
     if cfg.name == "resnet50":
         return resnet50(cfg.num_classes, cfg.in_channels, cfg.image_size)
     if cfg.name == "vit_small":
         return vit_small(cfg)
-    raise ValueError(f"unknown model {cfg.name!r}; known: {', '.join(MODELS)}")
+    raise ValueError(f"unknown model {cfg.name!r}; known: {', '.join(MODELS)}, or one with a factory "
+                     f"(config model_definitions)")
 
 
-@dataclass
-class Layer:
-    """A named group of modules; its parameters are those of its modules."""
-
-    name: str
-    modules: list[nn.Module]
-
-    def named_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        return [(n, p) for m in self.modules for n, p in m.named_parameters()]
-
-    def parameters(self) -> list[nn.Parameter]:
-        return [p for _, p in self.named_parameters()]
-
-    def numel(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+def builtin_layers(name: str, model: nn.Module) -> dict[str, list[str]]:
+    """The historical layers of a built-in model, {layer name: [module / parameter names]}
+    (memloc.core.module_tree.declared_layers); each a union of consecutive rule layers."""
+    if name == "resnet9":  # the rule's layers (conv-BN blocks, Linear), numbered
+        return {f"layer{i + 1}": layer.paths for i, layer in enumerate(rule_layers(model))}
+    if name == "resnet50":
+        return {"stem": ["conv1", "bn1"], **{f"layer{i}": [f"layer{i}"] for i in range(1, 5)}, "fc": ["fc"]}
+    blocks = [f"encoder.layers.{n}" for n, _ in model.encoder.layers.named_children()]
+    return {
+        "embedding": ["conv_proj", "class_token", "encoder.pos_embedding"],
+        **{f"block{i + 1}": [b] for i, b in enumerate(blocks)},
+        "head": ["encoder.ln", "heads"],
+    }
 
 
-def _resnet9_layers(model: nn.Module) -> list[Layer]:
-    # every ConvBN block, then every Linear that is not inside one, in forward order
-    units = [m for m in model.modules() if isinstance(m, (ConvBN, nn.Linear))]
-    return [Layer(f"layer{i + 1}", [m]) for i, m in enumerate(units)]
+def check_overrides(model: nn.Module, key: str) -> None:
+    """That the model's override attributes name modules of it and that its layers (named,
+    or by the rule) partition its parameters; errors name `key`.{layers, flip_modules,
+    dropout_after}."""
+    for field_name, attr in OVERRIDES.items():
+        names = getattr(model, attr, None)
+        if field_name == "layers":
+            layers = rule_layers(model) if names is None else declared_layers(model, names, f"{key}.layers")
+            check_partition(model, layers, f"{key}.layers" + (" (null: the default rule)" if names is None else ""))
+        elif names is not None:
+            named_modules_or_error(model, list(names), f"{key}.{field_name}")
 
 
-def _torchvision_resnet_layers(model: nn.Module) -> list[Layer]:
-    stem = [m for n, m in model.named_children() if n in ("conv1", "bn1")]
-    layers = [Layer("stem", stem)]
-    layers += [Layer(n, [m]) for n, m in model.named_children() if n.startswith("layer")]
-    layers.append(Layer("fc", [model.fc]))
-    return layers
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The model of `cfg` with its overrides attached (module docstring) and, where
+    cfg.extra["dropout"] says so, dropout layers after the modules that
+    memloc.core.dropout_placement.add_dropout names (ResNet-9: dropout.placement)."""
+    model = _base_model(cfg)
+    for field_name, attr in OVERRIDES.items():
+        setattr(model, attr, getattr(cfg, field_name))
+    check_overrides(model, f"model_definitions.{cfg.name}")
+    if cfg.extra.get("dropout"):  # example-tied dropout or a tab3 baseline
+        inner = model
+        model = add_dropout(model, cfg.extra["dropout"], (cfg.in_channels, cfg.image_size, cfg.image_size))
+        for attr in OVERRIDES.values():  # a rebuilt root (ResNet-9's Sequential) gets them too
+            if not hasattr(model, attr):
+                setattr(model, attr, getattr(inner, attr))
+    if cfg.factory is None and cfg.layers is None:  # on the final model: ResNet-9's names follow its dropouts
+        model.memloc_layers = builtin_layers(cfg.name, model)
+    return model
 
 
-class _ParamHolder(nn.Module):
-    """Wraps bare parameters (ViT's class token, positional embedding) as a module."""
-
-    def __init__(self, **params: nn.Parameter):
-        super().__init__()
-        for name, p in params.items():
-            self.register_parameter(name, p)
+def model_names(config: dict) -> list[str]:
+    """Every model a workflow config can name: the built-in ones and the declared ones."""
+    return [*MODELS, *config.get("model_definitions", {})]
 
 
-def _vit_layers(model: nn.Module) -> list[Layer]:
-    embed = Layer(
-        "embedding",
-        [model.conv_proj, _ParamHolder(class_token=model.class_token, pos_embedding=model.encoder.pos_embedding)],
-    )
-    blocks = [Layer(f"block{i + 1}", [blk]) for i, blk in enumerate(model.encoder.layers)]
-    head = Layer("head", [model.encoder.ln, model.heads])
-    return [embed, *blocks, head]
+def model_fields(config: dict, name: str) -> dict:
+    """ModelConfig fields of model `name` in a validated workflow config, less the name and
+    the dataset's (classes, channels, size): a built-in model's model_settings, or a declared
+    model's definition with its model_settings as `settings`."""
+    settings = dict(config.get("model_settings", {}).get(name, {}))
+    definition = config.get("model_definitions", {}).get(name)
+    if definition is None:
+        return settings
+    return {"factory": definition["factory"], "settings": settings,
+            **{k: definition.get(k) for k in ("layers", "flip_modules", "dropout_after")}}
 
 
-def model_layers(model: nn.Module) -> list[Layer]:
-    """The model's layers in forward order; checks that they partition its parameters."""
-    if isinstance(model, nn.Sequential) and any(isinstance(m, ConvBN) for m in model.modules()):
-        layers = _resnet9_layers(model)
-    elif hasattr(model, "layer4") and hasattr(model, "fc"):
-        layers = _torchvision_resnet_layers(model)
-    elif hasattr(model, "encoder") and hasattr(model, "conv_proj"):
-        layers = _vit_layers(model)
-    else:
-        raise ValueError(f"do not know how to split {type(model).__name__} into layers")
-    seen: dict[int, str] = {}
-    for layer in layers:
-        for _, p in layer.named_parameters():
-            if id(p) in seen:
-                raise AssertionError(f"parameter in both {seen[id(p)]} and {layer.name}")
-            seen[id(p)] = layer.name
-    missing = [n for n, p in model.named_parameters() if id(p) not in seen]
-    if missing:
-        raise AssertionError(f"parameters in no layer: {missing}")
-    return layers
+def planning_config(config: dict, name: str, dataset: str | None = None) -> ModelConfig:
+    """The ModelConfig of model `name` on `dataset` (None: primary.dataset) in a workflow
+    config, for building the model while planning (its layer names, the config checks)."""
+    fields = {"name": name, **model_fields(config, name)}
+    dataset = dataset or config.get("primary", {}).get("dataset")
+    source = {"root": config.get("data_root", "data"), "definitions": config.get("dataset_definitions") or {}}
+    try:  # (the same DataSource settings as memloc.runs.plan.data_source's, as far as the shape goes)
+        return ModelConfig.for_dataset(dataset, source, **fields)
+    except KeyError:  # no dataset (a partial config): the ModelConfig defaults
+        return ModelConfig(**fields)
 
 
-def layer_index_of_parameters(model: nn.Module) -> list[int]:
-    """For each parameter of model.parameters(), in order, the index of its layer."""
-    owner = {id(p): i for i, layer in enumerate(model_layers(model)) for p in layer.parameters()}
-    return [owner[id(p)] for p in model.parameters()]
+def meta_model(cfg: ModelConfig) -> nn.Module:
+    """The model built on the meta device: its structure (layers, module names) without
+    allocating or initializing anything, for planning and config checks.  A factory that
+    cannot build there (one that reads tensor values) builds on the CPU instead."""
+    try:
+        with torch.device("meta"):
+            return build_model(cfg)
+    except Exception:
+        if cfg.factory is None:
+            raise
+        return build_model(cfg)  # its error, if any, is the factory's own

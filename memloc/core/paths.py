@@ -3,6 +3,9 @@ the values in them (memloc plans and jobs format these; the rules name them)."""
 
 from __future__ import annotations
 
+# A dataset fetched (or found, or exported) and checked, with its classes, size, split sizes and
+# normalization statistics (rule fetch_dataset; an input of every job that loads the dataset).
+DATASET_INFO = "results/data/{dataset}/dataset.json"
 # The corrupted training set of a dataset and noise rate (rule corrupt_data): index, label, is_noisy, ...
 DATA_TABLE = "results/data/{dataset}/noise{noise}.parquet"
 # One training run: checkpoints, metrics, per-example records, gradient statistics, and the

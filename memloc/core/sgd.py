@@ -6,7 +6,9 @@ SGD with momentum and weight decay under a per-step one-cycle schedule; an epoch
 examples in an order the caller draws (each caller owns its data-order generator, which is
 part of what makes its runs reproducible).  What differs between the callers is passed in:
 the loss of a batch (`batch_loss`) and how its gradient is formed (`backward`: gradient
-accounting splits it into two groups).
+accounting splits it into two groups).  In fp16 (memloc.core.device.grad_scaler_for) the
+caller passes a GradScaler: the loss is scaled before `backward` and the step is skipped
+when the scaled gradients overflowed.
 """
 
 from __future__ import annotations
@@ -60,15 +62,17 @@ def scheduled_sgd(params, cfg: TrainConfig, examples: int):
 def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
                   per_example: bool = False, pass_rows: bool = False) -> BatchLoss:
     """The batch loss of `sgd_epoch`: rows -> cross-entropy (in fp32) of those examples of
-    `images` (uint8, any device) against `labels` (on `device`).
+    `images` (uint8 or normalized float, any device) against `labels` (on `device`).
 
     per_example: the [B] losses instead of their mean (gradient accounting splits them);
     pass_rows: the model also gets the rows (example-tied dropout ties units to them, so
     they must be positions in the data table)."""
 
+    images = images.to(device)  # resident on the device: one copy per job, batches gathered there (uint8: 4x smaller)
+
     def loss(rows: torch.Tensor) -> torch.Tensor:
-        x = prepare_batch(images[rows], device)
         rows_dev = rows.to(device)
+        x = prepare_batch(images[rows_dev], device)
         with autocast_for(device):
             logits = forward_with_index(model, x, rows_dev) if pass_rows else model(x)
         return F.cross_entropy(logits.float(), labels[rows_dev], reduction="none" if per_example else "mean")
@@ -81,15 +85,24 @@ def plain_backward(loss: torch.Tensor, rows: torch.Tensor) -> None:
 
 
 def sgd_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, order: torch.Tensor,
-              batch_size: int, batch_loss: BatchLoss, backward: Backward = plain_backward) -> None:
+              batch_size: int, batch_loss: BatchLoss, backward: Backward = plain_backward,
+              scaler: torch.amp.GradScaler | None = None) -> None:
     """One epoch: the examples at `order` (rows, already shuffled) in consecutive batches of
     `batch_size`; per batch the forward (`batch_loss`), the gradient (`backward`), one
-    optimizer step and one scheduler step (the schedule is per step)."""
+    optimizer step and one scheduler step (the schedule is per step).
+
+    scaler (fp16): `backward` gets the loss times the scaler's scale, GradScaler.step unscales
+    p.grad and skips the optimizer step when it holds inf / NaN; the schedule steps anyway."""
     model.train()  # batch statistics; every BatchNorm's running statistics update, frozen or not
     for s in range(math.ceil(len(order) / batch_size)):
         rows = order[s * batch_size : (s + 1) * batch_size]
         loss = batch_loss(rows)
         optimizer.zero_grad(set_to_none=True)
-        backward(loss, rows)
-        optimizer.step()
+        if scaler is None:
+            backward(loss, rows)
+            optimizer.step()
+        else:
+            backward(scaler.scale(loss), rows)
+            scaler.step(optimizer)
+            scaler.update()
         scheduler.step()

@@ -24,30 +24,18 @@ batch norm):
   probability that one is on for a training example (like standard dropout's evaluation);
   for examples that own no units (the test set) before dropping.
 
-Placement in ResNet-9 (`add_dropout`, `DropoutConfig.placement`; layers numbered as in
-`model_layers`, so a position has the same units in both placements):
-
-- ``stages`` (the authors' code, 6 layers): after layers 1, 2, 4 (the first residual
-  block, after the skip addition), 5 (before the max-pool), 7 (the second residual block,
-  after the addition) and 8; none inside a residual body;
-- ``blocks`` (8 layers): after every ConvBN block; in a residual block the dropout of the
-  body's second block is moved after the skip addition, so the skip path cannot carry
-  memorization units past it, and the body's first block keeps its own.
-
-The final linear layer (layer 9) gets none: its outputs are the class logits, and dropping
-a logit removes a class rather than a feature.
+Where the layers go (after which modules of a model) is memloc.core.dropout_placement's
+(`add_dropout`); here are the layers, their modes (`dropout_mode`) and how a batch's example
+indices reach them (`forward_with_index`), wherever they sit.
 """
 
 from __future__ import annotations
 
-import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-from memloc.core.blocks import ConvBN, Residual
 
 MODES = ("train", "drop", "all")
 KINDS = ("example_tied", "standard", "fixed_sparse")
@@ -64,7 +52,8 @@ class DropoutConfig:
     code): standard = torch's nn.Dropout(p = p_gen) (element-wise, rescaled by 1/(1 - p) in
     training); fixed_sparse = one fixed random element-wise mask keeping 1 - p_gen of the
     activations, rescaled by 1/(1 - p_gen), the same in training and evaluation.
-    placement (stages | blocks) and drop_scale (none | mass | authors): module docstring.
+    placement (stages | blocks; ResNet-9 only, memloc.core.dropout_placement) and drop_scale
+    (none | mass | authors; module docstring).
     """
 
     kind: str = "example_tied"
@@ -142,12 +131,17 @@ def generalization_mask(units: int, k_gen: int, seed: int, layer: int, device) -
 
 
 class ExampleTiedDropout(nn.Module):
-    """Example-tied dropout on [B, C, ...] activations (module docstring).  `index` ([B]
-    example indices) is set by `ExampleIndexedSequential` for each forward."""
+    """Example-tied dropout on activations whose units are on dim `dim` (1: channels of
+    [B, C, H, W], features of [B, F]; -1: features of [B, T, D] tokens).  `index` ([B] example
+    indices) is set for each forward by `forward_with_index`; `after` names the module whose
+    output it acts on (for messages; None inside ResNet-9's Sequential)."""
 
-    def __init__(self, units: int, p_gen: float, p_mem: float, layer: int, seed: int, drop_scale: str = "none"):
+    def __init__(self, units: int, p_gen: float, p_mem: float, layer: int, seed: int, drop_scale: str = "none",
+                 dim: int = 1, after: str | None = None):
         super().__init__()
-        self.units, self.layer, self.seed = units, layer, seed
+        if dim not in (1, -1):
+            raise ValueError(f"example-tied dropout acts on dim 1 or -1 of its input, not {dim}")
+        self.units, self.layer, self.seed, self.dim, self.after = units, layer, seed, dim, after
         self.k_gen, self.k_mem = unit_counts(units, p_gen, p_mem)
         self.drop_factor = {"none": 1.0, "mass": (self.k_gen + self.k_mem) / self.k_gen,
                             "authors": (p_gen + p_mem) / p_gen}[drop_scale]
@@ -156,8 +150,9 @@ class ExampleTiedDropout(nn.Module):
         self._gen: dict[torch.device, torch.Tensor] = {}  # cache of generalization_mask per device
 
     def extra_repr(self) -> str:
+        where = f", after={self.after}, dim={self.dim}" if self.after else ""
         return (f"units={self.units}, k_gen={self.k_gen}, k_mem={self.k_mem}, layer={self.layer}, "
-                f"mode={self.mode}, drop_factor={self.drop_factor:.3g}")
+                f"mode={self.mode}, drop_factor={self.drop_factor:.3g}{where}")
 
     def generalization(self, device) -> torch.Tensor:
         device = torch.device(device)
@@ -185,13 +180,20 @@ class ExampleTiedDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; known: {MODES}")
+        if x.ndim < 2 or x.shape[self.dim] != self.units:
+            where = f" after {self.after!r}" if self.after else ""
+            raise RuntimeError(f"example-tied dropout{where} has {self.units} units on dim {self.dim} of its input, "
+                               f"got shape {tuple(x.shape)}")
         if self.mode == "train":
             if self.index is None:
-                raise RuntimeError("example-tied dropout in 'train' mode needs the example indices: model(x, index)")
+                raise RuntimeError("example-tied dropout in 'train' mode needs the example indices: "
+                                   "forward_with_index(model, x, index)")
             scale = self.example_masks(self.index, x.device).to(x.dtype)  # [B, C]
         else:
             scale = self.unit_scale(x.device).to(x.dtype).expand(x.shape[0], -1)
-        return x * scale.view(*scale.shape, *([1] * (x.ndim - 2)))
+        # [B, C] -> [B, C, 1, ...] (dim 1) or [B, 1, ..., C] (dim -1)
+        ones = [1] * (x.ndim - 2)
+        return x * (scale.view(*scale.shape, *ones) if self.dim == 1 else scale.view(scale.shape[0], *ones, -1))
 
 
 class FixedSparseDropout(nn.Module):
@@ -220,26 +222,33 @@ class FixedSparseDropout(nn.Module):
         return x * self.mask(x.shape[1:], x.device).to(x.dtype)
 
 
-class ExampleIndexedSequential(nn.Sequential):
-    """nn.Sequential whose forward takes the batch's example indices: model(x, index)
-    (`takes_example_index` is the hook the training loop and evaluation look for).  Every
-    example-tied dropout gets them, wherever it sits (after a residual sum too)."""
+# -- finding the layers, feeding them the indices ---------------------------------------
 
-    takes_example_index = True
+# A dropout layer that acts on a module's output through a forward hook
+# (memloc.core.dropout_placement) is held in the module's __dict__ under this name, not
+# registered as a submodule: a container's forward (nn.Sequential's) would run it, and the
+# model's named_modules, state_dict and layers stay as they were.
+HELD = "_memloc_dropout"
 
-    def forward(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        tied = tied_modules(self)
-        for m in tied:
-            m.index = index
-        try:
-            return super().forward(x)
-        finally:
-            for m in tied:
-                m.index = None
+
+def held_dropout(module: nn.Module) -> nn.Module | None:
+    """The dropout layer a forward hook applies to `module`'s output, if any."""
+    return module.__dict__.get(HELD)
+
+
+def dropout_layers(model: nn.Module) -> list[nn.Module]:
+    """Every dropout layer of `model` in module order: submodules and hook-held ones."""
+    out = []
+    for m in model.modules():
+        out.append(m)
+        held = held_dropout(m)
+        if held is not None:
+            out.append(held)
+    return [m for m in out if isinstance(m, (ExampleTiedDropout, FixedSparseDropout, nn.Dropout))]
 
 
 def tied_modules(model: nn.Module) -> list[ExampleTiedDropout]:
-    return [m for m in model.modules() if isinstance(m, ExampleTiedDropout)]
+    return [m for m in dropout_layers(model) if isinstance(m, ExampleTiedDropout)]
 
 
 @contextmanager
@@ -258,43 +267,24 @@ def dropout_mode(model: nn.Module, mode: str):
             m.mode = old
 
 
+@contextmanager
+def example_index(model: nn.Module, index: torch.Tensor | None):
+    """Give every example-tied dropout of `model` the batch's example indices ([B]) for a block."""
+    tied = tied_modules(model)
+    for m in tied:
+        m.index = index
+    try:
+        yield model
+    finally:
+        for m in tied:
+            m.index = None
+
+
 def forward_with_index(model: nn.Module, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """model(x, index) for models that take example indices, model(x) for all others."""
-    return model(x, index) if getattr(model, "takes_example_index", False) else model(x)
-
-
-def _dropout_layer(cfg: DropoutConfig, units: int, layer: int) -> nn.Module:
-    if cfg.kind == "example_tied":
-        return ExampleTiedDropout(units, cfg.p_gen, cfg.p_mem, layer, cfg.seed, cfg.drop_scale)
-    if cfg.kind == "fixed_sparse":
-        return FixedSparseDropout(units, cfg.p_gen, layer, cfg.seed)
-    return nn.Dropout(cfg.p_gen)
-
-
-def _insert(seq: nn.Sequential, cfg: DropoutConfig, layer_numbers, top: bool = True) -> list[nn.Module]:
-    """`seq`'s modules with a dropout after each ConvBN block ("blocks"), or after each
-    top-level ConvBN and residual block ("stages"); a residual block's dropout goes after
-    the skip addition and carries the number of its body's last block."""
-    out: list[nn.Module] = []
-    for m in seq:
-        if isinstance(m, ConvBN):
-            number = next(layer_numbers)  # count every block, so that numbers follow model_layers
-            out.append(m)
-            if top or cfg.placement == "blocks":
-                out.append(_dropout_layer(cfg, m[0].out_channels, number))
-        elif isinstance(m, Residual) and isinstance(m.body, nn.Sequential) and isinstance(m.body[-1], ConvBN):
-            body = _insert(m.body[:-1], cfg, layer_numbers, top=False) + [m.body[-1]]
-            last = m.body[-1]
-            out += [Residual(nn.Sequential(*body)), _dropout_layer(cfg, last[0].out_channels, next(layer_numbers))]
-        else:
-            out.append(m)
-    return out
-
-
-def add_dropout(model: nn.Module, cfg: DropoutConfig | dict) -> ExampleIndexedSequential:
-    """ResNet-9 with dropout layers where `cfg.placement` puts them (module docstring);
-    shares the given model's modules."""
-    cfg = cfg if isinstance(cfg, DropoutConfig) else DropoutConfig(**cfg)
-    if not (isinstance(model, nn.Sequential) and any(isinstance(m, ConvBN) for m in model)):
-        raise ValueError("dropout layers are placed after ConvBN blocks: only ResNet-9 is supported")
-    return ExampleIndexedSequential(*_insert(model, cfg, itertools.count(1)))
+    """The model's output on a batch x of the examples `index`: model(x, index) for models
+    whose forward takes them (`takes_example_index`: ResNet-9 with dropout), else model(x)
+    with the indices given to its (hook-held) example-tied dropout layers, if it has any."""
+    if getattr(model, "takes_example_index", False):
+        return model(x, index)
+    with example_index(model, index):
+        return model(x)

@@ -1,10 +1,15 @@
 """Training with per-epoch checkpoints, per-example records and gradient accounting.
 
-Checkpoint t (t = 0 is the initialization) holds the model, optimizer, scheduler and RNG
-states plus everything measured at the end of epoch t (per-example correctness / loss /
-margin, group accuracies, gradient statistics of epoch t).  A run that is interrupted
-resumes from its last checkpoint and ends bitwise identical (on CPU) to one that was not,
-and the run's tables are assembled from the checkpoints, so nothing is measured twice.
+Checkpoint t (epoch_{t:03d}.pt; t = 0 is the initialization) holds the model's state (weights
+and BatchNorm statistics: what rewinding needs) plus everything measured at the end of epoch t
+(per-example correctness / loss / margin, group accuracies, gradient statistics of epoch t).
+The optimizer, scheduler, loss-scaler and RNG states are kept for the latest epoch only, in
+resume.pt beside them (SGD's momentum alone is as large as the weights).  A run that is
+interrupted resumes from there and ends bitwise identical (on CPU) to one that was not, and
+the run's tables are assembled from the checkpoints, so nothing is measured twice.
+
+The training data live on the device for the whole run (one copy); `compile` (config key,
+MEMLOC_COMPILE) trains through a torch.compile'd model, whose weights are the model's.
 
 Models whose forward takes the batch's example indices (`takes_example_index`, e.g. with
 example-tied dropout) get them from the training loop and the evaluation; a model with
@@ -15,8 +20,7 @@ example-tied dropout is measured in its training mode and after dropping
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from memloc.core.checkpoints import (
+    check_gradient_format,
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    resume_path,
+    save_atomic,
+)
+from memloc.core.checkpoints import model_from_checkpoint as model_from_checkpoint  # re-exported for callers
 from memloc.core.data import TrainingSet
+from memloc.core.device import compile_enabled, grad_scaler_for
 from memloc.core.evaluation import measure
 from memloc.core.gradients import GradientAccountant
 from memloc.core.models import ModelConfig, build_model
@@ -55,107 +69,95 @@ class TrainConfig:
         self.group_names = tuple(self.group_names)
 
 
-def checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
-    return Path(directory) / f"epoch_{epoch:03d}.pt"
-
-
-def list_checkpoints(directory: str | os.PathLike) -> dict[int, Path]:
-    """{epoch: path} of the complete checkpoints in `directory`."""
-    out = {}
-    for p in Path(directory).glob("epoch_*.pt"):
-        m = re.fullmatch(r"epoch_(\d+)\.pt", p.name)
-        if m:
-            out[int(m.group(1))] = p
-    return dict(sorted(out.items()))
-
-
-def save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=False)
-
-
-def model_from_checkpoint(path: str | os.PathLike, device: torch.device) -> nn.Module:
-    """Rebuild the model a checkpoint belongs to and load its weights."""
-    ckpt = load_checkpoint(path)
-    model = build_model(ModelConfig(**ckpt["config"]["model"]))
-    model.load_state_dict(ckpt["model"])
-    return model.to(device, memory_format=torch.channels_last)
-
-
 @dataclass
 class _Run:
     """What a run carries from epoch to epoch (and what its checkpoints restore)."""
 
     model: nn.Module
+    forward: nn.Module  # what training's forward passes go through: the model, or its torch.compile'd wrapper
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None  # fp16 only
     order: torch.Generator  # the data order, independent of the initialization
     accountant: GradientAccountant | None
     config: dict  # model and train config, stored in (and checked against) every checkpoint
 
 
-def _start(model_cfg: ModelConfig, cfg: TrainConfig, examples: int, device: torch.device) -> _Run:
+def _start(model_cfg: ModelConfig, cfg: TrainConfig, examples: int, device: torch.device, compile_model: bool) -> _Run:
     """The run at initialization.  Seeding first, then building the model, fixes the init."""
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg).to(device, memory_format=torch.channels_last)
     optimizer, scheduler = scheduled_sgd(model.parameters(), cfg, examples)
     order = torch.Generator().manual_seed(cfg.seed)
     accountant = GradientAccountant(model, device) if cfg.gradient_accounting else None
-    return _Run(model, optimizer, scheduler, order, accountant, {"model": asdict(model_cfg), "train": asdict(cfg)})
+    forward = torch.compile(model) if compile_model else model  # shares the model's parameters and buffers
+    config = {"model": asdict(model_cfg), "train": asdict(cfg)}
+    return _Run(model, forward, optimizer, scheduler, grad_scaler_for(device), order, accountant, config)
 
 
-def _checkpoint(run: _Run, epoch: int, measured: dict, grad_stats, device: torch.device) -> dict:
-    """Everything to resume after `epoch` bitwise, plus what was measured at its end."""
+def _checkpoint(run: _Run, epoch: int, measured: dict, grad_stats) -> dict:
+    """What every epoch keeps: the model's state (the uncompiled module's names) and what was
+    measured at the end of `epoch`."""
     return {
         "epoch": epoch,
         "config": run.config,
         "model": run.model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-            "data_order": run.order.get_state(),
-        },
         "measured": measured,
         "gradients": grad_stats,
         "layer_names": run.accountant.layer_names if run.accountant else None,
     }
 
 
+def _resume_state(run: _Run, epoch: int, device: torch.device) -> dict:
+    """With checkpoint `epoch`'s model: everything to resume after `epoch` bitwise."""
+    return {
+        "epoch": epoch,
+        "config": run.config,
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict() if run.scaler else None,
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+            "data_order": run.order.get_state(),
+        },
+    }
+
+
+def _save(run: _Run, checkpoint_dir: Path, epoch: int, measured: dict, grad_stats, device: torch.device) -> None:
+    """The epoch's checkpoint, then the resume state (replacing the previous epoch's).  A crash
+    between the two resumes from the previous epoch, whose state is still there, and redoes this one."""
+    save_atomic(_checkpoint(run, epoch, measured, grad_stats), checkpoint_path(checkpoint_dir, epoch))
+    save_atomic(_resume_state(run, epoch, device), resume_path(checkpoint_dir))
+
+
 def _resume(run: _Run, checkpoint_dir: Path, device: torch.device) -> int | None:
-    """Restore the last checkpoint in `checkpoint_dir` into `run`; the next epoch, or None
-    when there is none.  Checkpoints of another config are an error, not a silent restart."""
+    """Restore the latest resume state in `checkpoint_dir` (with its epoch's model) into `run`;
+    the next epoch, or None when there are no checkpoints.  Checkpoints of another config are
+    an error, not a silent restart."""
     existing = list_checkpoints(checkpoint_dir)
     if not existing:
         return None
-    last = max(existing)
-    ckpt = load_checkpoint(existing[last])
-    if ckpt["config"] != run.config:
+    path = resume_path(checkpoint_dir)
+    state = load_checkpoint(path if path.exists() else existing[max(existing)])  # older memloc: in every checkpoint
+    last = state["epoch"]
+    if state["config"] != run.config:
         raise ValueError(f"checkpoints in {checkpoint_dir} were made with another config; remove them to retrain")
-    _check_gradient_format(ckpt, existing[last])
+    if "optimizer" not in state or last not in existing:
+        raise ValueError(f"{checkpoint_dir} has no resume state for its checkpoint {last} ({path.name}); "
+                         "remove its checkpoints to retrain")
+    ckpt = state if "model" in state else load_checkpoint(existing[last])
+    check_gradient_format(ckpt, existing[last])
     run.model.load_state_dict(ckpt["model"])
-    run.optimizer.load_state_dict(ckpt["optimizer"])
-    run.scheduler.load_state_dict(ckpt["scheduler"])
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    if ckpt["rng"]["cuda"] is not None and device.type == "cuda":
-        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-    run.order.set_state(ckpt["rng"]["data_order"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if run.scaler and state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if state["rng"]["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    run.order.set_state(state["rng"]["data_order"])
     return last + 1
-
-
-def _check_gradient_format(ckpt: dict, path: Path) -> None:
-    """Checkpoints from before epoch-level gradient accounting stored a [4, L] tensor of
-    per-batch means; resuming or tabulating them would mix two different statistics."""
-    if isinstance(ckpt["gradients"], torch.Tensor):
-        raise ValueError(f"{path} holds per-batch gradient statistics of an older memloc; remove its "
-                         "checkpoints to retrain with epoch-level gradient accounting")
 
 
 def _train_epoch(run: _Run, data: TrainingSet, cfg: TrainConfig, device: torch.device) -> None:
@@ -165,16 +167,16 @@ def _train_epoch(run: _Run, data: TrainingSet, cfg: TrainConfig, device: torch.d
     if run.accountant:
         run.accountant.reset()
     labels, group = data.labels.to(device), data.group.to(device)
-    loss = cross_entropy(run.model, data.images, labels, device, per_example=True, pass_rows=True)
+    loss = cross_entropy(run.forward, data.images, labels, device, per_example=True, pass_rows=True)
 
     def backward(per_example: torch.Tensor, rows: torch.Tensor) -> None:
-        if run.accountant:  # a backward pass per group; p.grad = their sum
-            run.accountant.backward(per_example, group[rows.to(device)])
+        if run.accountant:  # a backward pass per group; p.grad = their sum (fp16: scaled, the accounting not)
+            run.accountant.backward(per_example, group[rows.to(device)], run.scaler.get_scale() if run.scaler else 1.0)
         else:
             per_example.mean().backward()
 
     perm = torch.randperm(len(data.labels), generator=run.order)
-    sgd_epoch(run.model, run.optimizer, run.scheduler, perm, cfg.batch_size, loss, backward)
+    sgd_epoch(run.forward, run.optimizer, run.scheduler, perm, cfg.batch_size, loss, backward, run.scaler)
 
 
 def train(
@@ -187,19 +189,24 @@ def train(
     device: torch.device,
     stop_after_epoch: int | None = None,
     progress: bool = True,
+    compile_model: bool | None = None,
 ) -> list[Path]:
     """Train (or resume) a run; returns the checkpoint paths for epochs 0..epochs.
 
-    `stop_after_epoch` ends the process early as an interruption would (for tests).
+    `stop_after_epoch` ends the process early as an interruption would (for tests);
+    `compile_model`: train through torch.compile (None: memloc.core.device.compile_enabled()).
     """
     checkpoint_dir = Path(checkpoint_dir)
-    run = _start(model_cfg, cfg, len(data.labels), device)
+    compile_model = compile_enabled() if compile_model is None else compile_model
+    run = _start(model_cfg, cfg, len(data.labels), device, compile_model)
+    # the images on the device once for the whole run (on the CPU: the same tensors)
+    data, test_images = replace(data, images=data.images.to(device)), test_images.to(device)
 
     # resume after the last checkpoint, or measure and save the initialization (epoch 0)
     start = _resume(run, checkpoint_dir, device)
     if start is None:
         measured = measure(run.model, data, test_images, test_labels, cfg, device)
-        save_atomic(_checkpoint(run, 0, measured, None, device), checkpoint_path(checkpoint_dir, 0))
+        _save(run, checkpoint_dir, 0, measured, None, device)
         start = 1
 
     bar = tqdm(range(start, cfg.epochs + 1), desc="train", disable=not progress, initial=start - 1, total=cfg.epochs)
@@ -209,7 +216,7 @@ def train(
         measured = measure(run.model, data, test_images, test_labels, cfg, device)
         # checkpoint: written after every epoch, so an interrupted job resumes here
         grad_stats = run.accountant.epoch_statistics() if run.accountant else None
-        save_atomic(_checkpoint(run, epoch, measured, grad_stats, device), checkpoint_path(checkpoint_dir, epoch))
+        _save(run, checkpoint_dir, epoch, measured, grad_stats, device)
         bar.set_postfix({k: f"{v:.3f}" for k, v in measured["accuracy"].items()})
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
@@ -248,7 +255,7 @@ def run_tables(checkpoints: list[str | os.PathLike]) -> dict[str, pd.DataFrame]:
             columns[f"{name}_drop"] = values.numpy()
         examples.append(pd.DataFrame(columns))
         if ckpt["gradients"] is not None:
-            _check_gradient_format(ckpt, Path(path))
+            check_gradient_format(ckpt, Path(path))
             gradients += _gradient_rows(ckpt)
     return {
         "metrics": pd.DataFrame(metrics),

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from memloc.core.data import DataSource, write_parquet
+from memloc.core.datasets import dataset_info, display_uint8
 from memloc.dropout import tables
 from memloc.report.tables import save_table, write_rows
 
@@ -43,6 +44,8 @@ def forgotten_examples(
     lost, n_clean = tables.forgotten_rows(pd.read_parquet(examples), pd.read_parquet(data_table))
     shown = lost.head(max_images)
     images = DataSource(**source).load(dataset, train=True).images[torch.tensor(shown["source_index"].to_numpy())]
-    table = tables.fig07_table(shown, images, dataset, len(lost), n_clean)
+    images = display_uint8(images)  # a declared dataset's standardized images, min-max scaled to pixels
+    classes = dataset_info(dataset, source).classes  # (a declared dataset's class names: its folders)
+    table = tables.fig07_table(shown, images, dataset, len(lost), n_clean, classes)
     write_parquet(table, out)
     return table

@@ -7,8 +7,9 @@ Runs live in results/dropout/runs/{dataset}/{model}/noise{noise}/{dropout}/seed{
 where {dropout} names the dropout (`dropout_name`): tied_pgen0.4_pmem0.2 (example-tied),
 standard_p0.4 (standard dropout, drop probability p_gen), sparse_s0.4 (a sparse network:
 a fixed mask zeroing a fraction s = p_gen of the activations; memloc.core.tied_dropout).
-Every run of the study has the configured placement.  tab1 has a run per configured dataset,
-tab2 the p_gen x p_mem grid and tab3 the three methods, both on the first configured dataset.
+Every run of the study is of one model (`study_model`: dropout.model, null = primary.model)
+and has the configured placement.  tab1 has a run per configured dataset, tab2 the p_gen x
+p_mem grid and tab3 the three methods, both on the first configured dataset.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import re
 
 from memloc.core.paths import DATA_TABLE, noise_label
 from memloc.core.paths import DROPOUT_RUN_DIR as RUN_DIR
-from memloc.report.titles import dataset_title
+from memloc.report.titles import dataset_title, model_title
 
-MODEL = "resnet9"  # the paper's, and the only model with ConvBN blocks to put dropout after
+PAPER_MODEL = "resnet9"  # the paper's: the model of a hand-written config without dropout.model
 TABLES = ("tab1", "tab2", "tab3")
 # A dropout name of each kind; the numbers are its p_gen (and p_mem).
 NAME_PATTERNS = {
@@ -53,8 +54,21 @@ def parse_dropout(name: str) -> dict:
 # -- runs -------------------------------------------------------------------------------
 
 
-def _run(dataset: str, noise: float, kind: str, p_gen: float, p_mem: float, seed: int) -> dict:
-    return {"dataset": dataset, "model": MODEL, "noise": float(noise), "dropout": dropout_name(kind, p_gen, p_mem),
+def study_model(config: dict) -> str:
+    """The model of every run: dropout.model (memloc.config resolves its null to primary.model)."""
+    model = config["dropout"].get("model", PAPER_MODEL)
+    if model is None:
+        raise ValueError("dropout.model is null: resolve the config first (memloc.config.resolve_config)")
+    return model
+
+
+def model_wildcard(config: dict) -> str:
+    """The {model} wildcard's constraint of the dropout runs: the study's model."""
+    return re.escape(study_model(config))
+
+
+def _run(dataset: str, model: str, noise: float, kind: str, p_gen: float, p_mem: float, seed: int) -> dict:
+    return {"dataset": dataset, "model": model, "noise": float(noise), "dropout": dropout_name(kind, p_gen, p_mem),
             "method": kind, "p_gen": float(p_gen), "p_mem": float(p_mem), "seed": int(seed)}
 
 
@@ -80,7 +94,8 @@ def table_runs(config: dict, table: str) -> list[dict]:
         cells = [(first, "standard", d["p_gen"], 0.0), (first, "fixed_sparse", d["p_gen"], 0.0), (first, *tied)]
     else:
         raise ValueError(f"unknown table {table!r}")
-    return [_run(ds, d["noise"], kind, g, m, s) for ds, kind, g, m in cells for s in d["seeds"]]
+    model = study_model(config)
+    return [_run(ds, model, d["noise"], kind, g, m, s) for ds, kind, g, m in cells for s in d["seeds"]]
 
 
 def dropout_runs(config: dict) -> list[dict]:
@@ -113,23 +128,28 @@ def train_settings(config: dict, seed: int) -> dict:
 
 def model_settings(config: dict, model: str, dropout: str, seed: int) -> dict:
     """ModelConfig fields of a run: the model's configured ones, and the dropout (`extra`)
-    with its units chosen from the training seed, the configured placement and (example-tied
-    only, so that a baseline's config does not change with it) the drop scale."""
+    with its units chosen from the training seed, the configured placement (used by ResNet-9
+    only; where the layers of other models go: memloc.core.dropout_placement) and
+    (example-tied only, so that a baseline's config does not change with it) the drop scale."""
     d = config["dropout"]
     dropout = {**parse_dropout(dropout), "seed": seed, "placement": d["placement"]}
     if dropout["kind"] == "example_tied":
         dropout["drop_scale"] = d["drop_scale"]
-    return {**config["model_settings"].get(model, {}), "extra": {"dropout": dropout}}
+    from memloc.core.models import model_fields  # (torch: not at the Snakefile's parse of every plan)
+
+    return {**model_fields(config, model), "extra": {"dropout": dropout}}
 
 
 def our_setting(config: dict, dataset: str) -> str:
     """Dataset / model / scale of our runs, for the paper-vs-ours rows."""
     d = config["dropout"]
     n = config["train_subset"]
-    width = config["model_settings"].get(MODEL, {}).get("width", 1.0)
+    model = study_model(config)
+    width = config["model_settings"].get(model, {}).get("width")  # ResNet-9's multiplier
+    title = model_title(model) + (f" width {width:g}" if width is not None else "")
     size = f"{n:,}-example subset" if n else "full training set"
     seeds = len(d["seeds"])
-    return (f"{dataset_title(dataset)} ({size}), ResNet-9 width {width:g}, {d['noise']:.0%} noise, "
+    return (f"{dataset_title(dataset)} ({size}), {title}, {d['noise']:.0%} noise, "
             f"{d['epochs']} epochs, {seeds} seed{'s' if seeds > 1 else ''}")
 
 
@@ -155,7 +175,7 @@ def fig07_inputs(config: dict) -> dict[str, str]:
 
 def fig07_title(run: dict) -> str:
     return (f"Clean training examples wrong after dropping the memorization units\n"
-            f"ResNet-9, {dataset_title(run['dataset'])}, {run['noise']:.0%} noise, "
+            f"{model_title(run['model'])}, {dataset_title(run['dataset'])}, {run['noise']:.0%} noise, "
             f"example-tied dropout (p_gen = {run['p_gen']:g}, p_mem = {run['p_mem']:g})")
 
 

@@ -7,6 +7,8 @@ the metrics table names a run's dropout in its `variant` column."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from memloc.report.paper import DROPOUT_SETTING, PAPER_TAB1, PAPER_TAB2, PAPER_TAB3
@@ -145,20 +147,23 @@ def forgotten_rows(examples: pd.DataFrame, data: pd.DataFrame) -> tuple[pd.DataF
     return lost, len(clean)
 
 
-def fig07_table(shown: pd.DataFrame, images, dataset: str, n_forgotten: int, n_clean: int) -> pd.DataFrame:
+def fig07_table(shown: pd.DataFrame, images, dataset: str, n_forgotten: int, n_clean: int,
+                class_names: Sequence[str] = ()) -> pd.DataFrame:
     """fig07's table: the shown rows of `forgotten_rows`'s with their pixels (images [n, C, H, W]
-    uint8, stored as bytes so that the figure needs no dataset).  Columns: index,
+    uint8, stored as bytes so that the figure needs no dataset); a label is shown by its name
+    (CLASS_NAMES, else `class_names`, else its number).  Columns: index,
     source_index, label, label_name, prediction, prediction_name, margin_drop, channels,
     height, width, image, forgotten (how many there are in all), clean (how many clean
     examples)."""
-    names = CLASS_NAMES.get(dataset, [str(c) for c in range(10)])
+    names = CLASS_NAMES.get(dataset) or list(class_names)
+    name = lambda c: names[c] if c < len(names) else str(c)  # noqa: E731
     return pd.DataFrame({
         "index": shown["index"].to_numpy(),
         "source_index": shown["source_index"].to_numpy(),
         "label": shown["label"].to_numpy(),
-        "label_name": [names[c] for c in shown["label"]],
+        "label_name": [name(c) for c in shown["label"]],
         "prediction": shown["prediction_drop"].to_numpy(),
-        "prediction_name": [names[c] for c in shown["prediction_drop"]],
+        "prediction_name": [name(c) for c in shown["prediction_drop"]],
         "margin_drop": shown["margin_drop"].to_numpy(),
         "channels": images.shape[1], "height": images.shape[2], "width": images.shape[3],
         "image": [img.numpy().tobytes() for img in images],

@@ -1,4 +1,5 @@
 """Neuron-level localization (Sec. 6.1): the flipping objective and its one-example reference
-loop (objective), the batched search (batched, masks, population, accuracy), mislabeled-example
-detection (detection); plan and job entry points.
+loop (objective), the candidate units of any model (units), the batched search (batched, masks,
+population, accuracy) and its memory budget (budget), mislabeled-example detection (detection);
+plan and job entry points.
 """

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from memloc.core.blocks import ConvBN
 from memloc.core.evaluation import prepare_batch
-from memloc.flipping.masks import masks_applied, model_stages, owner_chunks
+from memloc.flipping.masks import masks_applied, model_stages, owner_chunks, scaled
 
 
 @torch.no_grad()
@@ -35,7 +34,10 @@ def final_correct(model, units, masks, removed, images, labels, eval_index, devi
     sizes = [u.size for u in units]
     stage_of = np.repeat(where, sizes)  # stage of each flat candidate
     unit_of = np.repeat(np.arange(len(units)), sizes)  # unit of each flat candidate
-    unit_of_module = {id(u.module): i for i, u in enumerate(units)}
+    whole = {}  # stage -> its only unit, when the stage's output is what that unit's mask scales
+    for i, u in enumerate(units):
+        if u.kind != "weight" and u.module is stages[where[i]] and list(where).count(where[i]) == 1:
+            whole[where[i]] = i
     correct = torch.zeros((len(removed), len(eval_index)), dtype=torch.bool)
 
     def descend(k: int, h: torch.Tensor, members: list[int], cols: slice, target: torch.Tensor):
@@ -49,12 +51,11 @@ def final_correct(model, units, masks, removed, images, labels, eval_index, devi
         if len(children) == 1 and not children[0][0]:  # nobody removed anything here
             descend(k + 1, stages[k](h), members, cols, target)
             return
-        if isinstance(stages[k], ConvBN):  # the block's output, masked per child
+        if k in whole:  # the block's output, masked per child
             z = stages[k](h)
-            u = unit_of_module[id(stages[k])]
+            u = whole[k]
             for key, group in children:
-                mask = masks[u][group[0]].view(1, -1, *([1] * (z.ndim - 2)))
-                descend(k + 1, z * mask if key else z, group, cols, target)
+                descend(k + 1, scaled(z, masks[u][group[0]][None], units[u].kind) if key else z, group, cols, target)
             return
         n = len(h)
         for o0, o1 in owner_chunks(len(children), n, max_rows):

@@ -37,6 +37,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from memloc.core.data import TrainingSet
+from memloc.core.device import grad_scaler_for
 from memloc.core.evaluation import evaluate_examples
 from memloc.core.models import ModelConfig
 from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
@@ -116,9 +117,10 @@ def fine_tune_tracking(model, train_on: TrainingSet, tracked: TrainingSet, cfg: 
         return evaluate_examples(model, tracked.images, tracked.labels, device, cfg.eval_batch_size).correct.numpy()
 
     records = [record()]
+    scaler = grad_scaler_for(device)  # fp16 only: a loss scale, else None
     for _ in tqdm(range(cfg.epochs), desc="fine-tune", disable=not progress):
         perm = torch.randperm(n, generator=order)
-        sgd_epoch(model, optimizer, scheduler, perm, cfg.batch_size, loss)
+        sgd_epoch(model, optimizer, scheduler, perm, cfg.batch_size, loss, scaler=scaler)
         records.append(record())
     return np.stack(records)
 

@@ -115,7 +115,7 @@ def second_split_forgetting(
     dev = resolve_device(device)
     data = training_set(pd.read_parquet(data_table), DataSource(**source).load(dataset, train=True))
     first_cfg = TrainConfig(**{**first, "gradient_accounting": False})  # nothing reads it here
-    df = detection.second_split_forgetting(data, ModelConfig.for_dataset(dataset, **model), first_cfg, second,
+    df = detection.second_split_forgetting(data, ModelConfig.for_dataset(dataset, source, **model), first_cfg, second,
                                            fraction, split_seed, Path(out).parent / "first_split", dev)
     write_parquet(df, out)
     return df

@@ -1,11 +1,12 @@
-"""Candidate units of neuron flipping and the per-example masks that remove them.
+"""The per-example masks that remove neuron flipping's candidate units.
 
-A *unit* is what neuron flipping zeroes (Sec. 6.1): a whole output channel of a conv
-layer, or a single weight of a Linear layer.  Both are implemented as multiplicative
-masks m (1 = kept, 0 = removed) that forward hooks apply to the model, never to a copy
-of it: a channel mask scales a ConvBN block's output (after BN and ReLU: the layer's
-activation z_l of the paper; zeroing the raw conv output would leave BN's shift), a
-weight mask the Linear's weight.  At m = 1 the first-order rise of a loss when a unit is
+A *unit* is what neuron flipping zeroes (Sec. 6.1; which ones: memloc.flipping.units): a
+whole output channel of a conv block, an output feature of a hidden Linear's block, or a
+single weight of the final Linear.  All are multiplicative masks m (1 = kept, 0 = removed)
+that forward hooks apply to the model, never to a copy of it: a channel/feature mask
+scales a block's output (after its norm and activation: the layer's activation z_l of the
+paper; zeroing the raw conv output would leave BN's shift), a weight mask the Linear's
+weight.  At m = 1 the first-order rise of a loss when a unit is
 zeroed is exactly -dloss/dm, so one backward pass w.r.t. the masks scores every unit.
 
 Masks carry a leading *owner* dimension: a forward pass over [owners * rows] inputs runs
@@ -18,59 +19,12 @@ ordered layer by layer (forward order), channels by index and weights row-major;
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.core.blocks import ConvBN
-from memloc.core.models import model_layers
-
-
-@dataclass
-class Unit:
-    """The candidates of one module: the output channels of a conv block or the weights
-    of a Linear."""
-
-    layer: str  # memloc.core.models.model_layers name
-    module: nn.Module
-    kind: str  # "channel" | "weight"
-    shape: tuple[int, ...]  # mask shape of one example: (channels,) or (out, in)
-    offset: int = 0  # position of its first candidate in the model's flat candidate list
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-
-def candidate_units(model: nn.Module) -> list[Unit]:
-    """The model's candidate units, layer by layer in forward order.
-
-    Conv candidates are the output channels of each ConvBN block (after BN and ReLU);
-    a bare Conv2d outside a block would leave the BN shift, so only block-structured conv
-    nets (ResNet-9) are supported."""
-    units, offset = [], 0
-    for layer in model_layers(model):
-        for top in layer.modules:
-            for module in top.modules():
-                if isinstance(module, ConvBN):
-                    shape = (module[0].out_channels,)
-                    kind = "channel"
-                elif isinstance(module, nn.Linear):
-                    shape, kind = tuple(module.weight.shape), "weight"
-                elif isinstance(module, nn.Conv2d) and not any(
-                    isinstance(m, ConvBN) and module in m.modules() for m in top.modules()
-                ):
-                    raise NotImplementedError(
-                        f"{layer.name}: a Conv2d outside a ConvBN block; neuron flipping supports ResNet-9"
-                    )
-                else:
-                    continue
-                units.append(Unit(layer.name, module, kind, shape, offset))
-                offset += units[-1].size
-    return units
+from memloc.flipping.units import ACTIVATIONS, NORMS, PASSING, Unit, candidate_units  # noqa: F401 (re-exported)
 
 
 def full_masks(units: list[Unit], owners: int, device, dtype) -> list[torch.Tensor]:
@@ -98,10 +52,17 @@ def describe(units: list[Unit], flat: int) -> tuple[str, int]:
     raise IndexError(flat)
 
 
-def _channel_hook(mask: torch.Tensor, rows: int):
-    def hook(module, inputs, out):  # out [owners * rows, C, H, W]; mask [owners, C]
-        per_row = mask.repeat_interleave(rows, 0)
+def scaled(out: torch.Tensor, per_row: torch.Tensor, kind: str) -> torch.Tensor:
+    """out [N, C, ...] (kind "channel") or [N, ..., F] ("feature") times per-row masks
+    per_row [N, C] / [N, F], broadcast over the other dimensions."""
+    if kind == "channel":
         return out * per_row.view(*per_row.shape, *([1] * (out.ndim - 2)))
+    return out * per_row.view(len(per_row), *([1] * (out.ndim - 2)), per_row.shape[-1])
+
+
+def _scale_hook(mask: torch.Tensor, rows: int, kind: str):
+    def hook(module, inputs, out):  # out [owners * rows, C, H, W] or [owners * rows, ..., F]; mask [owners, C | F]
+        return scaled(out, mask.repeat_interleave(rows, 0), kind)
 
     return hook
 
@@ -121,7 +82,7 @@ def masks_applied(units: list[Unit], masks: list[torch.Tensor], rows: int):
     """Inside, a forward pass over [owners * rows] inputs runs owner k's rows (k*rows ...
     (k+1)*rows - 1) through the model with masks[.][k] applied."""
     handles = [
-        u.module.register_forward_hook((_channel_hook if u.kind == "channel" else _weight_hook)(m, rows))
+        u.module.register_forward_hook(_weight_hook(m, rows) if u.kind == "weight" else _scale_hook(m, rows, u.kind))
         for u, m in zip(units, masks)
     ]
     try:
@@ -181,9 +142,22 @@ def smoothed_predictions(model, units, masks, x: torch.Tensor, rows: int, copies
 
 
 def model_stages(model: nn.Module, units: list[Unit]) -> tuple[list[nn.Module], list[int]]:
-    """The model as a list of stages and, per unit, the stage that contains it: nn.Sequential
-    children for ResNet-9 (so activations in front of a stage can be shared), else one stage."""
-    stages = list(model.children()) if isinstance(model, nn.Sequential) else [model]
+    """The model as a list of stages and, per unit, the stage that contains it: the children
+    of an nn.Sequential model (ResNet-9; so activations in front of a stage can be shared),
+    else the whole model as one stage (its forward may do anything between its children).
+    A norm, activation or identity child joins the stage before it (in an nn.Sequential of
+    both, sharing the modules): a stage never starts with an in-place ReLU, which would
+    overwrite the shared input of the stage."""
+    if not isinstance(model, nn.Sequential):
+        stages = [model]
+    else:
+        runs: list[list[nn.Module]] = []
+        for child in model.children():
+            if runs and isinstance(child, (*NORMS, *ACTIVATIONS, *PASSING)):
+                runs[-1].append(child)
+            else:
+                runs.append([child])
+        stages = [run[0] if len(run) == 1 else nn.Sequential(*run) for run in runs]
     where = [next(i for i, s in enumerate(stages) if any(m is u.module for m in s.modules())) for u in units]
     return stages, where
 

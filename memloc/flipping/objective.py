@@ -9,9 +9,10 @@ for the example differs from its training label:
 
 score every candidate unit by the first-order rise of J when the unit is zeroed, zero the
 best one, count.  Both terms go through F̄, as the paper's objective writes them and the
-authors' code computes them.  Candidates (the paper's "neurons", memloc.flipping.masks) are
-every whole output channel of a conv block (score -sum over the channel of a * dJ/da) and
-every single weight of a Linear layer (score -w * dJ/dw); ties go to the first in flat order.
+authors' code computes them.  Candidates (the paper's "neurons", memloc.flipping.units) are
+every whole output channel of a conv block (score -sum over the channel of a * dJ/da), every
+output feature of a hidden Linear's block (likewise) and every single weight of the final
+Linear (score -w * dJ/dw); ties go to the first in flat order.
 
 Randomness is a function of (run seed, step, training row) only: the noise of row r at
 removal step t comes from its own generator, whether r is the example flipped or a row of
@@ -49,6 +50,7 @@ from memloc.flipping.masks import (
     remove,
     smoothed_predictions,
 )
+from memloc.flipping.units import check_units
 
 
 @dataclass
@@ -61,6 +63,7 @@ class FlipConfig:
     seed: int = 0
     examples_per_batch: int = 32  # examples flipped together by flip_examples
     max_rows: int = 2048  # inputs per forward pass (memory bound of flip_examples)
+    memory_gb: float | None = None  # memory cap of a pass's saved tensors (None: free CUDA memory; CPU: none)
 
 
 # -- the objective J and its randomness ------------------------------------------------
@@ -189,6 +192,7 @@ def flip_until_misclassified(
     dtype = next(model.parameters()).dtype
     masks = full_masks(units, 1, device, dtype)
     x = prepare_batch(images[index : index + 1], device).to(dtype)
+    check_units(model, units, x)
     y = labels[index : index + 1].to(device)
     K = cfg.noise_copies
     removed: list[int] = []

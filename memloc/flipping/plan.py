@@ -13,7 +13,7 @@ from memloc.report.titles import dataset_title, model_title
 # The `flipping` keys that are memloc.flipping.objective.FlipConfig fields; the seed is the
 # run's training seed (flip_shard's wildcard).
 FLIP_SETTINGS = ("max_removals", "noise_copies", "noise_scale", "population_batch", "resample_every",
-                 "examples_per_batch", "max_rows")
+                 "examples_per_batch", "max_rows", "memory_gb")
 
 
 class FlipPart(NamedTuple):

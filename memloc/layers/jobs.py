@@ -9,18 +9,20 @@ example is the data table's `group_column`.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from memloc.core.data import load_run_data, write_parquet
-from memloc.core.evaluation import resolve_device
+from memloc.core.evaluation import precision_for, resolve_device
 from memloc.core.models import model_layers
 from memloc.core.training import TrainConfig, load_checkpoint, model_from_checkpoint
 from memloc.layers.retraining import retrain_layer
-from memloc.layers.rewinding import rewinding_accuracy
+from memloc.layers.rewinding import open_checkpoint, rewound_layers
 
 # Rows of the rewinding table with every layer at epoch t: the checkpoint itself, whose
 # accuracies training measured (the training curve beside the heatmaps in fig03).
@@ -32,18 +34,46 @@ def read_manifest(path: str | os.PathLike) -> list[Path]:
     return [Path(line) for line in Path(path).read_text().split()]
 
 
-def rewind_states(paths: list[Path], epochs: list[int] | None) -> tuple[dict[int, dict], list[dict], list[str]]:
-    """Read every checkpoint once: ({epoch: model state} of the rewind epochs (None: every
-    checkpoint), the training curve rows (epoch, subset, accuracy) training measured, the
-    group names of the final checkpoint)."""
-    states, curve = {}, []
+def checkpoint_index(paths: list[Path]) -> tuple[dict[int, Path], list[dict], list[str]]:
+    """One light pass over a run's checkpoints (memory-mapped: only the small entries are
+    read): ({epoch: path}, the training curve rows (epoch, subset, accuracy) training
+    measured, the group names of the final checkpoint)."""
+    by_epoch, curve = {}, []
     for path in paths:
-        ckpt = load_checkpoint(path)
+        ckpt = open_checkpoint(path)
         t = ckpt["epoch"]
+        by_epoch[t] = path
         curve += [{"epoch": t, "subset": k, "accuracy": v} for k, v in ckpt["measured"]["accuracy"].items()]
-        if epochs is None or t in epochs:
-            states[t] = ckpt["model"]
-    return states, curve, list(ckpt["config"]["train"]["group_names"])
+    return by_epoch, curve, list(ckpt["config"]["train"]["group_names"])
+
+
+def partial_path(out: str | os.PathLike) -> Path:
+    """Where a rewinding job keeps the rows of its finished layers until its table is written."""
+    return Path(out).with_name(Path(out).name + ".partial.json")
+
+
+def _file_id(path: str | os.PathLike) -> list:
+    stat = os.stat(path)
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def _load_partial(path: Path, key: dict) -> dict[int, list[dict]]:
+    """{layer index: rows} of the layers a previous attempt of this very job finished; none
+    when there is no partial file or it was made from other inputs or settings."""
+    if not path.exists():
+        return {}
+    saved = json.loads(path.read_text())
+    if saved.get("key") != json.loads(json.dumps(key)):
+        print(f"rewinding: ignoring {path}, made from other checkpoints, data or settings", file=sys.stderr)
+        return {}
+    return {int(li): rows for li, rows in saved["layers"].items()}
+
+
+def _save_partial(path: Path, key: dict, done: dict[int, list[dict]]) -> None:
+    """Write the finished layers' rows atomically (JSON: floats round-trip exactly)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"key": key, "layers": done}))
+    os.replace(tmp, path)
 
 
 def rewind_run(
@@ -65,24 +95,41 @@ def rewind_run(
     Writes rows (layer_index, layer, epoch, subset, accuracy): subsets are the two group
     names and "test"; rows with layer "all" (layer_index -1) are the training curve
     (every layer at epoch t, as measured during training; also subset "train").
+    Checkpoints are read one layer at a time (memloc.layers.rewinding), and each finished
+    layer's rows go to `partial_path(out)`: a job that dies resumes at its first unfinished
+    layer, and its table is the one an uninterrupted job writes.
     """
     torch.set_num_threads(threads)
     dev = resolve_device(device)
     paths = read_manifest(checkpoints)
-    states, curve, group_names = rewind_states(paths, epochs)
-    missing = sorted(set(epochs or []) - set(states))
+    by_epoch, curve, group_names = checkpoint_index(paths)
+    missing = sorted(set(epochs or []) - set(by_epoch))
     if missing:
         raise ValueError(f"rewind epochs {missing} have no checkpoint in {checkpoints}")
+    states = {t: p for t, p in by_epoch.items() if epochs is None or t in epochs}
     model = model_from_checkpoint(paths[-1], dev)
-    trainset, test_images, test_labels = load_run_data(data_table, dataset, source, test_subset, group_column)
-    images = torch.cat([trainset.images, test_images])
-    labels = torch.cat([trainset.labels, test_labels])
-    subset = torch.cat([trainset.group.long(), torch.full((len(test_labels),), 2)])  # 0/1: groups, 2: test
+    layers = model_layers(model)
     names = [*group_names, "test"]
-    rewound = rewinding_accuracy(model, states, images, labels, subset, names, dev, batch_size, progress)
+    key = {"files": [_file_id(p) for p in [*paths, data_table]], "epochs": sorted(states), "subsets": names,
+           "layers": [x.name for x in layers], "dataset": dataset, "test_subset": test_subset,
+           "group_column": group_column, "batch_size": batch_size, "device": dev.type,
+           "precision": precision_for(dev)}  # the partial rows of another job are not reused
+    partial = partial_path(out)
+    done = _load_partial(partial, key)
+    if len(done) < len(layers):
+        trainset, test_images, test_labels = load_run_data(data_table, dataset, source, test_subset, group_column)
+        images = torch.cat([trainset.images, test_images])
+        labels = torch.cat([trainset.labels, test_labels])
+        subset = torch.cat([trainset.group.long(), torch.full((len(test_labels),), 2)])  # 0/1: groups, 2: test
+        for li, rows in rewound_layers(model, states, images, labels, subset, names, dev, batch_size, progress,
+                                       layers, skip=set(done)):
+            done[li] = rows
+            _save_partial(partial, key, done)
+    rewound = pd.DataFrame([row for li in range(len(layers)) for row in done[li]])
     curve = pd.DataFrame(curve).assign(layer_index=-1, layer=ALL_LAYERS)
     table = pd.concat([rewound, curve[rewound.columns]], ignore_index=True)
     write_parquet(table, out)
+    partial.unlink(missing_ok=True)
     return table
 
 

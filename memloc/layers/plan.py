@@ -74,7 +74,7 @@ def layer_tables(config: dict, table: str) -> LayerTables:
     runs = table_runs(config, table)
     if table.endswith("rewinding"):
         return LayerTables([f"{run_dir(**r)}/rewinding.parquet" for r in runs], runs)
-    pairs = [(r, layer) for r in runs for layer in layer_names(config, r["model"])]
+    pairs = [(r, layer) for r in runs for layer in layer_names(config, r["model"], r["dataset"])]
     return LayerTables([f"{run_dir(**r)}/retraining/{layer}.parquet" for r, layer in pairs], [r for r, _ in pairs])
 
 
@@ -107,13 +107,16 @@ def retraining_settings(config: dict, seed: int) -> dict:
     return {**config["train"], **schedule, "seed": int(seed)}
 
 
-def layer_names(config: dict, model: str) -> list[str]:
-    """Names of the model's layers (memloc.core.models.model_layers), from a model built on the
-    meta device: nothing is allocated, so the DAG can be planned quickly."""
-    import torch
+_LAYER_NAMES: dict[str, list[str]] = {}  # repr of a planning ModelConfig -> its layer names
 
-    from memloc.core.models import ModelConfig, build_model, model_layers
 
-    with torch.device("meta"):
-        net = build_model(ModelConfig(name=model, **config["model_settings"].get(model, {})))
-    return [layer.name for layer in model_layers(net)]
+def layer_names(config: dict, model: str, dataset: str | None = None) -> list[str]:
+    """Names of the model's layers (memloc.core.models.model_layers) on `dataset` (None:
+    primary.dataset), built-in or declared (model_definitions), from a model built on the
+    meta device: nothing is allocated, so the DAG can be planned quickly (once per config)."""
+    from memloc.core.models import meta_model, model_layers, planning_config
+
+    cfg = planning_config(config, model, dataset)
+    if repr(cfg) not in _LAYER_NAMES:
+        _LAYER_NAMES[repr(cfg)] = [layer.name for layer in model_layers(meta_model(cfg))]
+    return list(_LAYER_NAMES[repr(cfg)])

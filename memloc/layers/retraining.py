@@ -31,6 +31,7 @@ from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
 from memloc.core.data import TrainingSet
+from memloc.core.device import grad_scaler_for
 from memloc.core.evaluation import measure, prepare_batch
 from memloc.core.models import model_layers
 from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
@@ -94,9 +95,10 @@ def retrain_layer(
                     for k, v in m["accuracy"].items())
 
     record(0)
+    scaler = grad_scaler_for(device)  # fp16 only: a loss scale, else None
     for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"retrain {layer.name}", disable=not progress):
         perm = seen[torch.randperm(len(seen), generator=order)]
         # train mode: every BatchNorm, frozen or not, uses batch statistics and updates its running ones
-        sgd_epoch(model, optimizer, scheduler, perm, cfg.batch_size, loss)
+        sgd_epoch(model, optimizer, scheduler, perm, cfg.batch_size, loss, scaler=scaler)
         record(epoch)
     return pd.DataFrame(rows)

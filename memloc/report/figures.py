@@ -58,7 +58,7 @@ def fig07(table: str, outputs: list[str], title: str, cols: int = 8) -> None:
     images = []
     for r in df.itertuples():  # pixels stored as C x H x W uint8 bytes
         img = np.frombuffer(r.image, dtype=np.uint8).reshape(r.channels, r.height, r.width).transpose(1, 2, 0)
-        images.append(img[..., 0] if r.channels == 1 else img)
+        images.append(img if r.channels == 3 else img[..., 0])  # RGB, else (gray, or C != 3) the first channel
     captions = [f"label: {r.label_name}\nnow: {r.prediction_name}" for r in df.itertuples()]
     if len(df):
         forgotten, clean = df["forgotten"].iloc[0], df["clean"].iloc[0]

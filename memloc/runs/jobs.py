@@ -53,7 +53,7 @@ def train_run(
     torch.set_num_threads(threads)
     cfg = TrainConfig(**train_settings)
     trainset, test_images, test_labels = load_run_data(data_table, dataset, source, test_subset, cfg.group_column)
-    model_cfg = ModelConfig.for_dataset(dataset, **model)
+    model_cfg = ModelConfig.for_dataset(dataset, source, **model)
     ckpt_dir = Path(outputs["checkpoints"]).parent / "checkpoints"
     paths = train(model_cfg, cfg, trainset, test_images, test_labels, ckpt_dir, resolve_device(device))
     for name, df in run_tables(paths).items():

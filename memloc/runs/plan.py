@@ -20,8 +20,18 @@ class GradientFigure(NamedTuple):
 
 
 def data_source(config: dict) -> dict:
-    """memloc.core.data.DataSource settings."""
-    return {"root": config["data_root"], "download": config["download"], "verify_checksums": config["verify_checksums"]}
+    """memloc.core.data.DataSource settings of the jobs that read a dataset, with the
+    config's declared datasets.  The fetch_dataset job (fetch_source) has fetched and checked
+    each dataset before them (its results/data/{dataset}/dataset.json is their input), so
+    they neither download nor check checksums again."""
+    return {"root": config["data_root"], "download": False, "verify_checksums": False,
+            "definitions": config["dataset_definitions"]}
+
+
+def fetch_source(config: dict) -> dict:
+    """memloc.core.data.DataSource settings of the fetch_dataset job: the only one that
+    downloads (config key download) and checks checksums (verify_checksums)."""
+    return {**data_source(config), "download": config["download"], "verify_checksums": config["verify_checksums"]}
 
 
 def appendix_datasets(config: dict, figures: tuple[str, str, str] = GRADIENT_GRID_FIGURES) -> dict[str, str]:

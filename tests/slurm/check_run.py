@@ -1,14 +1,17 @@
 """Checks of a workflow run through SLURM against a local run of the same targets.
 
-    python tests/slurm/check_run.py SLURM_WORKDIR LOCAL_WORKDIR SLURMCTLD_LOG PROFILE
+    python tests/slurm/check_run.py SLURM_WORKDIR LOCAL_WORKDIR SLURMCTLD_LOG PROFILE CONFIGFILE
+    python tests/slurm/check_run.py --local-rules SNAKEFILE CONFIGFILE WORKDIR   (prints them, JSON)
 
 Asserts that (1) Snakemake submitted every job with sbatch (its log names a SLURM job
-id per job, and no job ran locally), (2) SLURM itself ran each of them to completion
-(slurmctld's log, `scontrol show job`, the per-job SLURM log files), with one fake
-GPU for the rules that the profile gives `gpu: 1`, and (3) every parquet table under
-results/ equals the local run's, value for value.  Prints a summary; exits non-zero on the first failed check.
+id per job, and only the workflow's localrules ran locally, no GPU rule), (2) SLURM
+itself ran each of them to completion (slurmctld's log, `scontrol show job`, the per-job
+SLURM log files), with one fake GPU for the rules that the profile gives `gpu: 1`, and
+(3) every parquet table under results/ equals the local run's, value for value.  Prints a
+summary; exits non-zero on the first failed check.
 """
 
+import json
 import re
 import subprocess
 import sys
@@ -42,14 +45,15 @@ def slurm_jobs() -> dict[str, dict]:
     return jobs
 
 
-def check_submissions(slurm_dir: Path, ctld_log: Path, gpu_rules: set[str]) -> list[str]:
+def check_submissions(slurm_dir: Path, ctld_log: Path, gpu_rules: set[str], local_rules: set[str]) -> list[str]:
     log = snakemake_log(slurm_dir)
     jobs = submitted_jobs(log)
     assert jobs, "Snakemake's log names no SLURM job id: nothing went through sbatch"
     assert re.search(r"(\d+) of \1 steps \(100%\) done", log), "the SLURM run did not finish"
-    # Rules that ran in the Snakemake process itself print 'localrule'; only `all` may.
+    # Rules that ran in the Snakemake process itself print 'localrule': only `all` and the
+    # workflow's localrules (downloads, tables, figures) may, never a GPU rule.
     local = set(re.findall(r"^localrule (\w+):", log, flags=re.M)) - {"all"}
-    assert not local, f"jobs ran outside SLURM: {sorted(local)}"
+    assert local <= local_rules - gpu_rules, f"jobs ran outside SLURM: {sorted(local - (local_rules - gpu_rules))}"
 
     ctld = ctld_log.read_text()
     history = slurm_jobs()
@@ -92,8 +96,22 @@ def gpu_rules(profile: Path) -> set[str]:
     return {rule for rule, res in settings["set-resources"].items() if res.get("gpu")}
 
 
-def main(slurm_dir: str, local_dir: str, ctld_log: str, profile: str) -> None:
-    rules = check_submissions(Path(slurm_dir), Path(ctld_log), gpu_rules(Path(profile)))
+def local_rules(snakefile: Path, configfile: Path, workdir: Path) -> set[str]:
+    """The rules that Snakemake runs in its own process on a cluster (Workflow.is_local):
+    named in the workflow's `localrules:` and in no group."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(ResourceSettings(), ConfigSettings(configfiles=[configfile]), snakefile=snakefile,
+                                workdir=workdir)._workflow
+        return {r.name for r in workflow.rules if r.name in workflow._localrules and r.group is None}
+
+
+def main(slurm_dir: str, local_dir: str, ctld_log: str, profile: str, configfile: str) -> None:
+    snakefile = Path(profile).resolve().parents[3] / "Snakefile"  # workflow/profiles/slurm/config.yaml
+    local = local_rules(snakefile, Path(configfile).resolve(), Path(slurm_dir).resolve())
+    rules = check_submissions(Path(slurm_dir), Path(ctld_log), gpu_rules(Path(profile)), local)
     counts = pd.Series(rules).value_counts().to_dict()
     print(f"{len(rules)} SLURM jobs, all COMPLETED, each in slurmctld's log with a SLURM log file: {counts}")
     n = check_tables(Path(slurm_dir), Path(local_dir))
@@ -101,4 +119,7 @@ def main(slurm_dir: str, local_dir: str, ctld_log: str, profile: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1] == "--local-rules":
+        print(json.dumps(sorted(local_rules(*map(Path, sys.argv[2:])))))
+    else:
+        main(*sys.argv[1:])

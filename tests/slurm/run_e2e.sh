@@ -69,5 +69,5 @@ echo "local run done after $((SECONDS - start)) s"
 
 cp "$CLUSTER/slurmctld.log" "$WORK/"
 "$PYTHON" "$ROOT/tests/slurm/check_run.py" "$WORK/slurm" "$WORK/local" "$WORK/slurmctld.log" \
-    "$ROOT/workflow/profiles/slurm/config.yaml"
+    "$ROOT/workflow/profiles/slurm/config.yaml" "$ROOT/tests/config/test.yaml"
 echo "OK after $((SECONDS - start)) s"

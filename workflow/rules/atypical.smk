@@ -1,15 +1,40 @@
 # Typical vs atypical examples (Sec. 7), planned by memloc.atypical.plan: C-scores
-# (published or hold-out estimate) -> the atypical data table -> noise-free runs (rule
-# train, variant "atypical") -> fig08; fig09 / fig19 are layer figures (layers.smk);
-# cscore_holdout: results/tables/cscore_holdout.{parquet,csv,md}, the estimate's precision.
+# (published: fetch_cscores, or hold-out estimate) -> the atypical data table -> noise-free
+# runs (rule train, variant "atypical") -> fig08; fig09 / fig19 are layer figures
+# (layers.smk); cscore_holdout: results/tables/cscore_holdout.{parquet,csv,md}, the
+# estimate's precision.
 
 from memloc.atypical import plan as atypical_plan
+
+
+rule fetch_cscores:
+    """A published C-score file (atypical.cscore_files.{dataset}.url), downloaded, checked
+    (checksums, one score in [0, 1] per training example) and renamed into place; a local
+    rule: it runs where the internet is, once, before any job reads the file."""
+    output:
+        atypical_plan.CSCORE_DOWNLOAD,
+    log:
+        "logs/fetch_cscores/{dataset}.{ext}.log",
+    wildcard_constraints:
+        dataset=atypical_plan.fetch_dataset_pattern(config),
+        ext="npz|npy",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=job_mem_mb("fetch_cscores"),
+        runtime=job_runtime("fetch_cscores"),
+    params:
+        download=lambda wc: atypical_plan.cscore_downloads(config)[wc.dataset],
+    script:
+        "../scripts/fetch_cscores.py"
 
 
 rule holdout_model:
     """One subset model of the hold-out C-score estimate: its correctness on every example."""
     input:
         data="results/data/{dataset}/noise0.parquet",
+        fetched=paths.DATASET_INFO,
     output:
         paths.HOLDOUT_PART,
     log:
@@ -18,8 +43,8 @@ rule holdout_model:
         "../../environment.yml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=job_mem_mb("holdout_model"),
+        runtime=job_runtime("holdout_model"),
         gpu=1,
     params:
         source=data_source(),
@@ -36,6 +61,8 @@ rule atypical_data:
     input:
         base="results/data/{dataset}/noise0.parquet",
         holdout=lambda wc: atypical_plan.holdout_parts(config, wc.dataset),
+        cscores=lambda wc: atypical_plan.cscore_inputs(config, wc.dataset),
+        fetched=paths.DATASET_INFO,
     output:
         "results/data/{dataset}/atypical.parquet",
     log:
@@ -44,8 +71,8 @@ rule atypical_data:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=job_mem_mb("atypical_data"),
+        runtime=job_runtime("atypical_data"),
     params:
         threshold=config["atypical"]["threshold"],
         published=lambda wc: atypical_plan.published_cscores(
@@ -76,8 +103,8 @@ rule cscore_holdout:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=job_mem_mb("cscore_holdout"),
+        runtime=job_runtime("cscore_holdout"),
     params:
         datasets=atypical_plan.holdout_report(config),
         holdout=config["atypical"]["holdout"],
@@ -100,8 +127,8 @@ rule collect_atypical_tables:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=job_mem_mb("collect_atypical_tables"),
+        runtime=job_runtime("collect_atypical_tables"),
     params:
         runs=lambda wc: atypical_plan.atypical_tables(config, wc.table).runs,
     script:
@@ -125,8 +152,8 @@ rule fig08:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=job_mem_mb("fig08"),
+        runtime=job_runtime("fig08"),
     params:
         figure="fig08",
         selection=atypical_plan.fig08_selection(config),

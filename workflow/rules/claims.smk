@@ -21,8 +21,8 @@ rule claims:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=5,
+        mem_mb=job_mem_mb("claims"),
+        runtime=job_runtime("claims"),
     params:
         setting=report_plan.claim_setting(config),
     script:

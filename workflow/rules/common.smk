@@ -2,11 +2,12 @@
 # return is planned in memloc.*.plan (which runs exist, their settings, figure selections).
 
 from memloc.core import paths
-from memloc.core.data import DATASETS
-from memloc.core.models import MODELS
+from memloc.core.datasets import dataset_names
+from memloc.core.models import model_fields, model_names
 from memloc.atypical import plan as atypical_plan
 from memloc.layers.plan import REWINDING_FIGURES
 from memloc.runs import plan as runs_plan
+from memloc.runs import resources as job_resources
 
 # A run's data variant (memloc.core.paths.RUN_DIR): label noise, or typical/atypical groups.
 VARIANT = r"noise[0-9.]+|atypical"
@@ -14,11 +15,54 @@ VARIANT = r"noise[0-9.]+|atypical"
 
 # Wildcards that mean one thing in every rule; a rule's own constraint overrides these.
 wildcard_constraints:
-    dataset="|".join(DATASETS),
-    model="|".join(MODELS),
+    dataset="|".join(dataset_names(config["dataset_definitions"])),  # built in and declared
+    model="|".join(model_names(config)),  # built-in and model_definitions
     noise=r"[0-9.]+",  # a noise fraction as memloc.core.paths.noise_label writes it
     seed=r"\d+",
     variant=VARIANT,
+
+
+# Jobs that run in the Snakemake process itself, never through a cluster's queue: the
+# downloads (on a cluster, the login node has the internet; the compute nodes may not) and
+# the quick table, figure and collect jobs (seconds of CPU each; an sbatch would wait longer).
+localrules:
+    fetch_dataset,
+    fetch_cscores,
+    collect_run_tables,
+    collect_layer_tables,
+    collect_atypical_tables,
+    collect_dropout_metrics,
+    merge_flipping,
+    select_flip_examples,
+    gradient_figure,
+    layer_figure,
+    fig05,
+    fig07,
+    fig07_table,
+    fig08,
+    dropout_table,
+    dropout_paper_rows,
+    cscore_holdout,
+    detection_auc,
+    auc_table,
+    flipping_paper_rows,
+    paper_vs_ours,
+    claims,
+
+
+def job_runtime(rule_name):
+    """A job's wall-clock limit in minutes (memloc.runs.resources.minutes: from the model,
+    dataset, epochs and example counts); a retried job gets more."""
+    return lambda wildcards, attempt: job_resources.minutes(
+        rule_name, config, dict(wildcards.items()), attempt
+    )
+
+
+def job_mem_mb(rule_name):
+    """A job's memory in MB (memloc.runs.resources.mem_mb); a retried job gets more."""
+    return lambda wildcards, attempt: job_resources.mem_mb(
+        rule_name, config, dict(wildcards.items()), attempt
+    )
 
 
 def all_outputs():
@@ -68,12 +112,14 @@ def all_outputs():
 
 
 def data_source():
-    """memloc.core.data.DataSource settings."""
+    """memloc.core.data.DataSource settings of the jobs that read a dataset (no download:
+    rule fetch_dataset, their input, has fetched and checked it)."""
     return runs_plan.data_source(config)
 
 
 def model_settings(wildcards):
-    return config["model_settings"].get(wildcards.model, {})
+    """memloc.core.models.ModelConfig fields of the {model} (less its name and the dataset's)."""
+    return model_fields(config, wildcards.model)
 
 
 def train_settings(wildcards):

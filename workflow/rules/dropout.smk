@@ -3,8 +3,9 @@
 #   tab2  the p_mem x p_gen grid, after dropping
 #   tab3  standard dropout, a fixed sparse network and example-tied dropout
 #   fig07 clean training images forgotten when the memorization units are dropped
-# memloc.dropout.plan plans the runs, tables and fig07 from config["dropout"].  The
-# {dropout} wildcard names a run's dropout (memloc.dropout.plan.dropout_name).
+# memloc.dropout.plan plans the runs, tables and fig07 from config["dropout"], all of one
+# model (dropout.model; null = primary.model, built in or declared).  The {dropout} wildcard
+# names a run's dropout (memloc.dropout.plan.dropout_name).
 
 from memloc.dropout import plan as dropout_plan
 
@@ -16,6 +17,7 @@ rule train_dropout:
     Resumes from results/dropout/runs/.../checkpoints/."""
     input:
         data=paths.DATA_TABLE,
+        fetched=paths.DATASET_INFO,
     output:
         metrics=f"{DROPOUT_RUN}/metrics.parquet",
         examples=f"{DROPOUT_RUN}/examples.parquet",
@@ -26,14 +28,14 @@ rule train_dropout:
     benchmark:
         "benchmarks/train_dropout/{dataset}_{model}_noise{noise}_{dropout}_seed{seed}.tsv"
     wildcard_constraints:
-        model=dropout_plan.MODEL,
+        model=dropout_plan.model_wildcard(config),
         dropout=dropout_plan.DROPOUT_WILDCARD,
     conda:
         "../../environment.yml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=job_mem_mb("train_dropout"),
+        runtime=job_runtime("train_dropout"),
         gpu=1,
     params:
         source=data_source(),
@@ -60,8 +62,8 @@ rule collect_dropout_metrics:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=job_mem_mb("collect_dropout_metrics"),
+        runtime=job_runtime("collect_dropout_metrics"),
     params:
         runs=dropout_plan.metrics_columns(config),
     script:
@@ -88,8 +90,8 @@ rule dropout_table:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=job_mem_mb("dropout_table"),
+        runtime=job_runtime("dropout_table"),
     params:
         runs=lambda wc: dropout_plan.table_runs(config, wc.table),
     script:
@@ -110,8 +112,8 @@ rule dropout_paper_rows:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=job_mem_mb("dropout_paper_rows"),
+        runtime=job_runtime("dropout_paper_rows"),
     params:
         settings=dropout_plan.our_settings(config),
     script:
@@ -122,6 +124,9 @@ rule fig07_table:
     """The clean training examples forgotten after dropping, with their pixels."""
     input:
         unpack(lambda wc: dropout_plan.fig07_inputs(config)),
+        fetched=paths.DATASET_INFO.format(
+            dataset=dropout_plan.fig07_run(config)["dataset"]
+        ),
     output:
         "results/tables/fig07.parquet",
     log:
@@ -130,8 +135,8 @@ rule fig07_table:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=job_mem_mb("fig07_table"),
+        runtime=job_runtime("fig07_table"),
     params:
         dataset=dropout_plan.fig07_run(config)["dataset"],
         source=data_source(),
@@ -156,8 +161,8 @@ rule fig07:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=job_mem_mb("fig07"),
+        runtime=job_runtime("fig07"),
     params:
         figure="fig07",
         selection=dropout_plan.fig07_selection(config),

@@ -23,8 +23,8 @@ rule select_flip_examples:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=job_mem_mb("select_flip_examples"),
+        runtime=job_runtime("select_flip_examples"),
     params:
         per_group=config["flipping"]["examples_per_group"],
         seed=config["flipping"]["selection_seed"],
@@ -39,6 +39,7 @@ rule flip_shard:
         checkpoints="results/runs/{dataset}/{model}/noise{noise}/seed{seed}/checkpoints.txt",
         data=paths.DATA_TABLE,
         selection=f"{FLIP}/examples.parquet",
+        fetched=paths.DATASET_INFO,
     output:
         f"{FLIP}/seed{{seed}}/shard{{shard}}.parquet",
     log:
@@ -53,8 +54,8 @@ rule flip_shard:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=job_mem_mb("flip_shard"),
+        runtime=job_runtime("flip_shard"),
         gpu=1,
     params:
         source=data_source(),
@@ -77,8 +78,8 @@ rule merge_flipping:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=5,
+        mem_mb=job_mem_mb("merge_flipping"),
+        runtime=job_runtime("merge_flipping"),
     params:
         runs=[part.run for part in flipping_plan.flip_parts(config)],
     script:
@@ -89,6 +90,7 @@ rule second_split:
     """Second-split forgetting time (Maini et al. 2022) of the split-A examples."""
     input:
         paths.DATA_TABLE,
+        fetched=paths.DATASET_INFO,
     output:
         f"{DETECTION}/second_split.parquet",
     log:
@@ -99,8 +101,8 @@ rule second_split:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=job_mem_mb("second_split"),
+        runtime=job_runtime("second_split"),
         gpu=1,
     params:
         source=data_source(),
@@ -133,8 +135,8 @@ rule detection_auc:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=5,
+        mem_mb=job_mem_mb("detection_auc"),
+        runtime=job_runtime("detection_auc"),
     params:
         runs=flipping_plan.detection_runs(config),
     script:
@@ -157,8 +159,8 @@ rule auc_table:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=job_mem_mb("auc_table"),
+        runtime=job_runtime("auc_table"),
     script:
         "../scripts/auc_table.py"
 
@@ -175,8 +177,8 @@ rule flipping_paper_rows:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=job_mem_mb("flipping_paper_rows"),
+        runtime=job_runtime("flipping_paper_rows"),
     params:
         setting=flipping_plan.our_setting(config),
     script:
@@ -199,8 +201,8 @@ rule fig05:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=job_mem_mb("fig05"),
+        runtime=job_runtime("fig05"),
     params:
         figure="fig05",
         selection=flipping_plan.fig05_selection(config),

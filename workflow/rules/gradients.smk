@@ -25,8 +25,8 @@ rule gradient_figure:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=job_mem_mb("gradient_figure"),
+        runtime=job_runtime("gradient_figure"),
     params:
         figure=lambda wc: gradient_figure(wc).figure,
         selection=lambda wc: gradient_figure(wc).selection,

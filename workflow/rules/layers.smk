@@ -12,15 +12,17 @@
 from memloc.layers.plan import layer_figure, layer_tables, retraining_settings
 
 
-# Rewinding is one job per run, not per (run, layer): the job loads the data and every
-# checkpoint once and computes the final model's activations at each stage boundary once
-# per batch for all layers (memloc.layers.rewinding); per layer, each job would redo both and pay
-# the process start (~3 s of imports) 9 times, which on CPU costs more than the work.
+# Rewinding is one job per run, not per (run, layer): the job loads the data and the model
+# once and reads one layer's history at a time from the memory-mapped checkpoints
+# (memloc.layers.rewinding); per layer, each job would reload them and pay the process start
+# (~3 s of imports) 9 times, which on CPU costs more than the work.  A job that dies keeps its
+# finished layers' rows ({RUN}/rewinding.parquet.partial.json) and its rerun resumes there.
 rule rewind_layers:
     """Accuracy per group and on the test set with each layer rewound to each epoch."""
     input:
         data="results/data/{dataset}/{variant}.parquet",
         checkpoints=f"{RUN}/checkpoints.txt",
+        fetched=paths.DATASET_INFO,
     output:
         f"{RUN}/rewinding.parquet",
     log:
@@ -33,8 +35,8 @@ rule rewind_layers:
         "../../environment.yml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=job_mem_mb("rewind_layers"),
+        runtime=job_runtime("rewind_layers"),
         gpu=1,
     params:
         source=data_source(),
@@ -52,6 +54,7 @@ rule retrain_layer:
     input:
         data="results/data/{dataset}/{variant}.parquet",
         checkpoints=f"{RUN}/checkpoints.txt",
+        fetched=paths.DATASET_INFO,
     output:
         f"{RUN}/retraining/{{layer}}.parquet",
     log:
@@ -59,15 +62,15 @@ rule retrain_layer:
     benchmark:
         "benchmarks/retrain_layer/{dataset}_{model}_{variant}_seed{seed}_{layer}.tsv"
     wildcard_constraints:
-        layer=r"[A-Za-z0-9_]+",
+        layer=r"[A-Za-z0-9_.]+",  # a custom model's layers are dotted module names (features.0)
     group:
         "retraining"
     conda:
         "../../environment.yml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=job_mem_mb("retrain_layer"),
+        runtime=job_runtime("retrain_layer"),
         gpu=1,
     params:
         source=data_source(),
@@ -94,8 +97,8 @@ rule collect_layer_tables:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=job_mem_mb("collect_layer_tables"),
+        runtime=job_runtime("collect_layer_tables"),
     params:
         runs=lambda wc: layer_tables(config, wc.table).runs,
     script:
@@ -120,8 +123,8 @@ rule layer_figure:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=job_mem_mb("layer_figure"),
+        runtime=job_runtime("layer_figure"),
     params:
         figure=lambda wc: layer_figure(config, wc.fig).figure,
         selection=lambda wc: layer_figure(config, wc.fig).selection,

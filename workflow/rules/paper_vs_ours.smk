@@ -22,7 +22,7 @@ rule paper_vs_ours:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=job_mem_mb("paper_vs_ours"),
+        runtime=job_runtime("paper_vs_ours"),
     script:
         "../scripts/paper_vs_ours.py"

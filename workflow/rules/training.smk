@@ -8,6 +8,7 @@ rule train:
     accuracies and gradient accounting. Resumes from results/runs/.../checkpoints/."""
     input:
         data="results/data/{dataset}/{variant}.parquet",
+        fetched=paths.DATASET_INFO,
     output:
         metrics=f"{RUN}/metrics.parquet",
         examples=f"{RUN}/examples.parquet",
@@ -21,8 +22,8 @@ rule train:
         "../../environment.yml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=job_mem_mb("train"),
+        runtime=job_runtime("train"),
         gpu=1,
     params:
         source=data_source(),
@@ -48,8 +49,8 @@ rule collect_run_tables:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=job_mem_mb("collect_run_tables"),
+        runtime=job_runtime("collect_run_tables"),
     params:
         runs=runs_plan.gradient_runs(config),
     script:

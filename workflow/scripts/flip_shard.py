@@ -2,9 +2,12 @@
 
 import sys
 
+from memloc.core.device import job_label, resolve_device
 from memloc.flipping.jobs import flip_shard
 
 sys.stderr = open(snakemake.log[0], "w")
+# a GPU job that sees no GPU stops here, before loading data, naming the job
+device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
 
 flip_shard(
     snakemake.input.checkpoints,
@@ -17,6 +20,6 @@ flip_shard(
     settings=snakemake.params.settings,
     seed=int(snakemake.wildcards.seed),
     accuracy_examples=snakemake.params.accuracy_examples,
-    device=snakemake.params.device,
+    device=str(device),
     threads=snakemake.threads,
 )

@@ -3,8 +3,11 @@
 import sys
 
 from memloc.atypical.jobs import train_holdout_model
+from memloc.core.device import job_label, resolve_device
 
 sys.stderr = open(snakemake.log[0], "a")  # append: a resumed job keeps its log
+# a GPU job that sees no GPU stops here, before loading data, naming the job
+device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
 
 train_holdout_model(
     snakemake.input.data,
@@ -15,6 +18,6 @@ train_holdout_model(
     train_settings=snakemake.params.train,
     model_index=int(snakemake.wildcards.k),
     holdout=snakemake.params.holdout,
-    device=snakemake.params.device,
+    device=str(device),
     threads=snakemake.threads,
 )

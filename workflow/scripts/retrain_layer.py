@@ -2,9 +2,12 @@
 
 import sys
 
+from memloc.core.device import job_label, resolve_device
 from memloc.layers.jobs import retrain_run_layer
 
 sys.stderr = open(snakemake.log[0], "w")
+# a GPU job that sees no GPU stops here, before loading data, naming the job
+device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
 
 retrain_run_layer(
     snakemake.input.data,
@@ -15,7 +18,7 @@ retrain_run_layer(
     test_subset=snakemake.params.test_subset,
     layer=snakemake.wildcards.layer,
     settings=snakemake.params.settings,
-    device=snakemake.params.device,
+    device=str(device),
     threads=snakemake.threads,
     group_column=snakemake.params.group_column,
     recalibrate_bn=snakemake.params.recalibrate_bn,

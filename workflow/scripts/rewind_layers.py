@@ -2,9 +2,12 @@
 
 import sys
 
+from memloc.core.device import job_label, resolve_device
 from memloc.layers.jobs import rewind_run
 
 sys.stderr = open(snakemake.log[0], "w")
+# a GPU job that sees no GPU stops here, before loading data, naming the job
+device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
 
 rewind_run(
     snakemake.input.data,
@@ -15,7 +18,7 @@ rewind_run(
     test_subset=snakemake.params.test_subset,
     epochs=snakemake.params.epochs,
     batch_size=snakemake.params.batch_size,
-    device=snakemake.params.device,
+    device=str(device),
     threads=snakemake.threads,
     group_column=snakemake.params.group_column,
 )

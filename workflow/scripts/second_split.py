@@ -2,9 +2,12 @@
 
 import sys
 
+from memloc.core.device import job_label, resolve_device
 from memloc.flipping.jobs import second_split_forgetting
 
 sys.stderr = open(snakemake.log[0], "a")  # append: a resumed job keeps its log
+# a GPU job that sees no GPU stops here, before loading data, naming the job
+device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
 
 second_split_forgetting(
     snakemake.input[0],
@@ -16,6 +19,6 @@ second_split_forgetting(
     second=snakemake.params.second,
     fraction=snakemake.params.fraction,
     split_seed=snakemake.params.split_seed,
-    device=snakemake.params.device,
+    device=str(device),
     threads=snakemake.threads,
 )

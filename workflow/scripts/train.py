@@ -2,9 +2,12 @@
 
 import sys
 
+from memloc.core.device import job_label, resolve_device
 from memloc.runs.jobs import train_run
 
 sys.stderr = open(snakemake.log[0], "a")  # append: a resumed run keeps its log
+# a GPU job that sees no GPU stops here, before loading data, naming the job
+device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
 
 train_run(
     snakemake.input.data,
@@ -14,6 +17,6 @@ train_run(
     test_subset=snakemake.params.test_subset,
     model={"name": snakemake.wildcards.model, **snakemake.params.model},
     train_settings=snakemake.params.train,
-    device=snakemake.params.device,
+    device=str(device),
     threads=snakemake.threads,
 )

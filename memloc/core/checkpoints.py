@@ -1,0 +1,60 @@
+"""A run's checkpoint files: epoch_{t:03d}.pt per epoch (the model's state and what was measured),
+resume.pt (the latest epoch's optimizer, scheduler, loss-scaler and RNG states; see
+memloc.core.training), written atomically."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from memloc.core.models import ModelConfig, build_model
+
+
+def checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
+    return Path(directory) / f"epoch_{epoch:03d}.pt"
+
+
+def resume_path(directory: str | os.PathLike) -> Path:
+    """The latest epoch's optimizer, scheduler, loss-scaler and RNG states."""
+    return Path(directory) / "resume.pt"
+
+
+def list_checkpoints(directory: str | os.PathLike) -> dict[int, Path]:
+    """{epoch: path} of the complete checkpoints in `directory`."""
+    out = {}
+    for p in Path(directory).glob("epoch_*.pt"):
+        m = re.fullmatch(r"epoch_(\d+)\.pt", p.name)
+        if m:
+            out[int(m.group(1))] = p
+    return dict(sorted(out.items()))
+
+
+def save_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def model_from_checkpoint(path: str | os.PathLike, device: torch.device) -> nn.Module:
+    """Rebuild the model a checkpoint belongs to and load its weights."""
+    ckpt = load_checkpoint(path)
+    model = build_model(ModelConfig(**ckpt["config"]["model"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device, memory_format=torch.channels_last)
+
+
+def check_gradient_format(ckpt: dict, path: Path) -> None:
+    """Checkpoints from before epoch-level gradient accounting stored a [4, L] tensor of
+    per-batch means; resuming or tabulating them would mix two different statistics."""
+    if isinstance(ckpt["gradients"], torch.Tensor):
+        raise ValueError(f"{path} holds per-batch gradient statistics of an older memloc; remove its "
+                         "checkpoints to retrain with epoch-level gradient accounting")

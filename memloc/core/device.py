@@ -1,0 +1,105 @@
+"""Where and how a job computes: its torch device (a clear error when a GPU was asked for and
+none is visible), the precision of its forward passes, the fp16 loss scaler and the opt-in
+torch.compile.
+
+The workflow passes the config key `device` to every compute job; `precision` and `compile`
+are exported to every job by the Snakefile as MEMLOC_PRECISION / MEMLOC_COMPILE (they change
+how fast a job runs, not what it computes, so they are not part of a run's checkpointed
+config).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from contextlib import nullcontext
+
+import torch
+
+# auto = bf16 autocast where the hardware runs bf16 natively (CUDA from Ampere / sm_80 on,
+# ROCm; CPUs whose oneDNN has bf16: AVX-512 BF16 / AMX), else fp16 with loss scaling on CUDA
+# (V100, T4: tensor cores in fp16, no native bf16), else fp32.  Parameters, gradients,
+# optimizer state and losses stay fp32 whatever the choice.
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def choose_precision(setting: str, device_type: str, bf16_native: bool) -> str:
+    """'bf16', 'fp16' or 'fp32' for a `precision` setting on a device of `device_type` that does
+    (or does not) run bf16 natively.  Pure, so that the rule is tested without the hardware."""
+    if setting not in PRECISIONS:
+        raise ValueError(f"precision {setting!r} (MEMLOC_PRECISION / config key precision): use one of {PRECISIONS}")
+    if setting != "auto":
+        return setting
+    if bf16_native:
+        return "bf16"
+    return "fp16" if device_type == "cuda" else "fp32"
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` runs bf16 convolutions / matmuls natively (not emulated)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def precision_for(device: torch.device, precision: str | None = None) -> str:
+    """'bf16', 'fp16' or 'fp32': the precision forward passes on `device` run in (`precision`:
+    the setting; None = MEMLOC_PRECISION, default auto)."""
+    setting = precision or os.environ.get("MEMLOC_PRECISION", "auto")
+    return choose_precision(setting, device.type, setting == "auto" and bf16_native(device))
+
+
+def autocast_for(device: torch.device, precision: str | None = None):
+    """bf16 / fp16 autocast where `precision_for` says so (convs / matmuls in low precision;
+    losses are computed in fp32 by the callers), else a no-op context."""
+    dtype = _DTYPES.get(precision_for(device, precision))
+    return torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+
+
+def grad_scaler_for(device: torch.device, precision: str | None = None) -> torch.amp.GradScaler | None:
+    """A loss scaler for training in fp16 (small gradients underflow in fp16 without one);
+    None in bf16 / fp32, which have fp32's exponent range."""
+    return torch.amp.GradScaler(device.type) if precision_for(device, precision) == "fp16" else None
+
+
+def compile_enabled(setting: str | None = None) -> bool:
+    """Whether training runs a torch.compile'd model (`setting`: None = MEMLOC_COMPILE,
+    default false)."""
+    value = (setting or os.environ.get("MEMLOC_COMPILE", "false")).lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"compile {value!r} (MEMLOC_COMPILE / config key compile): use true or false")
+    return value == "true"
+
+
+def job_label(rule: str, wildcards: Iterable[tuple[str, str]]) -> str:
+    """'rule train (dataset=fashion_mnist, model=resnet9, ...)': a job named in errors."""
+    return f"rule {rule} (" + ", ".join(f"{k}={v}" for k, v in wildcards) + ")"
+
+
+def resolve_device(name: str | torch.device, job: str | None = None) -> torch.device:
+    """'auto' -> CUDA when present, else CPU; anything else is passed to torch.device.
+
+    A CUDA device that torch cannot see is an error naming `job` and the setting, before
+    any data is loaded: without it a GPU job that got no GPU (a SLURM plugin that drops
+    `gpu`, a wrong CUDA_VISIBLE_DEVICES) would train on the CPU until it timed out.  On CUDA,
+    cudnn.benchmark is set: every job feeds fixed-size batches, so the per-shape search of
+    the fastest convolution algorithm pays off after the first batches."""
+    name = str(name)
+    if name == "auto":
+        return resolve_device("cuda" if torch.cuda.is_available() else "cpu", job)
+    device = torch.device(name)
+    if device.type == "cuda":
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= visible:
+            raise RuntimeError(
+                f"{job or 'this job'}: config key `device: {name}` asks for CUDA device {device.index or 0}, but torch "
+                f"sees {visible} CUDA device(s) (torch {torch.__version__}, built for CUDA {torch.version.cuda}; "
+                f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}). Stopped before loading data "
+                "instead of training on the CPU: request a GPU for the job (SLURM: resources gpu=1, with "
+                "snakemake-executor-plugin-slurm>=1.0), or set `device: auto` / `device: cpu` in the config.")
+        torch.backends.cudnn.benchmark = True
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"{job or 'this job'}: config key `device: {name}`, but torch sees no MPS device; "
+                           "set `device: auto` or `device: cpu` in the config.")
+    return device

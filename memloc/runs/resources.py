@@ -1,0 +1,192 @@
+"""What each job asks its scheduler for: wall-clock minutes and memory (MB), per rule.
+
+The one place where job sizes are set.  Every rule's `resources:` calls job_runtime /
+job_mem_mb (workflow/rules/common.smk), which pass the rule's name, the config and the job's
+wildcards to `minutes` / `mem_mb` here; the SLURM profile turns them into `sbatch -t` /
+`--mem`.  Locally, runtime is ignored and mem_mb counts only against `--resources mem_mb=`.
+
+GPU jobs (GPU_RULES) are sized from the work they do:
+
+    minutes = MARGIN x forward_passes / (forward images/s of the model on the device) / 60
+              + STARTUP_MINUTES, rounded up to 5 minutes, x attempt, at most MAX_MINUTES
+
+forward_passes counts the images a job puts through its model in forward-pass equivalents
+(a backward pass = 2 forwards); `bench/gpu_hours.py` sums the same counts over the DAG.
+Forward images/s = SUSTAINED_TFLOPS of the device / the model's forward FLOPs per image
+(FORWARD_GFLOP, scaled by image area and, for ResNet-9, width^2).  Where they come from:
+
+- FORWARD_GFLOP: torch's FlopCounterMode on one 32x32 image at the paper's settings
+  (`python bench/gpu_hours.py` prints them from the models themselves, and warns where the
+  constants below are more than 10% off).
+- SUSTAINED_TFLOPS["cuda"] = 40: an assumption, ~13% of an A100's dense bf16 peak (small
+  models, evaluation passes, Python overhead); no GPU has been measured yet.  At 40 TFLOP/s
+  ResNet-9 trains ~23,000 img/s, ResNet-50 ~5,100, ViT-small (patch 2) ~2,300.  A slower
+  GPU (V100, T4) can take ~3x longer than this: MARGIN covers 2x, retries (attempt 2 gets
+  twice the time) and resuming from checkpoints cover the rest.
+- SUSTAINED_TFLOPS["cpu"] = 0.01 per thread: `bench/gpu_hours.py --measure-cpu` measured
+  15 GFLOP/s (ResNet-9 width 0.25, one thread) on the 2-core development machine at load
+  average ~10; `device: auto` is sized as a CPU, since it may be one.
+- STARTUP_MINUTES = 5: python + torch + memloc imports and loading Fashion-MNIST took 19 s
+  there (same load); a GPU node adds CUDA's start, bigger datasets and checkpoints, and a
+  shared file system may be slow.
+
+Every other rule is a small constant (CPU_RULES): tables, figures and downloads.
+"""
+
+from __future__ import annotations
+
+import math
+
+from memloc.core.data import DATASETS
+
+# The rules that train or evaluate networks, one GPU each (gpu=1 in their resources).
+GPU_RULES = ("train", "train_dropout", "holdout_model", "rewind_layers", "retrain_layer", "flip_shard",
+             "second_split")
+# (mem_mb, minutes) of the CPU rules; a rule not named here gets DEFAULT_CPU.
+CPU_RULES = {
+    "fetch_dataset": (4000, 60),  # a download: the network sets the pace
+    "fetch_cscores": (1000, 15),
+    "corrupt_data": (4000, 20),
+    "atypical_data": (4000, 10),
+    "fig07_table": (4000, 10),
+    "collect_run_tables": (4000, 10),
+    "collect_layer_tables": (4000, 10),
+    "collect_atypical_tables": (4000, 10),
+    "select_flip_examples": (1000, 5),
+}
+DEFAULT_CPU = (2000, 10)
+
+# Training and test split sizes (torchvision).  A dataset declared in the config
+# (dataset_definitions) is sized as DECLARED_DATASET: its size is known only once fetched.
+SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000),
+               "svhn": (73_257, 26_032)}
+DECLARED_DATASET = ((50_000, 10_000), 3, 32)  # (train, test), channels, side
+# Forward GFLOP per 32x32 image at the paper's settings (ResNet-9 width 1; ViT-small patch 2,
+# dim 512, depth 6, mlp 512): FlopCounterMode, see bench/gpu_hours.py.  A model declared in
+# the config (model_definitions) is sized as the costliest built-in one.
+FORWARD_GFLOP = {"resnet9": 0.58, "resnet50": 2.6, "vit_small": 5.7}
+SUSTAINED_TFLOPS = {"cuda": 40.0, "cpu": 0.01}  # cpu: per thread (see above)
+MARGIN = 2.0
+STARTUP_MINUTES = 5
+MAX_MINUTES = 8 * 60  # no submission asks for more (a common partition limit)
+FLIP_STEPS = 10  # mean removals per flipped example in the paper: 5.1 (noisy), 15.7 (clean)
+# Host memory of a GPU job besides its data: python, torch, the CUDA libraries and context.
+GPU_BASE_MB = 4000
+CPU_BASE_MB = 2000
+DATA_COPIES = 1.25  # float32 images + the uint8 source (a quarter of it)
+
+
+def split_sizes(config: dict, dataset: str) -> tuple[int, int]:
+    """(training, test) examples a job of `dataset` uses: the configured subsets or the splits."""
+    n, n_test = SPLIT_SIZES.get(dataset, DECLARED_DATASET[0])
+    return config["train_subset"] or n, config["test_subset"] or n_test
+
+
+def image_shape(dataset: str) -> tuple[int, int]:
+    """(channels, side) of a dataset's images."""
+    return DATASETS[dataset][2:4] if dataset in DATASETS else DECLARED_DATASET[1:]
+
+
+def forward_gflop(config: dict, model: str, dataset: str) -> float:
+    """Forward GFLOP per image of `model` on `dataset`'s images at the configured settings."""
+    gflop = FORWARD_GFLOP.get(model, max(FORWARD_GFLOP.values()))
+    gflop *= (image_shape(dataset)[1] / 32) ** 2  # convolutions and tokens scale with the area
+    if model == "resnet9":
+        gflop *= config["model_settings"].get("resnet9", {}).get("width", 1.0) ** 2
+    return gflop
+
+
+_LAYERS: dict[tuple, int] = {}
+
+
+def layer_count(config: dict, model: str) -> int:
+    """Layers of `model` (memloc.layers.plan.layer_names, built on the meta device), once per
+    model and settings."""
+    from memloc.layers.plan import layer_names
+
+    key = (model, repr(config["model_settings"].get(model)), repr(config.get("model_definitions", {}).get(model)))
+    if key not in _LAYERS:
+        _LAYERS[key] = len(layer_names(config, model))
+    return _LAYERS[key]
+
+
+def _noise(wc: dict) -> float:
+    """The label-noise fraction of a job: its {noise} wildcard or its {variant} (atypical: 0)."""
+    if "noise" in wc:
+        return float(wc["noise"])
+    variant = wc.get("variant", "noise0")
+    return float(variant[len("noise"):]) if variant.startswith("noise") else 0.0
+
+
+def job_model(rule: str, config: dict, wc: dict) -> str:
+    """The model a GPU job runs: its {model} wildcard; hold-out models are the primary model."""
+    return wc["model"] if "model" in wc else config["primary"]["model"]
+
+
+def forward_passes(rule: str, config: dict, wc: dict) -> float:
+    """Images a GPU job puts through its model, in forward-pass equivalents (backward = 2)."""
+    n, n_test = split_sizes(config, wc["dataset"])
+    e = config["train"]["epochs"]
+    if rule == "train":  # 1 forward + 2 backward (gradient accounting) per step; per-epoch evaluation
+        return e * n * 5 + (e + 1) * (n + n_test)
+    if rule == "train_dropout":  # plain SGD; evaluation with and without the memorization units
+        de = config["dropout"]["epochs"]
+        return de * n * 3 + (de + 1) * 2 * (n + n_test)
+    if rule == "holdout_model":  # SGD on a subset, per-epoch records, then every example once
+        sub = n * config["atypical"]["holdout"]["fraction"]
+        return e * sub * 3 + (e + 1) * sub + n
+    if rule == "second_split":  # SGD on half, fine-tuning on the other half, per-epoch records
+        ss = config["detection"]["second_split"]
+        return (ss["epochs_first"] + ss["epochs_second"]) * n / 2 * 4
+    if rule == "rewind_layers":  # every layer x rewind epoch; a pass starts at the layer's stage
+        epochs = len(config["rewinding"]["epochs"] or range(e + 1))  # null: every epoch 0..E
+        return layer_count(config, wc["model"]) * epochs * (n + n_test) / 2
+    if rule == "retrain_layer":  # SGD on the clean examples, evaluation of all and the test set
+        return config["retraining"]["epochs"] * (3 * (1 - _noise(wc)) * n + n + n_test)
+    if rule == "flip_shard":  # per example: steps x (noisy copies + population batch) x 3, accuracy
+        flip = config["flipping"]
+        examples = 2 * flip["examples_per_group"] / flip["shards"]
+        per_example = FLIP_STEPS * (flip["noise_copies"] + flip["population_batch"]) * 3
+        return examples * (per_example + (flip["accuracy_examples"] or n))
+    raise ValueError(f"memloc.runs.resources: {rule!r} is not a GPU rule ({', '.join(GPU_RULES)})")
+
+
+def device_kind(config: dict) -> str:
+    """'cuda' where the config asks for a GPU, else 'cpu' (auto may run on a CPU: sized as one)."""
+    return "cuda" if config["device"].startswith("cuda") else "cpu"
+
+
+def forward_rate(config: dict, model: str, dataset: str, threads: int = 1) -> float:
+    """Forward-pass images per second of `model` on the config's device."""
+    kind = device_kind(config)
+    tflops = SUSTAINED_TFLOPS[kind] * (threads if kind == "cpu" else 1)
+    return tflops * 1e12 / (forward_gflop(config, model, dataset) * 1e9)
+
+
+def work_minutes(rule: str, config: dict, wc: dict) -> float:
+    """Estimated minutes of a GPU job's model passes (no margin, no start-up)."""
+    threads = 1 if rule in ("flip_shard", "second_split") else config["threads"]
+    rate = forward_rate(config, job_model(rule, config, wc), wc["dataset"], threads)
+    return forward_passes(rule, config, wc) / rate / 60
+
+
+def minutes(rule: str, config: dict, wc: dict, attempt: int = 1) -> int:
+    """Wall-clock limit (minutes) of a job of `rule` with wildcards `wc` (a dict)."""
+    if rule in GPU_RULES:
+        base = 5 * math.ceil((MARGIN * work_minutes(rule, config, dict(wc)) + STARTUP_MINUTES) / 5)
+    else:
+        base = CPU_RULES.get(rule, DEFAULT_CPU)[1]
+    return min(base * attempt, MAX_MINUTES)
+
+
+def mem_mb(rule: str, config: dict, wc: dict, attempt: int = 1) -> int:
+    """Memory (MB) of a job of `rule`: a GPU job holds its dataset's splits as float32 images
+    beside python, torch and CUDA; a retry gets half as much again per attempt."""
+    if rule in GPU_RULES:
+        n, n_test = split_sizes(config, wc["dataset"])
+        channels, size = image_shape(wc["dataset"])
+        data = (n + n_test) * channels * size * size * 4 * DATA_COPIES / 2**20
+        base = 500 * math.ceil((GPU_BASE_MB + data) / 500)
+    else:
+        base = CPU_RULES.get(rule, DEFAULT_CPU)[0]
+    return int(base * (1 + 0.5 * (attempt - 1)))
