@@ -109,11 +109,11 @@ def test_per_example_and_layer_tables_have_the_right_rows(own):
     examples = pd.read_parquet(run / "examples.parquet")
     assert len(examples) == N * (EPOCHS + 1) and set(examples["index"]) == set(range(N))
     grads = pd.read_parquet(run / "gradients.parquet")
-    assert sorted(grads["layer"].unique()) == LAYERS
+    assert sorted(grads["layer"].unique()) == sorted(LAYERS)
     tables = own / "results" / "tables"
     for name in ("rewinding", "retraining"):
         layers = pd.read_parquet(tables / f"{name}.parquet").query("layer_index >= 0")
-        assert sorted(layers["layer"].unique()) == LAYERS, name
+        assert sorted(layers["layer"].unique()) == sorted(LAYERS), name
     flips = pd.read_parquet(tables / "flipping.parquet")
     per_group, seeds = C["flipping"]["examples_per_group"], SEEDS
     assert len(flips) == 2 * per_group * len(seeds)
@@ -121,4 +121,6 @@ def test_per_example_and_layer_tables_have_the_right_rows(own):
     atypical = pd.read_parquet(own / "results/data/pngs/atypical.parquet")
     assert len(atypical) == N and atypical["cscore"].notna().any()
     tab1 = pd.read_parquet(tables / "tab1.parquet")
-    assert len(tab1) == 1
+    assert set(tab1["dataset"]) == {"pngs"} and len(tab1) == 6  # before / after dropping x clean, noisy, test
+    assert set(zip(tab1["when"], tab1["subset"])) == {(w, s) for w in ("before", "after")
+                                                      for s in ("clean", "noisy", "test")}
