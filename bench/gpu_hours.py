@@ -61,7 +61,7 @@ def dry_run_jobs(configfile: str) -> list[tuple[str, dict]]:
 
 
 def forward_flops(config: dict, model: str, dataset: str) -> float:
-    channels, size = resources.image_shape(dataset)
+    channels, size = resources.image_shape(dataset, config)
     cfg = ModelConfig.for_dataset(dataset, name=model, **config["model_settings"].get(model, {}))
     net = build_model(cfg).eval()
     with FlopCounterMode(display=False) as counter:  # not no_grad: its fused attention goes uncounted

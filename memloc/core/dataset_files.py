@@ -269,3 +269,16 @@ def read_npz(path: Path, train: bool) -> Split:
     x, y = _load_array(path, f"x_{split}"), _load_array(path, f"y_{split}")
     images = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     return Split(np.ascontiguousarray(images), y.astype(np.int64), [str(c) for c in range(num_classes)])
+
+
+def normalization_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images [N, C, H, W], in units of 255 (as
+    torchvision's Normalize takes them), exact from a 256-bin histogram per channel."""
+    values = np.arange(256) / 255
+    mean, std = [], []
+    for c in range(images.shape[1]):
+        hist = np.bincount(images[:, c].ravel(), minlength=256)
+        m = hist @ values / hist.sum()
+        mean.append(float(m))
+        std.append(float(np.sqrt(hist @ (values - m) ** 2 / hist.sum())))
+    return mean, std

@@ -45,10 +45,12 @@ from memloc.core.dataset_files import (
     check_imagefolder,
     check_npz,
     image_spec,
+    normalization_stats,
     read_imagefolder,
     read_npz,
     write_imagefolder,
 )
+from memloc.core.paths import DATASET_INFO
 from memloc.core.torchvision_datasets import read_torchvision
 
 FORMATS = ("imagefolder", "npz", "torchvision")
@@ -146,7 +148,10 @@ def dataset_info(name: str, source: dict | None = None) -> DatasetInfo:
     source = source or {}
     definitions = source.get("definitions") or {}
     if name in definitions:
-        return _declared_info(definitions[name], source.get("root", "data"))
+        definition, root = definitions[name], source.get("root", "data")
+        path = Path(definition.get("path") or root)
+        stamp = path.stat().st_mtime_ns if path.exists() else None  # a rewritten folder / file is read again
+        return _declared_info(name, json.dumps(definition, sort_keys=True), root, stamp)
     if name in DATASETS:
         _, k, c, size = DATASETS[name]
         return DatasetInfo(k, c, size, size, tuple(str(i) for i in range(k)))
@@ -154,7 +159,9 @@ def dataset_info(name: str, source: dict | None = None) -> DatasetInfo:
                        f"dataset_definitions ({', '.join(definitions) or 'none'})")
 
 
-def _declared_info(definition: dict, root: str) -> DatasetInfo:
+@functools.lru_cache(maxsize=64)  # planning asks once per run; the folder / file stamp keys it
+def _declared_info(name: str, definition_json: str, root: str, stamp: int | None) -> DatasetInfo:
+    definition = json.loads(definition_json)
     fmt, path = definition["format"], Path(definition.get("path") or root)
     if fmt == "imagefolder":
         if definition.get("export_from") and not path.exists():
@@ -165,7 +172,15 @@ def _declared_info(definition: dict, root: str) -> DatasetInfo:
     if fmt == "npz":
         k, c, h, w = check_npz(path)
         return DatasetInfo(k, c, h, w, tuple(str(i) for i in range(k)))
-    return _split_info(read_split(definition, root, train=True))
+    fetched = Path(DATASET_INFO.format(dataset=name))  # the fetch_dataset job's record, once it ran
+    if fetched.exists():
+        d = json.loads(fetched.read_text())
+        return DatasetInfo(d["num_classes"], d["channels"], d["height"], d["width"], tuple(d["classes"]))
+    try:  # a torchvision class: its training split, if it is on disk already
+        return _split_info(read_split(definition, root, train=True))
+    except (OSError, RuntimeError) as err:  # not fetched yet: planning falls back (a KeyError, like unknown)
+        raise UnknownDataset(f"{name}: torchvision {definition.get('class')} is not under {path} yet "
+                             f"(the fetch_dataset job gets it): {err}") from err
 
 
 def _split_info(split: Split) -> DatasetInfo:
@@ -197,19 +212,6 @@ def _read_cached(key: tuple) -> Split:
     split.images.setflags(write=False)
     split.labels.setflags(write=False)
     return split
-
-
-def normalization_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images [N, C, H, W], in units of 255 (as
-    torchvision's Normalize takes them), exact from a 256-bin histogram per channel."""
-    values = np.arange(256) / 255
-    mean, std = [], []
-    for c in range(images.shape[1]):
-        hist = np.bincount(images[:, c].ravel(), minlength=256)
-        m = hist @ values / hist.sum()
-        mean.append(float(m))
-        std.append(float(np.sqrt(hist @ (values - m) ** 2 / hist.sum())))
-    return mean, std
 
 
 def standardize(images: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:

@@ -24,6 +24,8 @@ running averages that the next epoch updates start from the re-estimated values.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import torch
 from torch import nn
@@ -78,6 +80,8 @@ def retrain_layer(
     Returns rows (epoch, subset, accuracy, loss); epoch 0 is the reset model before any
     retraining step, subsets are "train", the two group names and "test".
     """
+    # one copy of the images on the device per job (a no-op on CPU); batches index it there
+    data, test_images = replace(data, images=data.images.to(device)), test_images.to(device)
     layer = model_layers(model)[layer_index]
     rewind_layer(model, layer, init_state)
     freeze_all_but(model, layer.parameters())

@@ -35,9 +35,12 @@ Every other rule is a small constant (CPU_RULES): tables, figures and downloads.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 from memloc.core.data import DATASETS
+from memloc.core.paths import DATASET_INFO
 
 # The rules that train or evaluate networks, one GPU each (gpu=1 in their resources).
 GPU_RULES = ("train", "train_dropout", "holdout_model", "rewind_layers", "retrain_layer", "flip_shard",
@@ -57,7 +60,7 @@ CPU_RULES = {
 DEFAULT_CPU = (2000, 10)
 
 # Training and test split sizes (torchvision).  A dataset declared in the config
-# (dataset_definitions) is sized as DECLARED_DATASET: its size is known only once fetched.
+# (dataset_definitions) is sized from its data (shape) and its fetch record (sizes), else as DECLARED_DATASET.
 SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000),
                "svhn": (73_257, 26_032)}
 DECLARED_DATASET = ((50_000, 10_000), 3, 32)  # (train, test), channels, side
@@ -76,21 +79,39 @@ CPU_BASE_MB = 2000
 DATA_COPIES = 1.25  # float32 images + the uint8 source (a quarter of it)
 
 
+def _fetched(dataset: str) -> dict | None:
+    """The fetch_dataset job's record of a dataset (sizes, shape), once it has run."""
+    path = Path(DATASET_INFO.format(dataset=dataset))
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def split_sizes(config: dict, dataset: str) -> tuple[int, int]:
-    """(training, test) examples a job of `dataset` uses: the configured subsets or the splits."""
-    n, n_test = SPLIT_SIZES.get(dataset, DECLARED_DATASET[0])
+    """(training, test) examples a job of `dataset` uses: the configured subsets or the splits
+    (a declared dataset's from its fetch record, else DECLARED_DATASET's)."""
+    record = _fetched(dataset) if dataset not in SPLIT_SIZES else None
+    n, n_test = (record["n_train"], record["n_test"]) if record else SPLIT_SIZES.get(dataset, DECLARED_DATASET[0])
     return config["train_subset"] or n, config["test_subset"] or n_test
 
 
-def image_shape(dataset: str) -> tuple[int, int]:
-    """(channels, side) of a dataset's images."""
-    return DATASETS[dataset][2:4] if dataset in DATASETS else DECLARED_DATASET[1:]
+def image_shape(dataset: str, config: dict | None = None) -> tuple[int, int]:
+    """(channels, side) of a dataset's images; a declared one's from its data
+    (memloc.core.datasets.dataset_info: folder listing / headers), else DECLARED_DATASET's."""
+    if dataset in DATASETS:
+        return DATASETS[dataset][2:4]
+    from memloc.core.datasets import dataset_info
+    from memloc.runs.plan import data_source
+
+    try:
+        info = dataset_info(dataset, data_source(config)) if config else None
+    except (KeyError, OSError, ValueError):  # not readable yet: the declared default
+        info = None
+    return (info.channels, info.image_size) if info else DECLARED_DATASET[1:]
 
 
 def forward_gflop(config: dict, model: str, dataset: str) -> float:
     """Forward GFLOP per image of `model` on `dataset`'s images at the configured settings."""
     gflop = FORWARD_GFLOP.get(model, max(FORWARD_GFLOP.values()))
-    gflop *= (image_shape(dataset)[1] / 32) ** 2  # convolutions and tokens scale with the area
+    gflop *= (image_shape(dataset, config)[1] / 32) ** 2  # convolutions and tokens scale with the area
     if model == "resnet9":
         gflop *= config["model_settings"].get("resnet9", {}).get("width", 1.0) ** 2
     return gflop
@@ -184,7 +205,7 @@ def mem_mb(rule: str, config: dict, wc: dict, attempt: int = 1) -> int:
     beside python, torch and CUDA; a retry gets half as much again per attempt."""
     if rule in GPU_RULES:
         n, n_test = split_sizes(config, wc["dataset"])
-        channels, size = image_shape(wc["dataset"])
+        channels, size = image_shape(wc["dataset"], config)
         data = (n + n_test) * channels * size * size * 4 * DATA_COPIES / 2**20
         base = 500 * math.ceil((GPU_BASE_MB + data) / 500)
     else:
