@@ -24,7 +24,9 @@ import yte
 def snakemake_log(workdir: Path) -> str:
     logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
     assert logs, f"no Snakemake log under {workdir}/.snakemake/log"
-    return logs[-1].read_text()
+    # all of them: reading the workflow's local rules through the Snakemake API (below) leaves
+    # a later, empty log beside the run's
+    return "\n".join(log.read_text() for log in logs)
 
 
 def submitted_jobs(log: str) -> dict[str, str]:
