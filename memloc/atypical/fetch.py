@@ -24,7 +24,6 @@ CHUNK = 1 << 20  # bytes read per step while downloading and hashing
 # Examples in the training split of each memloc.core.data.DATASETS entry (torchvision's),
 # which a published file must score one by one (a declared dataset's count is checked later,
 # against its labels, by the job that reads the file).
-TRAIN_SIZES = {"cifar10": 50_000, "mnist": 60_000, "fashion_mnist": 60_000, "svhn": 73_257}
 SUFFIXES = (".npz", ".npy")  # scores + labels, or bare scores (memloc.atypical.cscores)
 
 

@@ -17,9 +17,9 @@ from memloc.atypical.cscores import (
     holdout_subset,
     load_published_cscores,
 )
-from memloc.atypical.fetch import TRAIN_SIZES, fetch_cscores
+from memloc.atypical.fetch import fetch_cscores
 from memloc.atypical.precision import precision_table, summary_row
-from memloc.core.data import DataSource, training_set, write_parquet
+from memloc.core.data import SPLIT_SIZES, DataSource, training_set, write_parquet
 from memloc.core.evaluation import evaluate_examples, resolve_device
 from memloc.core.models import ModelConfig
 from memloc.core.training import TrainConfig, model_from_checkpoint, train
@@ -71,7 +71,7 @@ def fetch_published_cscores(
 ) -> Path:
     """Job: the published C-score file of `dataset` at `url`, downloaded to `out` and checked
     (checksums, one score in [0, 1] per training example: memloc.atypical.fetch)."""
-    return fetch_cscores(url, out, TRAIN_SIZES.get(dataset), sha256=sha256, md5=md5)
+    return fetch_cscores(url, out, SPLIT_SIZES.get(dataset, (None,))[0], sha256=sha256, md5=md5)
 
 
 def published_example_scores(base: pd.DataFrame, published: dict) -> pd.DataFrame:

@@ -28,6 +28,9 @@ DATASETS = {
     "svhn": ("SVHN", 10, 3, 32),
 }
 
+SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000),
+               "svhn": (73_257, 26_032)}  # name -> (training, test) examples of the whole splits
+
 # Where Debian's dataset packages put the raw idx files (apt-get install dataset-fashion-mnist).
 DEBIAN_SOURCES = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
 

@@ -39,7 +39,7 @@ import json
 import math
 from pathlib import Path
 
-from memloc.core.data import DATASETS
+from memloc.core.data import DATASETS, SPLIT_SIZES
 from memloc.core.paths import DATASET_INFO
 
 # The rules that train or evaluate networks, one GPU each (gpu=1 in their resources).
@@ -61,8 +61,6 @@ DEFAULT_CPU = (2000, 10)
 
 # Training and test split sizes (torchvision).  A dataset declared in the config
 # (dataset_definitions) is sized from its data (shape) and its fetch record (sizes), else as DECLARED_DATASET.
-SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000),
-               "svhn": (73_257, 26_032)}
 DECLARED_DATASET = ((50_000, 10_000), 3, 32)  # (train, test), channels, side
 # Forward GFLOP per 32x32 image at the paper's settings (ResNet-9 width 1; ViT-small patch 2,
 # dim 512, depth 6, mlp 512): FlopCounterMode, see bench/gpu_hours.py.  A model declared in
