@@ -69,7 +69,20 @@ def snakemake_many(tmp_path_factory):
 
 @pytest.fixture(autouse=True, scope="session")
 def _threads():
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # pytest-xdist runs one worker per core: one thread each, else two per core
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
+
+
+# The files of end-to-end runs, longest first (~minutes each on 2 cores): started first, they
+# run beside the short tests on the other workers instead of after them (--dist loadfile hands
+# out files in collection order).
+LONGEST_FIRST = ["test_workflow.py", "test_slurm.py", "test_own_model.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from memloc.config import ConfigError, check_config, load_config
 from memloc.core.data import DATASETS, DataSource, load_dataset, make_corrupted_table, normalize, training_set
 from memloc.core.dataset_files import DatasetError, png_bytes
 from memloc.core.datasets import dataset_info, display_uint8, fetch_dataset, normalization_stats, read_split
-from memloc.core.paths import DATASET_INFO
+from memloc.core.paths import DATASET_INFO, DATASET_SPLITS
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "tests" / "config" / "test.yaml"
@@ -271,6 +271,7 @@ def test_png_writer_round_trips_through_pil(shape):
         assert np.array_equal(np.asarray(img), image)
 
 
+@pytest.mark.slow  # writes and reads 70,000 PNGs
 def test_export_from_fashion_mnist_equals_the_built_in(fashion_root, tmp_path):
     folder = tmp_path / "fashion_png"
     source = {"root": fashion_root, "definitions": {"fpng": {"format": "imagefolder", "path": str(folder),
@@ -328,14 +329,16 @@ def test_dag_fetches_each_dataset_once_before_its_readers(tmp_path):
                 "datasets": ["fashion_mnist", "tiny"], "dropout": {"datasets": ["tiny"]}}
     jobs = dry_run_jobs(tmp_path, override)
     fetches = sorted(job["output"] for job in jobs if job["rule"] == "fetch_dataset")
-    assert fetches == [DATASET_INFO.format(dataset=d) for d in ("fashion_mnist", "tiny")]
+    assert fetches == [f"{DATASET_INFO.format(dataset=d)}, {DATASET_SPLITS.format(dataset=d)}"
+                       for d in ("fashion_mnist", "tiny")]
     readers = [job for job in jobs if job["rule"] in CONSUMERS]
     assert {job["rule"] for job in readers} == CONSUMERS
     assert {job["wildcards"].get("dataset") for job in readers} == {"fashion_mnist", "tiny", None}
     for job in readers:
-        fetched = DATASET_INFO.format(dataset=job["wildcards"].get("dataset", "tiny"))  # fig07_table: dropout's
-        assert fetched in job["input"], job
-        assert fetched in job["reason"].split("Input files updated by another job: ", 1)[1].split(", "), job
+        dataset = job["wildcards"].get("dataset", "tiny")  # fig07_table: dropout's
+        for fetched in (DATASET_INFO.format(dataset=dataset), DATASET_SPLITS.format(dataset=dataset)):
+            assert fetched in job["input"], job
+            assert fetched in job["reason"].split("Input files updated by another job: ", 1)[1].split(", "), job
 
 
 def test_a_declared_dataset_trains_rewinds_and_retrains(tmp_path):

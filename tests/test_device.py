@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from memloc.core.checkpoints import resume_path
-from memloc.core.data import DataSource, make_corrupted_table, training_set
+from memloc.core.data import DataSource, TrainingSet, make_corrupted_table, training_set
 from memloc.core.device import (
     autocast_for,
     choose_precision,
@@ -130,8 +130,10 @@ def test_loss_scaled_gradient_accounting_equals_unscaled(tiny):
 def test_fp16_training_steps_through_a_loss_scaler(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("MEMLOC_PRECISION", "fp16")
     model_cfg, data, ti, tl = tiny
-    cfg = TrainConfig(epochs=1, peak_epoch=0.5, batch_size=64, seed=1)
-    paths = train(model_cfg, cfg, data, ti, tl, tmp_path / "fp16", CPU, progress=False)
+    # 64 examples, 4 steps: fp16 convolutions are emulated on a CPU (~20x slower than fp32)
+    data = TrainingSet(data.images[:64], data.labels[:64], data.group[:64], data.true_labels[:64])
+    cfg = TrainConfig(epochs=1, peak_epoch=0.5, batch_size=16, seed=1)
+    paths = train(model_cfg, cfg, data, ti[:32], tl[:32], tmp_path / "fp16", CPU, progress=False)
     state = load_checkpoint(resume_path(tmp_path / "fp16"))
     assert state["scaler"]["scale"] > 0 and state["scaler"]["_growth_tracker"] >= 0  # kept for resuming
     first, last = (load_checkpoint(p)["model"] for p in (paths[0], paths[-1]))

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from memloc.config import load_config
+from memloc.core.data import DataSource
+from memloc.core.paths import DATASET_SPLITS
 from memloc.runs.plan import (
     GradientFigure,
     appendix_datasets,
@@ -101,7 +103,11 @@ def test_gradient_grid_selects_every_model_noise_rate_and_seed(config):
 
 def test_data_source_names_dataclass_fields(config):
     # the jobs that read a dataset: fetch_dataset has downloaded and checked it before them
-    assert data_source(config) == {"root": "data", "download": False, "verify_checksums": False, "definitions": {}}
+    # and written both splits to the cache they load
+    assert data_source(config) == {"root": "data", "download": False, "verify_checksums": False, "definitions": {},
+                                   "cache": DATASET_SPLITS}
     fetch = {**config, "download": True, "dataset_definitions": {"shapes": {"format": "npz", "path": "s.npz"}}}
     assert fetch_source(fetch) == {"root": "data", "download": True, "verify_checksums": True,
-                                   "definitions": {"shapes": {"format": "npz", "path": "s.npz"}}}
+                                   "definitions": {"shapes": {"format": "npz", "path": "s.npz"}},
+                                   "cache": DATASET_SPLITS}
+    assert set(data_source(config)) == set(DataSource.__dataclass_fields__)

@@ -52,13 +52,9 @@ class ImageData:
 
 
 def _stage_debian_idx(name: str, root: Path, source: Path) -> None:
-    """Decompress Debian's gzipped idx files into torchvision's raw-folder layout.
-
-    torchvision's (Fashion-)MNIST loaders read uncompressed idx files from
-    `<root>/<Class>/raw/`.  The folder is filled under a private temporary name and renamed
-    into place, so concurrent jobs never see a half-written copy: whoever renames first
-    wins, the others discard theirs.
-    """
+    """Decompress Debian's gzipped idx files into torchvision's `<root>/<Class>/raw/` layout,
+    under a private temporary name renamed into place: concurrent jobs never see a half-written
+    copy (whoever renames first wins, the others discard theirs)."""
     raw = root / DATASETS[name][0] / "raw"
     if raw.exists():
         return
@@ -88,10 +84,8 @@ def dataset_available(name: str, root: str | os.PathLike, download: bool = False
 
 
 def _existence_only(cls: type) -> type:
-    """A torchvision CIFAR-10 / SVHN class that checks that its files exist, not their MD5.
-
-    For local copies that were re-packed (or the tiny files the tests write); the files
-    are still parsed by torchvision's own code."""
+    """A torchvision CIFAR-10 / SVHN class that checks that its files exist, not their MD5
+    (re-packed local copies, the tests' tiny files); torchvision's own code still parses them."""
 
     def files(self) -> list[str]:
         if hasattr(self, "train_list"):  # CIFAR
@@ -159,15 +153,22 @@ def load_dataset(
 
 @dataclass
 class DataSource:
-    """Where the datasets come from: torchvision root, download permission, MD5 checks, and
-    the datasets declared in the config (key dataset_definitions; memloc.core.datasets)."""
+    """Where the datasets come from: torchvision root, download permission, MD5 checks, the
+    datasets declared in the config (key dataset_definitions; memloc.core.datasets), and the
+    fetch_dataset job's copy of both splits (cache: a path with {dataset}; used where it exists,
+    memloc.core.dataset_cache)."""
 
     root: str = "data"
     download: bool = False
     verify_checksums: bool = True
     definitions: dict = field(default_factory=dict)
+    cache: str | None = None
 
     def load(self, name: str, train: bool) -> ImageData:
+        if self.cache and os.path.exists(cached := self.cache.format(dataset=name)):
+            from memloc.core.dataset_cache import read_split_cache
+
+            return read_split_cache(cached, train, standardized=name in self.definitions)
         if name in self.definitions:
             from memloc.core.datasets import load_declared
 
@@ -283,9 +284,8 @@ def load_run_data(
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, C, H, W] -> float in [-1, 1] (done on the device, per batch).  Float images
-    (a declared dataset, standardized when loaded: memloc.core.datasets) are passed through,
-    as a copy, so that nothing done to a batch writes into the dataset."""
+    """uint8 [B, C, H, W] -> float in [-1, 1] (on the device, per batch).  Float images (a declared
+    dataset, standardized when loaded) are copied: nothing done to a batch writes into the dataset."""
     if images.dtype != torch.uint8:
         return images.to(torch.float32, copy=True)
     return images.float().div_(127.5).sub_(1.0)

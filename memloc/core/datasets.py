@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from memloc.core.data import DATASETS, DataSource, ImageData, dataset_available, load_dataset
+from memloc.core.dataset_cache import write_split_cache
 from memloc.core.dataset_files import (
     DatasetError,
     Split,
@@ -257,7 +258,7 @@ def export_imagefolder(builtin: str, folder: Path, source: DataSource) -> None:
     write_imagefolder(folder, splits)
 
 
-def fetch_dataset(out: str | os.PathLike, name: str, source: dict) -> dict:
+def fetch_dataset(out: str | os.PathLike, name: str, source: dict, splits_out: str | os.PathLike | None = None) -> dict:
     """The fetch_dataset job: get one dataset ready before any job reads it, and describe it.
 
     Built-in and torchvision datasets: both splits through torchvision (downloaded only here,
@@ -265,7 +266,8 @@ def fetch_dataset(out: str | os.PathLike, name: str, source: dict) -> dict:
     verify_checksums is false).  Declared ImageFolder (first written from `export_from` when
     missing) and npz datasets: every file read and checked.  Writes (atomically) and returns
     the JSON: classes, channels, size, split sizes, and the training split's per-channel
-    mean / std with the normalization the jobs apply."""
+    mean / std with the normalization the jobs apply; with splits_out, both splits as arrays
+    for the later jobs (memloc.core.dataset_cache)."""
     src = DataSource(**source)
     definition = src.definitions.get(name)
     if definition is None:
@@ -284,6 +286,8 @@ def fetch_dataset(out: str | os.PathLike, name: str, source: dict) -> dict:
         info = _split_info(splits[0])
         normalization = "(x / 255 - mean) / std per channel"
     mean, std = normalization_stats(splits[0].images)
+    if splits_out is not None:
+        write_split_cache(splits_out, {k: (s.images, s.labels) for k, s in zip(("train", "test"), splits)}, mean, std)
     record = {"dataset": name, "format": definition["format"] if definition else "builtin",
               "classes": list(info.classes), "num_classes": info.num_classes, "channels": info.channels,
               "height": info.height, "width": info.width, "n_train": len(splits[0].labels),

@@ -6,6 +6,9 @@ from __future__ import annotations
 # A dataset fetched (or found, or exported) and checked, with its classes, size, split sizes and
 # normalization statistics (rule fetch_dataset; an input of every job that loads the dataset).
 DATASET_INFO = "results/data/{dataset}/dataset.json"
+# Both splits of it as arrays, which the later jobs load without the dataset's own loader (rule
+# fetch_dataset; memloc.core.dataset_cache).
+DATASET_SPLITS = "results/data/{dataset}/splits.npz"
 # The corrupted training set of a dataset and noise rate (rule corrupt_data): index, label, is_noisy, ...
 DATA_TABLE = "results/data/{dataset}/noise{noise}.parquet"
 # One training run: checkpoints, metrics, per-example records, gradient statistics, and the

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from memloc.core.paths import run_dir
+from memloc.core.paths import DATASET_SPLITS, run_dir
 
 GRADIENT_GRID_FIGURES = ("fig12", "fig13", "fig14")  # fig01 (all epochs) per model x noise rate, one per dataset
 
@@ -23,9 +23,9 @@ def data_source(config: dict) -> dict:
     """memloc.core.data.DataSource settings of the jobs that read a dataset, with the
     config's declared datasets.  The fetch_dataset job (fetch_source) has fetched and checked
     each dataset before them (its results/data/{dataset}/dataset.json is their input), so
-    they neither download nor check checksums again."""
+    they neither download nor check checksums again, and load the splits it wrote (cache)."""
     return {"root": config["data_root"], "download": False, "verify_checksums": False,
-            "definitions": config["dataset_definitions"]}
+            "definitions": config["dataset_definitions"], "cache": DATASET_SPLITS}
 
 
 def fetch_source(config: dict) -> dict:

@@ -35,6 +35,7 @@ rule holdout_model:
     input:
         data="results/data/{dataset}/noise0.parquet",
         fetched=paths.DATASET_INFO,
+        splits=paths.DATASET_SPLITS,
     output:
         paths.HOLDOUT_PART,
     log:
@@ -63,6 +64,7 @@ rule atypical_data:
         holdout=lambda wc: atypical_plan.holdout_parts(config, wc.dataset),
         cscores=lambda wc: atypical_plan.cscore_inputs(config, wc.dataset),
         fetched=paths.DATASET_INFO,
+        splits=paths.DATASET_SPLITS,
     output:
         "results/data/{dataset}/atypical.parquet",
     log:

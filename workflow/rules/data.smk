@@ -9,7 +9,8 @@ rule fetch_dataset:
     or every file of a declared dataset; an ImageFolder with export_from is written first).
     A local rule: on a cluster it runs where the internet is."""
     output:
-        paths.DATASET_INFO,
+        info=paths.DATASET_INFO,
+        splits=paths.DATASET_SPLITS,
     log:
         "logs/fetch_dataset/{dataset}.log",
     conda:
@@ -28,6 +29,7 @@ rule corrupt_data:
     """The training set of one dataset and noise rate, with its clean/noisy mask."""
     input:
         fetched=paths.DATASET_INFO,
+        splits=paths.DATASET_SPLITS,
     output:
         paths.DATA_TABLE,
     log:

@@ -18,6 +18,7 @@ rule train_dropout:
     input:
         data=paths.DATA_TABLE,
         fetched=paths.DATASET_INFO,
+        splits=paths.DATASET_SPLITS,
     output:
         metrics=f"{DROPOUT_RUN}/metrics.parquet",
         examples=f"{DROPOUT_RUN}/examples.parquet",
@@ -125,6 +126,9 @@ rule fig07_table:
     input:
         unpack(lambda wc: dropout_plan.fig07_inputs(config)),
         fetched=paths.DATASET_INFO.format(
+            dataset=dropout_plan.fig07_run(config)["dataset"]
+        ),
+        splits=paths.DATASET_SPLITS.format(
             dataset=dropout_plan.fig07_run(config)["dataset"]
         ),
     output:

@@ -40,6 +40,7 @@ rule flip_shard:
         data=paths.DATA_TABLE,
         selection=f"{FLIP}/examples.parquet",
         fetched=paths.DATASET_INFO,
+        splits=paths.DATASET_SPLITS,
     output:
         f"{FLIP}/seed{{seed}}/shard{{shard}}.parquet",
     log:
@@ -91,6 +92,7 @@ rule second_split:
     input:
         paths.DATA_TABLE,
         fetched=paths.DATASET_INFO,
+        splits=paths.DATASET_SPLITS,
     output:
         f"{DETECTION}/second_split.parquet",
     log:

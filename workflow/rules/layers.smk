@@ -23,6 +23,7 @@ rule rewind_layers:
         data="results/data/{dataset}/{variant}.parquet",
         checkpoints=f"{RUN}/checkpoints.txt",
         fetched=paths.DATASET_INFO,
+        splits=paths.DATASET_SPLITS,
     output:
         f"{RUN}/rewinding.parquet",
     log:
@@ -55,6 +56,7 @@ rule retrain_layer:
         data="results/data/{dataset}/{variant}.parquet",
         checkpoints=f"{RUN}/checkpoints.txt",
         fetched=paths.DATASET_INFO,
+        splits=paths.DATASET_SPLITS,
     output:
         f"{RUN}/retraining/{{layer}}.parquet",
     log:

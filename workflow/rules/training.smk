@@ -9,6 +9,7 @@ rule train:
     input:
         data="results/data/{dataset}/{variant}.parquet",
         fetched=paths.DATASET_INFO,
+        splits=paths.DATASET_SPLITS,
     output:
         metrics=f"{RUN}/metrics.parquet",
         examples=f"{RUN}/examples.parquet",
