@@ -69,9 +69,17 @@ def snakemake_many(tmp_path_factory):
 
 @pytest.fixture(autouse=True, scope="session")
 def _threads():
-    # pytest-xdist runs one worker per core: one thread each, else two per core
+    # pytest-xdist runs about one worker per core: one thread each
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: a worker per CPU core, and one more where the real-SLURM test runs: it mostly
+    waits for the scheduler, and the extra worker keeps the cores busy meanwhile."""
+    markexpr = config.getoption("markexpr") or ""
+    slurm = os.environ.get("MEMLOC_TEST_SLURM") == "1" and "not slurm" not in markexpr
+    return (os.cpu_count() or 1) + int(slurm)
 
 
 # The files of end-to-end runs, longest first (~minutes each on 2 cores): started first, they

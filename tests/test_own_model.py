@@ -1,7 +1,7 @@
 """End-to-end on a model and a dataset memloc has never seen (issue #13): a small CNN
 defined in this file (not a ResNet; declared by its factory's file path) and an ImageFolder
-of PNG files written here from real Fashion-MNIST images, declared in the config only.  The
-test preset's whole DAG (with one seed and one noise rate) must write every figure and
+of PNG files written here from real Fashion-MNIST images, declared in the config only.  Every
+rule of the test preset's DAG (on smaller grids) must write every figure and
 table, with per-example tables of the right rows and layer tables over the layers of the
 default rule."""
 
@@ -77,9 +77,11 @@ def own(tmp_path_factory):
         "model_settings": {"tiny": {"width": 8}},
         "datasets": ["pngs"], "models": ["tiny"],
         "primary": {"dataset": "pngs", "model": "tiny", "noise": 0.1},
-        "dropout": {"datasets": ["pngs"]}, "atypical": {"datasets": ["pngs"]},
-        # one seed and one noise rate (the preset has two each): the same DAG, half the trainings
-        "seeds": SEEDS, "noise_rates": [0.1], "flipping": {"seeds": SEEDS},
+        # every rule of the preset's DAG, on smaller grids (5 trainings fewer): one flipping
+        # seed, fig11 at the grid's noise rate, one cell of tab2's grid, two hold-out models
+        "flipping": {"seeds": SEEDS}, "figures": {"fig11": {"noise_rates": [0.1]}},
+        "dropout": {"datasets": ["pngs"], "grid": {"p_gen": [0.4], "p_mem": [0.2]}},
+        "atypical": {"datasets": ["pngs"], "holdout": {"models": 2}},
     }
     (workdir / "own.yaml").write_text(yaml.safe_dump(overlay))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),

@@ -17,16 +17,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "slurm" / "run_e2e.sh"
 # A subset of the test preset's targets that covers every kind of job and each group:
-# data, training, example-tied dropout (GPU rules), fig05 and fig07 (figure rules), a
-# run's rewinding (group rewinding), three layers' retraining (group retraining: one
-# submission) and neuron flipping (group flipping: 2 seeds x 2 shards, one submission).
-# `bash tests/slurm/run_e2e.sh DIR` without targets runs the whole preset (~40 jobs).
+# data, training, example-tied dropout (GPU rules), fig07 (figure and table rules, local),
+# a run's rewinding (group rewinding), two layers' retraining (group retraining: one
+# submission) and neuron flipping of one seed's two shards (group flipping: one submission).
+# `bash tests/slurm/run_e2e.sh DIR` without targets runs the whole preset.
 RUN = "results/runs/fashion_mnist/resnet9/noise0.1/seed0"
+FLIP = "results/flipping/fashion_mnist/resnet9/noise0.1/seed0"
 TARGETS = [
-    "results/figures/fig05.png",
     "results/figures/fig07.png",
     f"{RUN}/rewinding.parquet",
-    *(f"{RUN}/retraining/layer{i}.parquet" for i in (1, 5, 9)),
+    *(f"{RUN}/retraining/layer{i}.parquet" for i in (1, 9)),
+    *(f"{FLIP}/shard{k}.parquet" for k in (0, 1)),
 ]
 
 

@@ -1,6 +1,7 @@
 """Job-level entry points of the typical/atypical study: paths in, parquet tables out, as
 in memloc.runs.jobs.  Only workflow/scripts call this module; the C-score algorithms are
-memloc.atypical.cscores."""
+memloc.atypical.cscores.  The jobs that train or read a dataset import torch when called:
+the table jobs start in a second."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import os
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from memloc.atypical.cscores import (
     HoldoutConfig,
@@ -19,10 +19,7 @@ from memloc.atypical.cscores import (
 )
 from memloc.atypical.fetch import fetch_cscores
 from memloc.atypical.precision import precision_table, summary_row
-from memloc.core.data import SPLIT_SIZES, DataSource, training_set, write_parquet
-from memloc.core.evaluation import evaluate_examples, resolve_device
-from memloc.core.models import ModelConfig
-from memloc.core.training import TrainConfig, model_from_checkpoint, train
+from memloc.core.files import write_parquet
 from memloc.report.tables import save_table
 
 
@@ -42,6 +39,13 @@ def train_holdout_model(
 
     Checkpoints go to `<out without suffix>/checkpoints`, so the job resumes like a run.
     """
+    import torch
+
+    from memloc.core.data import DataSource, training_set
+    from memloc.core.evaluation import evaluate_examples, resolve_device
+    from memloc.core.models import ModelConfig
+    from memloc.core.training import TrainConfig, model_from_checkpoint, train
+
     torch.set_num_threads(threads)
     cfg = HoldoutConfig(**holdout)
     table = pd.read_parquet(data_table)
@@ -71,6 +75,8 @@ def fetch_published_cscores(
 ) -> Path:
     """Job: the published C-score file of `dataset` at `url`, downloaded to `out` and checked
     (checksums, one score in [0, 1] per training example: memloc.atypical.fetch)."""
+    from memloc.core.data import SPLIT_SIZES
+
     return fetch_cscores(url, out, SPLIT_SIZES.get(dataset, (None,))[0], sha256=sha256, md5=md5)
 
 
@@ -78,6 +84,8 @@ def published_example_scores(base: pd.DataFrame, published: dict) -> pd.DataFram
     """Per-example scores (index, cscore, times_held_out = -1: not estimated) of the data
     table `base` from a published file, checked against the dataset's labels and picked by
     each example's source_index (the table may be a subset of the split)."""
+    from memloc.core.data import DataSource
+
     labels = DataSource(**published["source"]).load(published["dataset"], train=True).labels.numpy()
     scores = load_published_cscores(published["file"], labels, published.get("order"))
     picked = scores[base["source_index"].to_numpy()]

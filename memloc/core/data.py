@@ -289,12 +289,3 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     if images.dtype != torch.uint8:
         return images.to(torch.float32, copy=True)
     return images.float().div_(127.5).sub_(1.0)
-
-
-def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a parquet table atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)

@@ -1,17 +1,16 @@
 """Workflow steps of the example-tied dropout study after training: tab1-tab3, their
 paper-vs-ours rows and fig07's table.  Paths in, files out; only workflow/scripts call
 these (memloc.dropout.tables computes the tables; the runs train with the train rule's
-memloc.runs.jobs.train_run)."""
+memloc.runs.jobs.train_run).  Only fig07's table, which reads pixels, imports torch (when
+called): the table jobs start in a second instead of four."""
 
 from __future__ import annotations
 
 import os
 
 import pandas as pd
-import torch
 
-from memloc.core.data import DataSource, write_parquet
-from memloc.core.datasets import dataset_info, display_uint8
+from memloc.core.files import write_parquet
 from memloc.dropout import tables
 from memloc.report.tables import save_table, write_rows
 
@@ -41,6 +40,11 @@ def forgotten_examples(
 ) -> pd.DataFrame:
     """fig07's table (memloc.dropout.tables.fig07_table): the first `max_images` clean
     training examples forgotten after dropping, with their pixels from the dataset."""
+    import torch
+
+    from memloc.core.data import DataSource
+    from memloc.core.datasets import dataset_info, display_uint8
+
     lost, n_clean = tables.forgotten_rows(pd.read_parquet(examples), pd.read_parquet(data_table))
     shown = lost.head(max_images)
     images = DataSource(**source).load(dataset, train=True).images[torch.tensor(shown["source_index"].to_numpy())]

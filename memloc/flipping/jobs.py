@@ -1,26 +1,24 @@
 """Workflow steps of neuron flipping and mislabeled-example detection: pick the examples,
 flip one shard of them on one trained run, the second-split forgetting time of a seed, the
 auc table and the paper-vs-ours rows.  Paths in, files out; only workflow/scripts call
-these (memloc.flipping.batched and memloc.flipping.detection have the algorithms)."""
+these (memloc.flipping.batched and memloc.flipping.detection have the algorithms).  The
+jobs that compute import torch when called: the selection and table jobs start in a second."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
-from memloc.core.data import DataSource, training_set, write_parquet
-from memloc.core.evaluation import resolve_device
-from memloc.core.models import ModelConfig
-from memloc.core.training import TrainConfig, model_from_checkpoint
-from memloc.flipping import detection
-from memloc.flipping.batched import flip_examples
-from memloc.flipping.objective import FlipConfig, results_frame
+from memloc.core.files import write_parquet
 from memloc.report.paper import AUC_SETTING, FIG05_SETTING, PAPER_AUC, PAPER_FIG05
 from memloc.report.tables import comparison_row, save_table, write_rows
+
+if TYPE_CHECKING:
+    import torch
 
 
 def select_examples(table: pd.DataFrame, per_group: int, seed: int, shards: int = 1) -> pd.DataFrame:
@@ -41,6 +39,8 @@ def select_examples(table: pd.DataFrame, per_group: int, seed: int, shards: int 
 def accuracy_rows(n: int, size: int | None, seed: int) -> torch.Tensor:
     """The training rows the post-removal accuracy is measured on: `size` of the `n` rows
     (seeded, sorted), or all of them when size is None."""
+    import torch
+
     if size is None or size >= n:
         return torch.arange(n)
     return torch.from_numpy(np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False)))
@@ -72,6 +72,14 @@ def flip_shard(
     FlipConfig fields; seed: the run's training seed (seeds the search's noise and batches;
     the accuracy rows are drawn with seed 0, the same for every run).  Writes one row per
     example: the FlipResult fields plus label and is_noisy."""
+    import torch
+
+    from memloc.core.data import DataSource, training_set
+    from memloc.core.evaluation import resolve_device
+    from memloc.core.training import model_from_checkpoint
+    from memloc.flipping.batched import flip_examples
+    from memloc.flipping.objective import FlipConfig, results_frame
+
     torch.set_num_threads(threads)
     dev = resolve_device(device)
     model = model_from_checkpoint(Path(checkpoints).read_text().split()[-1], dev)
@@ -111,6 +119,14 @@ def second_split_forgetting(
     write every A example's second-split forgetting time (memloc.flipping.detection.
     second_split_forgetting).  A's checkpoints go to a folder `first_split/` beside `out`
     (not a declared output, so an interrupted job resumes)."""
+    import torch
+
+    from memloc.core.data import DataSource, training_set
+    from memloc.core.evaluation import resolve_device
+    from memloc.core.models import ModelConfig
+    from memloc.core.training import TrainConfig
+    from memloc.flipping import detection
+
     torch.set_num_threads(threads)
     dev = resolve_device(device)
     data = training_set(pd.read_parquet(data_table), DataSource(**source).load(dataset, train=True))
@@ -126,6 +142,8 @@ def write_auc(flipping: str, runs: dict[int, dict[str, str]], data_table: str, o
 
     runs: {training seed: {examples: its examples.parquet, second_split: its second-split
     forgetting table}}."""
+    from memloc.flipping import detection
+
     flips = pd.read_parquet(flipping)
     per_seed = (
         detection.seed_scores(seed, pd.read_parquet(r["examples"]), pd.read_parquet(r["second_split"]), flips)

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from memloc.core.data import load_run_data, write_parquet
+from memloc.core.data import load_run_data
 from memloc.core.evaluation import precision_for, resolve_device
+from memloc.core.files import write_parquet
 from memloc.core.models import model_layers
 from memloc.core.training import TrainConfig, load_checkpoint, model_from_checkpoint
 from memloc.layers.retraining import retrain_layer

@@ -102,7 +102,7 @@ def evaluate_claims(tables: dict[str, pd.DataFrame], setting: Setting) -> pd.Dat
 def write_claims(tables: dict[str, str], setting: dict, outputs: dict[str, str]) -> pd.DataFrame:
     """Job: read the named parquet tables (a claim whose tables are absent is 'n/a'), write
     claims.parquet / .csv / .md."""
-    from memloc.core.data import write_parquet
+    from memloc.core.files import write_parquet
     from memloc.report.tables import save_table
 
     frames = {name: pd.read_parquet(path) for name, path in tables.items()}

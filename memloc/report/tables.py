@@ -1,4 +1,5 @@
-"""Result tables as CSV + Markdown, and the paper-vs-ours comparison every stage feeds.
+"""Result tables as CSV + Markdown, the per-run tables collected into one, and the
+paper-vs-ours comparison every stage feeds.  Imports no torch: the table jobs start fast.
 
 Each stage that reproduces numbers the paper reports writes its comparison rows
 (`comparison_row`, `write_rows`) to a parquet file of its own; `join_rows` concatenates
@@ -8,23 +9,14 @@ them into results/tables/paper_vs_ours.{parquet,csv,md}.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 
-from memloc.core.data import write_parquet
+from memloc.core.files import write_parquet, write_text_atomic
 
 # Columns of a paper-vs-ours row: which artefact and number, the paper's value and setting,
 # ours and the dataset / model / scale ours used.  Accuracies are in percent.
 COMPARISON_COLUMNS = ["artefact", "quantity", "paper", "ours", "paper_setting", "our_setting"]
-
-
-def write_text_atomic(text: str, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def save_table(df: pd.DataFrame, csv: str | os.PathLike, md: str | os.PathLike, floatfmt: str = ".1f") -> None:
@@ -55,3 +47,17 @@ def join_rows(paths: list[str], parquet: str, csv: str, md: str) -> pd.DataFrame
     write_parquet(df, parquet)
     save_table(df, csv, md, floatfmt=".3g")  # 3 significant digits: 99.9 (%) and 0.89 (AUC) alike
     return df
+
+
+def collect_runs(tables: list[str], runs: list[dict], out: str | os.PathLike) -> pd.DataFrame:
+    """Concatenate per-run tables, adding each run's identifying columns (dataset, model,
+    noise, seed, ...) in front."""
+    frames = []
+    for path, run in zip(tables, runs, strict=True):
+        df = pd.read_parquet(path)
+        for key, value in reversed(list(run.items())):
+            df.insert(0, key, value)
+        frames.append(df)
+    joined = pd.concat(frames, ignore_index=True)
+    write_parquet(joined, out)
+    return joined

@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from memloc.core.data import DataSource, load_run_data, make_corrupted_table, write_parquet
+from memloc.core.data import DataSource, load_run_data, make_corrupted_table
 from memloc.core.evaluation import resolve_device
+from memloc.core.files import write_parquet
 from memloc.core.models import ModelConfig
 from memloc.core.training import TrainConfig, run_tables, train
 
@@ -62,17 +63,3 @@ def train_run(
     tmp = manifest.with_name(manifest.name + ".tmp")
     tmp.write_text("".join(f"{p}\n" for p in paths))
     os.replace(tmp, manifest)
-
-
-def collect_runs(tables: list[str], runs: list[dict], out: str | os.PathLike) -> pd.DataFrame:
-    """Concatenate per-run tables, adding each run's identifying columns (dataset, model,
-    noise, seed, ...) in front."""
-    frames = []
-    for path, run in zip(tables, runs, strict=True):
-        df = pd.read_parquet(path)
-        for key, value in reversed(list(run.items())):
-            df.insert(0, key, value)
-        frames.append(df)
-    joined = pd.concat(frames, ignore_index=True)
-    write_parquet(joined, out)
-    return joined

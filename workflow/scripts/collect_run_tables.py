@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.runs.jobs import collect_runs
+from memloc.report.tables import collect_runs
 
 sys.stderr = open(snakemake.log[0], "w")
 
