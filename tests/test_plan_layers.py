@@ -16,6 +16,7 @@ from memloc.layers.plan import (
     layer_figure,
     layer_names,
     layer_tables,
+    retrained_layers,
     retraining_runs,
     retraining_settings,
     rewinding_runs,
@@ -89,6 +90,17 @@ def test_retraining_tables_one_file_per_run_and_layer(config):
     atypical = layer_tables(config, "atypical_retraining")
     assert [Path(f).stem for f in atypical.files] == RESNET9_LAYERS
     assert all("/atypical/seed0/retraining/" in f for f in atypical.files)
+
+
+def test_retraining_a_subset_of_layers(config):
+    config["retraining"]["layers"] = ["layer9", "layer1"]  # retrained in model order
+    assert retrained_layers(config, "resnet9") == ["layer1", "layer9"]
+    tables = layer_tables(config, "retraining")
+    assert [Path(f).stem for f in tables.files] == ["layer1", "layer9"] * 3
+    assert len(layer_tables(config, "rewinding").files) == len(rewinding_runs(config))  # rewinding: every layer
+    config["retraining"]["layers"] = ["layer1", "fc"]
+    with pytest.raises(ValueError, match=r"retraining.layers: \['fc'\] are not layers of resnet9"):
+        layer_tables(config, "atypical_retraining")
 
 
 def test_fig03_and_the_rewinding_grid(config):

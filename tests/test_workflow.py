@@ -36,6 +36,7 @@ GRID = [(float(f), s) for f in C["noise_rates"] for s in SEEDS]  # (noise, seed)
 SWEEP = [(float(f), s) for f in C["figures"]["fig11"]["noise_rates"] for s in C["figures"]["fig11"]["seeds"]]
 GRADIENT_RUNS = sorted(set(GRID) | set(SWEEP))  # fig01/02/10 (primary), fig11 (sweep), fig12 (grid)
 RETRAIN_SEEDS = C["retraining"]["seeds"]
+RETRAINED = C["retraining"]["layers"] or LAYERS  # the layers the preset retrains
 FLIP_SEEDS, PER_GROUP = C["flipping"]["seeds"], C["flipping"]["examples_per_group"]
 METHODS = ["flip count", "learning time", "forgetting events", "area under the margin",
            "second-split forgetting time"]
@@ -173,8 +174,8 @@ def test_layer_tables_cover_every_layer_epoch_and_run(table):
     # retraining epochs 0 (the reset model) .. R x train / clean / noisy / test
     r_epochs = C["retraining"]["epochs"]
     assert runs_of(retraining) == sorted((float(f), s) for f in C["noise_rates"] for s in RETRAIN_SEEDS)
-    assert len(retraining) == len(C["noise_rates"]) * len(RETRAIN_SEEDS) * len(LAYERS) * (r_epochs + 1) * 4
-    assert sorted(retraining["layer"].unique()) == LAYERS
+    assert len(retraining) == len(C["noise_rates"]) * len(RETRAIN_SEEDS) * len(RETRAINED) * (r_epochs + 1) * 4
+    assert sorted(retraining["layer"].unique()) == sorted(RETRAINED)
     assert set(retraining["epoch"]) == set(range(r_epochs + 1))
     assert set(retraining["subset"]) == {"train", "clean", "noisy", "test"}
     assert_accuracies(retraining)
@@ -204,7 +205,7 @@ def test_atypical_tables(table):
     rt = table("atypical_retraining")
     assert sorted(rt["seed"].unique()) == RETRAIN_SEEDS
     r_epochs = C["retraining"]["epochs"]
-    assert len(rt) == len(C["atypical"]["datasets"]) * len(RETRAIN_SEEDS) * len(LAYERS) * (r_epochs + 1) * 4
+    assert len(rt) == len(C["atypical"]["datasets"]) * len(RETRAIN_SEEDS) * len(RETRAINED) * (r_epochs + 1) * 4
     assert set(rt["subset"]) == {"train", "typical", "atypical", "test"}
     for df in (rw, rt):
         assert_accuracies(df)

@@ -40,10 +40,15 @@ def one_cycle(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoc
 
     Momentum stays fixed (cycle_momentum=False): the paper uses SGD with momentum 0.9.
     """
+    total = cfg.epochs * steps_per_epoch
+    if cfg.peak_epoch / cfg.epochs * total <= 1:  # OneCycleLR divides by (warm-up steps - 1)
+        raise ValueError(f"one-cycle schedule of {total} steps ({cfg.epochs} epochs x {steps_per_epoch} batches of "
+                         f"{cfg.batch_size}) peaking at epoch {cfg.peak_epoch}: the warm-up must span more than one "
+                         f"step; train on more examples, or with a smaller batch_size or a later peak_epoch")
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=cfg.peak_lr,
-        total_steps=cfg.epochs * steps_per_epoch,
+        total_steps=total,
         pct_start=cfg.peak_epoch / cfg.epochs,
         anneal_strategy="linear",
         cycle_momentum=False,

@@ -74,7 +74,7 @@ def layer_tables(config: dict, table: str) -> LayerTables:
     runs = table_runs(config, table)
     if table.endswith("rewinding"):
         return LayerTables([f"{run_dir(**r)}/rewinding.parquet" for r in runs], runs)
-    pairs = [(r, layer) for r in runs for layer in layer_names(config, r["model"], r["dataset"])]
+    pairs = [(r, layer) for r in runs for layer in retrained_layers(config, r["model"], r["dataset"])]
     return LayerTables([f"{run_dir(**r)}/retraining/{layer}.parquet" for r, layer in pairs], [r for r, _ in pairs])
 
 
@@ -108,6 +108,16 @@ def retraining_settings(config: dict, seed: int) -> dict:
 
 
 _LAYER_NAMES: dict[str, list[str]] = {}  # repr of a planning ModelConfig -> its layer names
+
+
+def retrained_layers(config: dict, model: str, dataset: str | None = None) -> list[str]:
+    """The layers of `model` that are retrained (retraining.layers; null: all), in model order."""
+    names, chosen = layer_names(config, model, dataset), config["retraining"].get("layers")
+    if chosen is None:
+        return names
+    if unknown := [name for name in chosen if name not in names]:
+        raise ValueError(f"retraining.layers: {unknown} are not layers of {model} (its layers: {names})")
+    return [name for name in names if name in chosen]
 
 
 def layer_names(config: dict, model: str, dataset: str | None = None) -> list[str]:
