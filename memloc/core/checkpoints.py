@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from memloc.core.files import atomic_path
 from memloc.core.models import ModelConfig, build_model
 
 
@@ -34,10 +35,8 @@ def list_checkpoints(directory: str | os.PathLike) -> dict[int, Path]:
 
 
 def save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

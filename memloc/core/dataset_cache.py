@@ -11,10 +11,11 @@ alone, and falls back to the dataset's files where there is no cache.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from memloc.core.files import atomic_path
 
 
 def write_split_cache(path: str | os.PathLike, splits: dict, mean: list[float], std: list[float]) -> None:
@@ -26,12 +27,8 @@ def write_split_cache(path: str | os.PathLike, splits: dict, mean: list[float], 
     for split, (images, labels) in splits.items():
         arrays[f"{split}_images"] = np.ascontiguousarray(images)
         arrays[f"{split}_labels"] = np.asarray(labels, dtype=np.int64)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:  # a file object: numpy appends no second ".npz"
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy appends no second ".npz"
         np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 def read_split_cache(path: str | os.PathLike, train: bool, standardized: bool):

@@ -51,6 +51,7 @@ from memloc.core.dataset_files import (
     read_npz,
     write_imagefolder,
 )
+from memloc.core.files import write_text_atomic
 from memloc.core.paths import DATASET_INFO
 from memloc.core.torchvision_datasets import read_torchvision
 
@@ -292,9 +293,5 @@ def fetch_dataset(out: str | os.PathLike, name: str, source: dict, splits_out: s
               "classes": list(info.classes), "num_classes": info.num_classes, "channels": info.channels,
               "height": info.height, "width": info.width, "n_train": len(splits[0].labels),
               "n_test": len(splits[1].labels), "mean": mean, "std": std, "normalization": normalization}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, out)
+    write_text_atomic(json.dumps(record, indent=1) + "\n", out)
     return record

@@ -19,7 +19,7 @@ import torch
 
 from memloc.core.data import load_run_data
 from memloc.core.evaluation import precision_for, resolve_device
-from memloc.core.files import write_parquet
+from memloc.core.files import write_parquet, write_text_atomic
 from memloc.core.models import model_layers
 from memloc.core.training import TrainConfig, load_checkpoint, model_from_checkpoint
 from memloc.layers.retraining import retrain_layer
@@ -72,9 +72,7 @@ def _load_partial(path: Path, key: dict) -> dict[int, list[dict]]:
 
 def _save_partial(path: Path, key: dict, done: dict[int, list[dict]]) -> None:
     """Write the finished layers' rows atomically (JSON: floats round-trip exactly)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"key": key, "layers": done}))
-    os.replace(tmp, path)
+    write_text_atomic(json.dumps({"key": key, "layers": done}), path)
 
 
 def rewind_run(

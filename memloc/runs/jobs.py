@@ -14,7 +14,7 @@ import torch
 
 from memloc.core.data import DataSource, load_run_data, make_corrupted_table
 from memloc.core.evaluation import resolve_device
-from memloc.core.files import write_parquet
+from memloc.core.files import write_parquet, write_text_atomic
 from memloc.core.models import ModelConfig
 from memloc.core.training import TrainConfig, run_tables, train
 
@@ -59,7 +59,4 @@ def train_run(
     paths = train(model_cfg, cfg, trainset, test_images, test_labels, ckpt_dir, resolve_device(device))
     for name, df in run_tables(paths).items():
         write_parquet(df, outputs[name])
-    manifest = Path(outputs["checkpoints"])
-    tmp = manifest.with_name(manifest.name + ".tmp")
-    tmp.write_text("".join(f"{p}\n" for p in paths))
-    os.replace(tmp, manifest)
+    write_text_atomic("".join(f"{p}\n" for p in paths), outputs["checkpoints"])
