@@ -75,8 +75,9 @@ def _threads():
 
 
 def pytest_xdist_auto_num_workers(config):
-    """`-n auto`: a worker per CPU core, and one more where the real-SLURM test runs: it mostly
-    waits for the scheduler, and the extra worker keeps the cores busy meanwhile."""
+    """`-n auto`: a worker per CPU core, and one more where the real-SLURM run goes (beside
+    tests/test_workflow.py's local run, in its worker): its jobs mostly wait for the scheduler,
+    and the extra worker keeps the cores busy meanwhile."""
     markexpr = config.getoption("markexpr") or ""
     slurm = os.environ.get("MEMLOC_TEST_SLURM") == "1" and "not slurm" not in markexpr
     return (os.cpu_count() or 1) + int(slurm)
@@ -85,7 +86,7 @@ def pytest_xdist_auto_num_workers(config):
 # The files of end-to-end runs, longest first (~minutes each on 2 cores): started first, they
 # run beside the short tests on the other workers instead of after them (--dist loadfile hands
 # out files in collection order).
-LONGEST_FIRST = ["test_workflow.py", "test_slurm.py", "test_own_model.py"]
+LONGEST_FIRST = ["test_workflow.py", "test_own_model.py"]
 
 
 def pytest_collection_modifyitems(config, items):

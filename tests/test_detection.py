@@ -18,9 +18,9 @@ from memloc.flipping.detection import (
     roc_auc,
     seed_scores,
     settled_epoch,
-    split_rows,
 )
 from memloc.flipping.jobs import second_split_forgetting
+from memloc.flipping.second_split import split_rows
 
 
 def test_auc_of_known_rankings():

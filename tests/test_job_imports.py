@@ -10,8 +10,9 @@ from pathlib import Path
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 # The scripts of the rules that only read and write tables (figure.py imports the plotting
 # libraries instead; the rest train, evaluate or read images).
-TABLE_SCRIPTS = ["auc_table", "claims", "collect_run_tables", "cscore_holdout", "dropout_paper_rows",
-                 "dropout_table", "flipping_paper_rows", "paper_vs_ours", "select_flip_examples", "atypical_data"]
+TABLE_SCRIPTS = ["auc_table", "claims", "collect_run_tables", "cscore_holdout", "detection_auc",
+                 "dropout_paper_rows", "dropout_table", "flipping_paper_rows", "paper_vs_ours",
+                 "select_flip_examples", "atypical_data"]
 # Imports each module in turn, printing the heavy libraries loaded so far after each.
 PROBE = """
 import importlib, json, sys

@@ -1,21 +1,32 @@
-"""config/paper.yaml builds the full DAG of the paper's design, job for job.
+"""config/paper.yaml builds the full DAG of the paper's design, job for job, and the SLURM
+profile submits it as a cluster needs.
 
-A dry run (`snakemake -n`, nothing is downloaded or trained) of the paper preset; the
-number of jobs per rule is derived below from the paper's design (FIGURES.md), not from
-memloc's own planning code, so a planning bug or a preset that drifted from the paper's
-scale shows up here before anyone spends GPU hours on it.
+One dry run (`snakemake -n`, nothing is downloaded or trained) of the paper preset through
+workflow/profiles/slurm.  The number of jobs per rule is derived below from the paper's
+design (FIGURES.md), not from memloc's own planning code, so a planning bug or a preset
+that drifted from the paper's scale shows up here before anyone spends GPU hours on it.
+Through the profile, each dataset is downloaded once on the login node, every GPU job gets
+a GPU, no submission asks for more than 8 h, and tables and figures run locally.
 """
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
+import yte
+
+from memloc.config import load_config
+from memloc.runs import resources
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper.yaml"
+PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
+MAX_MINUTES = 8 * 60  # a common partition limit
 
 DATASETS, MODELS, NOISE, SEEDS = 3, 3, 3, 3  # CIFAR-10/MNIST/SVHN; ResNet-9/50/ViT; 5/10/20%; 3 seeds
 GRID_RUNS = DATASETS * MODELS * NOISE * SEEDS  # fig12-14 (gradients) and fig15-17 (rewinding)
@@ -80,13 +91,8 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def dry_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("paper")  # a fresh clone: no file placed by hand
-    cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(PAPER), "--workflow-profile", "none"]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return result.stdout + result.stderr
+def dry_run(paper_dry_run) -> str:
+    return paper_dry_run[2]
 
 
 def test_preset_is_the_papers_scale():
@@ -120,3 +126,124 @@ def test_dry_run_targets_full_scale_artefacts(dry_run):
                  "results/figures/fig09.png", "results/figures/fig19.png",
                  "results/runs/cifar10/resnet9/noise0.1/seed2/retraining/layer9.parquet"]:
         assert path in dry_run, path
+
+
+# ---- the jobs, through the SLURM profile (how the preset is meant to run) -----------------
+
+class Job(NamedTuple):
+    rule: str
+    jobid: str
+    group: str | None  # the group job it is packed into, if any
+    wildcards: dict
+    resources: dict
+    input: list
+    output: list
+
+
+def _pairs(text: str) -> dict:
+    return dict(item.split("=", 1) for item in text.split(", ") if "=" in item)
+
+
+def parse_dry_run(output: str) -> list[Job]:
+    """The jobs of `snakemake -n`'s output, with their group (members follow 'Group job ID
+    (jobs in lexicogr. order):', indented), wildcards, resources and files."""
+    jobs, job, group = [], None, None
+    for line in output.splitlines():
+        if m := re.match(r"^(?:\[[^]]*\] )?Group job (\S+) \(jobs in lexicogr\. order\):", line):
+            group = f"{m.group(1)}#{len(jobs)}"  # the id names the group, not the group job
+            continue
+        if m := re.match(r"^(\s*)(?:local)?(?:rule|checkpoint) (\w+):$", line):
+            if not m.group(1):
+                group = None
+            job = {"rule": m.group(2), "group": group, "jobid": "", "wildcards": {}, "resources": {},
+                   "input": [], "output": []}
+            jobs.append(job)
+            continue
+        m = re.match(r"^\s+(jobid|wildcards|resources|input|output): (.*)$", line)
+        if job is not None and m:
+            key, value = m.groups()
+            job[key] = (value if key == "jobid" else _pairs(value) if key in ("wildcards", "resources")
+                        else value.split(", "))
+    return [Job(**j) for j in jobs]
+
+
+@pytest.fixture(scope="module")
+def paper_dry_run(tmp_path_factory) -> tuple[list[Job], set[str], str]:
+    """(jobs, local rules, output) of the dry run of config/paper.yaml through the SLURM
+    profile, in an empty directory (a fresh clone: no file placed by hand); the profile
+    packs jobs into groups but plans the same jobs as `--workflow-profile none`."""
+    workdir = tmp_path_factory.mktemp("paper_slurm")
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(PAPER), "--workflow-profile", str(PROFILE.parent)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert not [p for p in workdir.iterdir() if p.name != ".snakemake"], "the dry run wrote files"
+    local = subprocess.run([sys.executable, str(ROOT / "tests" / "slurm" / "check_run.py"), "--local-rules",
+                            str(ROOT / "Snakefile"), str(PAPER), str(workdir)], capture_output=True, text=True)
+    assert local.returncode == 0, local.stderr[-3000:]
+    output = result.stdout + result.stderr
+    return parse_dry_run(output), set(json.loads(local.stdout.splitlines()[-1])), output
+
+
+def test_each_dataset_is_downloaded_once_locally_before_every_job_that_reads_it(paper_dry_run):
+    jobs, local, _ = paper_dry_run
+    c = yaml.safe_load(PAPER.read_text())
+    fetch = {j.wildcards["dataset"]: j for j in jobs if j.rule == "fetch_dataset"}
+    assert sorted(fetch) == sorted(set(c["datasets"]) | set(c["atypical"]["datasets"]))
+    assert len(fetch) == sum(j.rule == "fetch_dataset" for j in jobs)
+    assert {"fetch_dataset", "fetch_cscores"} <= local
+
+    producer = {path: j.jobid for j in jobs for path in j.output}
+    parents = {j.jobid: {producer[f] for f in j.input if f in producer} for j in jobs}
+    ancestors: dict[str, set[str]] = {}
+
+    def upstream(jobid: str) -> set[str]:  # every job this one waits for
+        if jobid not in ancestors:
+            ancestors[jobid] = set(parents[jobid]).union(*(upstream(p) for p in parents[jobid]))
+        return ancestors[jobid]
+
+    downloads = {f.jobid for f in fetch.values()}
+    for job in jobs:
+        if job.rule in ("fetch_dataset", "fetch_cscores"):
+            continue
+        before = upstream(job.jobid)
+        assert before & downloads, f"{job.rule} {job.wildcards} runs before any download"
+        if "dataset" in job.wildcards:
+            assert fetch[job.wildcards["dataset"]].jobid in before, f"{job.rule} {job.wildcards}"
+
+
+def test_every_gpu_job_gets_a_gpu_and_no_submission_asks_for_more_than_8h(paper_dry_run):
+    jobs, local, _ = paper_dry_run
+    config = load_config(PAPER)
+    gpu_jobs = [j for j in jobs if j.rule in resources.GPU_RULES]
+    assert {j.rule for j in gpu_jobs} == set(resources.GPU_RULES) - {"holdout_model"}  # published C-scores
+    assert all(j.resources.get("gpu") == "1" for j in gpu_jobs)
+    assert not local & set(resources.GPU_RULES)
+    for j in jobs:
+        if j.rule not in local | {"all"}:
+            assert 0 < int(j.resources["runtime"]) <= MAX_MINUTES, j
+
+    groups: dict[str, list[Job]] = {}
+    for j in jobs:
+        if j.group:
+            groups.setdefault(j.group, []).append(j)
+    components = yte.process_yaml(PROFILE.read_text(), require_use_yte=True)["group-components"]
+    assert len(groups) == sum(-(-sum(j.rule == rule for j in jobs) // n) for rule, n in
+                              [("rewind_layers", components["rewinding"]), ("retrain_layer", components["retraining"]),
+                               ("flip_shard", components["flipping"])])
+    for members in groups.values():
+        # one GPU per group job: its members run one after another, its time limit is their sum
+        runtime = sum(int(j.resources["runtime"]) for j in members)
+        assert runtime <= MAX_MINUTES, [(j.rule, j.wildcards) for j in members]
+        # a retried group (attempt 2: twice the time) fits as well
+        assert sum(resources.minutes(j.rule, config, j.wildcards, attempt=2) for j in members) <= MAX_MINUTES
+        assert len({j.rule for j in members}) == 1 and members[0].rule in resources.GPU_RULES
+
+
+def test_tables_figures_and_collect_jobs_run_locally(paper_dry_run):
+    jobs, local, _ = paper_dry_run
+    for j in jobs:
+        if j.output and all(re.match(r"results/(figures|tables)/", f) for f in j.output):
+            assert j.rule in local, f"{j.rule} writes only tables or figures but goes through sbatch"
+    submitted = {j.rule for j in jobs} - local - {"all"}
+    assert submitted == set(resources.GPU_RULES) - {"holdout_model"} | {"corrupt_data", "atypical_data"}

@@ -4,10 +4,17 @@ One run of the whole preset (module fixture); the tests then check every table a
 what the preset's settings imply: row counts and keys, the groups' structure, identities
 that hold between tables (a table built from another must agree with it), and value
 ranges.  The preset's models barely train (4 epochs on 300 examples), so no test asserts
-an accuracy level; the algorithms' own behaviour is unit-tested elsewhere."""
+an accuracy level; the algorithms' own behaviour is unit-tested elsewhere.
+
+Where asked (MEMLOC_TEST_SLURM=1, as CI sets it, or `pytest -m slurm`; root), part of the
+same preset also runs on a real one-node SLURM cluster (tests/slurm/run_e2e.sh), started
+in the background before the local run, and its tables must equal the local run's.
+"""
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +57,46 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(PRESET), *args]
     return subprocess.run(cmd, capture_output=True, text=True)
+
+
+# A subset of the preset's targets for the SLURM run that covers every kind of submission:
+# the corrupted data and a training (single jobs; GPU rules get a GPU), a run's rewinding
+# (group rewinding), two layers' retraining (group retraining: one submission) and neuron
+# flipping of one seed's two shards (group flipping: one submission); the dataset's fetch
+# and the flipping selection are local rules (Snakemake's own process).
+# `bash tests/slurm/run_e2e.sh DIR` without targets runs the whole preset (and locally, to compare).
+SLURM_SCRIPT = ROOT / "tests" / "slurm" / "run_e2e.sh"
+PRIMARY_RUN = "results/runs/fashion_mnist/resnet9/noise0.1/seed0"
+PRIMARY_FLIP = "results/flipping/fashion_mnist/resnet9/noise0.1/seed0"
+SLURM_TARGETS = [
+    f"{PRIMARY_RUN}/rewinding.parquet",
+    *(f"{PRIMARY_RUN}/retraining/layer{i}.parquet" for i in (1, 9)),
+    *(f"{PRIMARY_FLIP}/shard{k}.parquet" for k in (0, 1)),
+]
+
+
+def slurm_requested(config) -> bool:
+    markexpr = config.getoption("markexpr") or ""
+    return os.environ.get("MEMLOC_TEST_SLURM") == "1" or ("slurm" in markexpr and "not slurm" not in markexpr)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm_run(request, tmp_path_factory):
+    """(the real-SLURM run's process, its working directory), started before the local run
+    (autouse: first of the module's fixtures) so that the two run side by side; or why it
+    cannot run here.  It installs SLURM and changes /etc/slurm, so it runs only where asked."""
+    if not slurm_requested(request.config):
+        yield "installs and starts SLURM on this machine: set MEMLOC_TEST_SLURM=1 or run pytest -m slurm"
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        yield "needs root and apt-get (Debian/Ubuntu): installs slurmctld/slurmd/munge and starts them"
+        return
+    workdir = tmp_path_factory.mktemp("slurm")
+    with open(workdir / "run_e2e.log", "w") as log:
+        process = subprocess.Popen(["bash", str(SLURM_SCRIPT), str(workdir), "--no-local-run", *SLURM_TARGETS],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    yield process, workdir
+    process.wait(timeout=1800)  # its exit stops the daemons it started
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +389,22 @@ def test_report_has_every_figure_and_table_with_a_caption(e2e):
             continue
         # every other caption states the scale it was made at: the preset's
         assert f"{N}-example training subset" in caption and f"{EPOCHS} epochs" in caption, (path, caption)
+
+
+@pytest.mark.slurm
+def test_the_preset_on_a_real_slurm_cluster_writes_the_local_runs_tables(slurm_run, e2e):
+    if isinstance(slurm_run, str):
+        pytest.skip(slurm_run)
+    process, workdir = slurm_run
+    process.wait(timeout=1800)
+    out = (workdir / "run_e2e.log").read_text()
+    if process.returncode == 77:  # this machine cannot run it (e.g. a SLURM of its own is running)
+        pytest.skip(out.strip().splitlines()[-1])
+    assert process.returncode == 0, out[-6000:]
+    assert "SLURM jobs, all COMPLETED" in out, out[-3000:]
+    # every table of the SLURM run equals the local run's (which ran the whole preset)
+    tables = subprocess.run([sys.executable, str(ROOT / "tests" / "slurm" / "check_run.py"), "tables",
+                             str(workdir / "slurm"), str(e2e)], capture_output=True, text=True)
+    assert tables.returncode == 0, tables.stdout + tables.stderr[-3000:]
+    assert "parquet tables equal to the local run's" in tables.stdout
+    print(out, tables.stdout)

@@ -1,6 +1,6 @@
 """The SGD loop every training in memloc shares: a run's training (memloc.core.training),
 layer retraining (memloc.layers.retraining) and second-split fine-tuning
-(memloc.flipping.detection).
+(memloc.flipping.second_split).
 
 SGD with momentum and weight decay under a per-step one-cycle schedule; an epoch visits the
 examples in an order the caller draws (each caller owns its data-order generator, which is

@@ -1,7 +1,7 @@
 """Workflow steps of neuron flipping and mislabeled-example detection: pick the examples,
 flip one shard of them on one trained run, the second-split forgetting time of a seed, the
 auc table and the paper-vs-ours rows.  Paths in, files out; only workflow/scripts call
-these (memloc.flipping.batched and memloc.flipping.detection have the algorithms).  The
+these (memloc.flipping.batched, .detection and .second_split have the algorithms).  The
 jobs that compute import torch when called: the selection and table jobs start in a second."""
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def second_split_forgetting(
     threads: int = 1,
 ) -> pd.DataFrame:
     """Train on split A (TrainConfig fields `first`), fine-tune on split B (`second`), and
-    write every A example's second-split forgetting time (memloc.flipping.detection.
+    write every A example's second-split forgetting time (memloc.flipping.second_split.
     second_split_forgetting).  A's checkpoints go to a folder `first_split/` beside `out`
     (not a declared output, so an interrupted job resumes)."""
     import torch
@@ -125,14 +125,14 @@ def second_split_forgetting(
     from memloc.core.evaluation import resolve_device
     from memloc.core.models import ModelConfig
     from memloc.core.training import TrainConfig
-    from memloc.flipping import detection
+    from memloc.flipping.second_split import second_split_forgetting
 
     torch.set_num_threads(threads)
     dev = resolve_device(device)
     data = training_set(pd.read_parquet(data_table), DataSource(**source).load(dataset, train=True))
     first_cfg = TrainConfig(**{**first, "gradient_accounting": False})  # nothing reads it here
-    df = detection.second_split_forgetting(data, ModelConfig.for_dataset(dataset, source, **model), first_cfg, second,
-                                           fraction, split_seed, Path(out).parent / "first_split", dev)
+    df = second_split_forgetting(data, ModelConfig.for_dataset(dataset, source, **model), first_cfg, second,
+                                 fraction, split_seed, Path(out).parent / "first_split", dev)
     write_parquet(df, out)
     return df
 

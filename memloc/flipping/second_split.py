@@ -1,0 +1,80 @@
+"""Second-split forgetting time (Maini et al. 2022), one of the detection scores of
+memloc.flipping.detection: split the training set into A and B, train on A from scratch
+(same model, settings and seed as the run), fine-tune on B, and record for every A example
+the fine-tuning epoch from which it stays misclassified."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from memloc.core.data import TrainingSet
+from memloc.core.device import grad_scaler_for
+from memloc.core.evaluation import evaluate_examples
+from memloc.core.models import ModelConfig
+from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
+from memloc.core.training import TrainConfig, model_from_checkpoint, train
+from memloc.flipping.detection import settled_epoch
+
+
+def split_rows(n: int, fraction: float, seed: int) -> np.ndarray:
+    """Sorted training rows of split A (`fraction` of n, seeded); the rest are split B."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=int(round(fraction * n)), replace=False))
+
+
+def _subset(data: TrainingSet, rows) -> TrainingSet:
+    rows = torch.as_tensor(rows)
+    return TrainingSet(data.images[rows], data.labels[rows], data.group[rows], data.true_labels[rows])
+
+
+def fine_tune_tracking(model, train_on: TrainingSet, tracked: TrainingSet, cfg: TrainConfig, device,
+                       progress: bool = True) -> np.ndarray:
+    """Fine-tune `model` on `train_on` (SGD, one-cycle, cfg) and record after every epoch
+    which `tracked` examples it classifies correctly: [epochs + 1, n_tracked] bool, row 0
+    before fine-tuning."""
+    torch.manual_seed(cfg.seed)
+    order = torch.Generator().manual_seed(cfg.seed)
+    n = len(train_on.labels)
+    optimizer, scheduler = scheduled_sgd(model.parameters(), cfg, n)
+    loss = cross_entropy(model, train_on.images, train_on.labels.to(device), device)
+
+    def record():
+        return evaluate_examples(model, tracked.images, tracked.labels, device, cfg.eval_batch_size).correct.numpy()
+
+    records = [record()]
+    scaler = grad_scaler_for(device)  # fp16 only: a loss scale, else None
+    for _ in tqdm(range(cfg.epochs), desc="fine-tune", disable=not progress):
+        perm = torch.randperm(n, generator=order)
+        sgd_epoch(model, optimizer, scheduler, perm, cfg.batch_size, loss, scaler=scaler)
+        records.append(record())
+    return np.stack(records)
+
+
+def second_split_forgetting(
+    data: TrainingSet,
+    model: ModelConfig,
+    first: TrainConfig,
+    second: dict,
+    fraction: float,
+    split_seed: int,
+    checkpoints: str | os.PathLike,
+    device: torch.device,
+) -> pd.DataFrame:
+    """Train on split A (`first`), fine-tune on split B (`first` with the fields `second`
+    replaced), and return every A example's second-split forgetting time: columns index,
+    ssft, learned_first (correct after training on A).  A's checkpoints go to the folder
+    `checkpoints`, from which an interrupted training resumes."""
+    n = len(data.labels)
+    rows_a = split_rows(n, fraction, split_seed)
+    rows_b = np.setdiff1d(np.arange(n), rows_a)
+    split_a, split_b = _subset(data, rows_a), _subset(data, rows_b)
+    ckpts = train(model, first, split_a, split_b.images, split_b.labels, checkpoints, device)
+    net = model_from_checkpoint(ckpts[-1], device)
+    correct = fine_tune_tracking(net, split_b, split_a, replace(first, **second), device)
+    return pd.DataFrame({"index": rows_a, "ssft": settled_epoch(correct, False), "learned_first": correct[0]})
