@@ -75,9 +75,12 @@ SLURM_TARGETS = [
 ]
 
 
-def slurm_requested(config) -> bool:
-    markexpr = config.getoption("markexpr") or ""
-    return os.environ.get("MEMLOC_TEST_SLURM") == "1" or ("slurm" in markexpr and "not slurm" not in markexpr)
+def slurm_requested(session) -> bool:
+    """Whether the SLURM test is asked for (MEMLOC_TEST_SLURM=1 or -m slurm) and selected."""
+    markexpr = session.config.getoption("markexpr") or ""
+    asked = os.environ.get("MEMLOC_TEST_SLURM") == "1" or "slurm" in markexpr
+    selected = any(item.get_closest_marker("slurm") and item.path.name == "test_workflow.py" for item in session.items)
+    return asked and "not slurm" not in markexpr and selected
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -85,7 +88,7 @@ def slurm_run(request, tmp_path_factory):
     """(the real-SLURM run's process, its working directory), started before the local run
     (autouse: first of the module's fixtures) so that the two run side by side; or why it
     cannot run here.  It installs SLURM and changes /etc/slurm, so it runs only where asked."""
-    if not slurm_requested(request.config):
+    if not slurm_requested(request.session):
         yield "installs and starts SLURM on this machine: set MEMLOC_TEST_SLURM=1 or run pytest -m slurm"
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
