@@ -43,6 +43,9 @@ def test_one_cycle_is_linear_up_to_peak_then_down_to_zero():
     up, down = np.diff(lrs[: top + 1]), np.diff(lrs[top:])
     assert np.allclose(up, up[0]) and up[0] > 0  # linear rise
     assert np.allclose(down, down[0]) and down[0] < 0  # linear fall
+    assert opt.param_groups[0]["momentum"] == 0.9  # momentum is not cycled
+    with pytest.raises(ValueError, match="peak_epoch"):
+        TrainConfig(epochs=5, peak_epoch=6)
 
 
 def test_a_schedule_too_short_to_warm_up_names_its_settings():
@@ -52,9 +55,6 @@ def test_a_schedule_too_short_to_warm_up_names_its_settings():
     with pytest.raises(ValueError, match=r"2 steps \(2 epochs x 1 batches of 64\) peaking at epoch 1"):
         one_cycle(opt, cfg, 1)
     one_cycle(opt, cfg, 2)  # 4 steps: a warm-up of 2
-    assert opt.param_groups[0]["momentum"] == 0.9  # momentum is not cycled
-    with pytest.raises(ValueError, match="peak_epoch"):
-        TrainConfig(epochs=5, peak_epoch=6)
 
 
 @pytest.fixture(scope="module")

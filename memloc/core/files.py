@@ -15,11 +15,16 @@ import pandas as pd
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside `path` (its folder created) to write to; renamed to `path`
-    when the block ends without an exception."""
+    when the block ends without an exception, removed when it raises (nothing half-written
+    is left behind)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    yield tmp
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
