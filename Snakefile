@@ -35,9 +35,12 @@ resolve_config(config)
 resolve_factories(config, workflow.configfiles)
 check_config(config)
 # every job's forward passes run in this precision, and training compiles the model or not
-# (memloc.core.device.precision_for, compile_enabled)
+# (memloc.core.device.precision_for, compile_enabled), and CUDA kernels are deterministic or
+# not (deterministic_enabled)
 os.environ.update(
-    MEMLOC_PRECISION=config["precision"], MEMLOC_COMPILE=str(config["compile"]).lower()
+    MEMLOC_PRECISION=config["precision"],
+    MEMLOC_COMPILE=str(config["compile"]).lower(),
+    MEMLOC_DETERMINISTIC=str(config["deterministic"]).lower(),
 )
 
 
@@ -51,6 +54,7 @@ include: "workflow/rules/dropout.smk"
 include: "workflow/rules/flipping.smk"
 include: "workflow/rules/paper_vs_ours.smk"
 include: "workflow/rules/claims.smk"
+include: "workflow/rules/provenance.smk"
 
 
 rule all:

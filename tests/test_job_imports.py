@@ -12,7 +12,7 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 # libraries instead; the rest train, evaluate or read images).
 TABLE_SCRIPTS = ["auc_table", "claims", "collect_run_tables", "cscore_holdout", "detection_auc",
                  "dropout_paper_rows", "dropout_table", "flipping_paper_rows", "paper_vs_ours",
-                 "select_flip_examples", "atypical_data"]
+                 "select_flip_examples", "atypical_data", "provenance"]
 # Imports each module in turn, printing the heavy libraries loaded so far after each.
 PROBE = """
 import importlib, json, sys

@@ -79,6 +79,7 @@ EXPECTED = {
     "fig07": 1,
     "paper_vs_ours": 1,
     "claims": 1,
+    "provenance": 1,
     "all": 1,
 }
 

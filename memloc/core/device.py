@@ -2,10 +2,10 @@
 none is visible), the precision of its forward passes, the fp16 loss scaler and the opt-in
 torch.compile.
 
-The workflow passes the config key `device` to every compute job; `precision` and `compile`
-are exported to every job by the Snakefile as MEMLOC_PRECISION / MEMLOC_COMPILE (they change
-how fast a job runs, not what it computes, so they are not part of a run's checkpointed
-config).
+The workflow passes the config key `device` to every compute job; `precision`, `compile` and
+`deterministic` are exported to every job by the Snakefile as MEMLOC_PRECISION /
+MEMLOC_COMPILE / MEMLOC_DETERMINISTIC (they change how fast a job runs, not what it computes,
+so they are not part of a run's checkpointed config; results/tables/provenance records them).
 """
 
 from __future__ import annotations
@@ -72,6 +72,32 @@ def compile_enabled(setting: str | None = None) -> bool:
     return value == "true"
 
 
+def deterministic_enabled(setting: str | None = None) -> bool:
+    """Whether CUDA jobs run deterministic kernels (`setting`: None = MEMLOC_DETERMINISTIC,
+    default true: the schema's default for reproductions)."""
+    value = (setting or os.environ.get("MEMLOC_DETERMINISTIC", "true")).lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"deterministic {value!r} (MEMLOC_DETERMINISTIC / config key deterministic): "
+                         "use true or false")
+    return value == "true"
+
+
+def configure_cuda_determinism(deterministic: bool) -> None:
+    """Deterministic CUDA kernels, or the fastest ones.  Deterministic: cuBLAS needs a fixed
+    workspace (CUBLAS_WORKSPACE_CONFIG, read when its handle is created: before any CUDA
+    work, which is why resolve_device calls this), cuDNN picks fixed algorithms, and
+    torch.use_deterministic_algorithms makes the ops that have a deterministic kernel use it.
+    warn_only: ops that have none on CUDA (adaptive average pooling's backward, which
+    ResNet-50 uses) warn in the job's log instead of stopping a GPU job hours in.
+    Otherwise cudnn.benchmark: every job feeds fixed-size batches, so the per-shape search of
+    the fastest convolution algorithm pays off after the first batches."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
 def job_label(rule: str, wildcards: Iterable[tuple[str, str]]) -> str:
     """'rule train (dataset=fashion_mnist, model=resnet9, ...)': a job named in errors."""
     return f"rule {rule} (" + ", ".join(f"{k}={v}" for k, v in wildcards) + ")"
@@ -83,8 +109,7 @@ def resolve_device(name: str | torch.device, job: str | None = None) -> torch.de
     A CUDA device that torch cannot see is an error naming `job` and the setting, before
     any data is loaded: without it a GPU job that got no GPU (a SLURM plugin that drops
     `gpu`, a wrong CUDA_VISIBLE_DEVICES) would train on the CPU until it timed out.  On CUDA,
-    cudnn.benchmark is set: every job feeds fixed-size batches, so the per-shape search of
-    the fastest convolution algorithm pays off after the first batches."""
+    the kernels are made deterministic or fast (configure_cuda_determinism)."""
     name = str(name)
     if name == "auto":
         return resolve_device("cuda" if torch.cuda.is_available() else "cpu", job)
@@ -98,7 +123,7 @@ def resolve_device(name: str | torch.device, job: str | None = None) -> torch.de
                 f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}). Stopped before loading data "
                 "instead of training on the CPU: request a GPU for the job (SLURM: resources gpu=1, with "
                 "snakemake-executor-plugin-slurm>=1.0), or set `device: auto` / `device: cpu` in the config.")
-        torch.backends.cudnn.benchmark = True
+        configure_cuda_determinism(deterministic_enabled())
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError(f"{job or 'this job'}: config key `device: {name}`, but torch sees no MPS device; "
                            "set `device: auto` or `device: cpu` in the config.")

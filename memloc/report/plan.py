@@ -3,7 +3,9 @@ the workflow's .smk files call this module."""
 
 from __future__ import annotations
 
-from memloc.core.paths import TABLE
+from memloc.atypical.plan import atypical_runs
+from memloc.core.paths import TABLE, run_dir
+from memloc.runs.plan import gradient_runs, unique_runs
 
 # Tables every configuration produces, and those of the typical/atypical study.
 CLAIM_TABLES = ("metrics", "gradients", "rewinding", "retraining", "flipping", "auc", "tab1", "tab3")
@@ -21,3 +23,10 @@ def claim_setting(config: dict) -> dict:
     p = config["primary"]
     return {"dataset": p["dataset"], "model": p["model"], "noise": float(p["noise"]),
             "fig01_window": list(config["figures"]["fig01"]["epochs"])}
+
+
+def provenance_records(config: dict) -> dict[str, str]:
+    """{run folder: its provenance.json} of every training run of the DAG (rule train writes
+    one per run): the noise-grid runs and, where configured, the typical/atypical ones."""
+    runs = gradient_runs(config) + (atypical_runs(config) if config["atypical"]["datasets"] else [])
+    return {run_dir(**r): f"{run_dir(**r)}/provenance.json" for r in unique_runs(runs)}

@@ -16,6 +16,7 @@ from memloc.core.data import DataSource, load_run_data, make_corrupted_table
 from memloc.core.evaluation import resolve_device
 from memloc.core.files import write_parquet, write_text_atomic
 from memloc.core.models import ModelConfig
+from memloc.core.provenance import write_provenance
 from memloc.core.training import TrainConfig, run_tables, train
 
 
@@ -47,7 +48,8 @@ def train_run(
     the data table's column train_settings["group_column"] (default is_noisy).
 
     outputs: {"metrics", "examples", "gradients": parquet paths, "checkpoints": a text file
-    listing the checkpoint paths, epoch 0 first}.  The checkpoints live in a folder
+    listing the checkpoint paths, epoch 0 first, "provenance": JSON, what produced them
+    (memloc.core.provenance)}.  The checkpoints live in a folder
     `checkpoints/` beside that file; it is not a declared output so that Snakemake does not
     delete it when a job fails, and the next attempt resumes from it.
     """
@@ -56,7 +58,9 @@ def train_run(
     trainset, test_images, test_labels = load_run_data(data_table, dataset, source, test_subset, cfg.group_column)
     model_cfg = ModelConfig.for_dataset(dataset, source, **model)
     ckpt_dir = Path(outputs["checkpoints"]).parent / "checkpoints"
-    paths = train(model_cfg, cfg, trainset, test_images, test_labels, ckpt_dir, resolve_device(device))
+    device = resolve_device(device)
+    paths = train(model_cfg, cfg, trainset, test_images, test_labels, ckpt_dir, device)
+    write_provenance(outputs["provenance"], device, threads)
     for name, df in run_tables(paths).items():
         write_parquet(df, outputs[name])
     write_text_atomic("".join(f"{p}\n" for p in paths), outputs["checkpoints"])

@@ -48,6 +48,7 @@ localrules:
     flipping_paper_rows,
     paper_vs_ours,
     claims,
+    provenance,
 
 
 def job_runtime(rule_name):
@@ -99,10 +100,10 @@ def all_outputs():
             "results/tables/atypical_retraining.parquet",
         ]
     figures += ["fig05"]
-    tables += ["auc", "claims"]
+    tables += ["auc", "claims", "provenance"]
     parquet += [
         f"results/tables/{t}.parquet"
-        for t in ("flipping", "auc", "detection_scores", "claims")
+        for t in ("flipping", "auc", "detection_scores", "claims", "provenance")
     ]
     return (
         [f"results/figures/{fig}.{ext}" for fig in figures for ext in ("png", "pdf")]

@@ -5,7 +5,8 @@ RUN = paths.RUN_DIR
 
 rule train:
     """One training run: a checkpoint per epoch (epoch 0 = init), per-example records,
-    accuracies and gradient accounting. Resumes from results/runs/.../checkpoints/."""
+    accuracies and gradient accounting, and what produced them (provenance.json). Resumes
+    from results/runs/.../checkpoints/."""
     input:
         data="results/data/{dataset}/{variant}.parquet",
         fetched=paths.DATASET_INFO,
@@ -15,6 +16,7 @@ rule train:
         examples=f"{RUN}/examples.parquet",
         gradients=f"{RUN}/gradients.parquet",
         checkpoints=f"{RUN}/checkpoints.txt",
+        provenance=f"{RUN}/provenance.json",
     log:
         "logs/train/{dataset}_{model}_{variant}_seed{seed}.log",
     benchmark:

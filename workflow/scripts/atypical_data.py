@@ -1,10 +1,9 @@
 """Write the typical/atypical data table from published C-scores or hold-out parts."""
 
-import sys
-
 from memloc.atypical.jobs import write_atypical_table
+from memloc.core.provenance import start_job_log
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job_log(snakemake.log[0])
 
 write_atypical_table(
     snakemake.input.base,

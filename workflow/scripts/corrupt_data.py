@@ -1,10 +1,9 @@
 """Write the corrupted training set (index, source_index, true_label, label, is_noisy)."""
 
-import sys
-
+from memloc.core.provenance import start_job_log
 from memloc.runs.jobs import write_corrupted_dataset
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job_log(snakemake.log[0])
 
 write_corrupted_dataset(
     snakemake.output[0],

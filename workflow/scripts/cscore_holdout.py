@@ -1,10 +1,9 @@
 """results/tables/cscore_holdout.{parquet,csv,md}: the precision of the hold-out C-scores."""
 
-import sys
-
 from memloc.atypical.jobs import write_holdout_report
+from memloc.core.provenance import start_job_log
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job_log(snakemake.log[0])
 
 write_holdout_report(
     snakemake.params.datasets,

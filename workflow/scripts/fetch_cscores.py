@@ -1,10 +1,9 @@
 """Download a published C-score file and check it (checksums, structure), atomically."""
 
-import sys
-
 from memloc.atypical.jobs import fetch_published_cscores
+from memloc.core.provenance import start_job_log
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job_log(snakemake.log[0])
 
 download = snakemake.params.download
 fetch_published_cscores(

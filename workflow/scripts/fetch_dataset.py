@@ -1,11 +1,10 @@
 """Fetch (or find, or export) and check one dataset; write its info JSON (classes, size,
 split sizes, normalization statistics) and both splits as arrays for the later jobs."""
 
-import sys
-
 from memloc.core.datasets import fetch_dataset
+from memloc.core.provenance import start_job_log
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job_log(snakemake.log[0])
 
 fetch_dataset(
     snakemake.output.info,

@@ -1,10 +1,9 @@
 """Draw one figure from its parquet table: memloc.report.figures.<params.figure>."""
 
-import sys
-
+from memloc.core.provenance import start_job_log
 from memloc.report import figures
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job_log(snakemake.log[0])
 
 draw = getattr(figures, snakemake.params.figure)
 draw(snakemake.input[0], list(snakemake.output), **snakemake.params.selection)

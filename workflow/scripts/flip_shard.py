@@ -1,11 +1,10 @@
 """Neuron flipping of one shard of the selected examples on one trained run."""
 
-import sys
-
 from memloc.core.device import job_label, resolve_device
+from memloc.core.provenance import start_job_log
 from memloc.flipping.jobs import flip_shard
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job_log(snakemake.log[0])
 # a GPU job that sees no GPU stops here, before loading data, naming the job
 device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
 

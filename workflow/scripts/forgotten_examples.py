@@ -1,10 +1,9 @@
 """fig07's table: clean training examples forgotten after dropping, with their pixels."""
 
-import sys
-
+from memloc.core.provenance import start_job_log
 from memloc.dropout.jobs import forgotten_examples
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job_log(snakemake.log[0])
 
 forgotten_examples(
     snakemake.input.examples,

@@ -1,11 +1,10 @@
 """Retrain one layer of one run from its initialization on clean (group False) examples."""
 
-import sys
-
 from memloc.core.device import job_label, resolve_device
+from memloc.core.provenance import start_job_log
 from memloc.layers.jobs import retrain_run_layer
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job_log(snakemake.log[0])
 # a GPU job that sees no GPU stops here, before loading data, naming the job
 device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
 

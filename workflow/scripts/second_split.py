@@ -1,11 +1,10 @@
 """Second-split forgetting time of one run's seed: train on split A, fine-tune on split B."""
 
-import sys
-
 from memloc.core.device import job_label, resolve_device
+from memloc.core.provenance import start_job_log
 from memloc.flipping.jobs import second_split_forgetting
 
-sys.stderr = open(snakemake.log[0], "a")  # append: a resumed job keeps its log
+start_job_log(snakemake.log[0], append=True)  # append: a resumed job keeps its log
 # a GPU job that sees no GPU stops here, before loading data, naming the job
 device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
 

@@ -1,10 +1,9 @@
 """Pick the examples to flip (N clean + N noisy, seeded) and deal them to shards."""
 
-import sys
-
+from memloc.core.provenance import start_job_log
 from memloc.flipping.jobs import write_selection
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job_log(snakemake.log[0])
 
 write_selection(
     snakemake.input[0],

@@ -1,11 +1,10 @@
 """Train one run (resuming from its checkpoints) and write its tables."""
 
-import sys
-
 from memloc.core.device import job_label, resolve_device
+from memloc.core.provenance import start_job_log
 from memloc.runs.jobs import train_run
 
-sys.stderr = open(snakemake.log[0], "a")  # append: a resumed run keeps its log
+start_job_log(snakemake.log[0], append=True)  # append: a resumed run keeps its log
 # a GPU job that sees no GPU stops here, before loading data, naming the job
 device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
 
