@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from memloc.atypical.plan import atypical_runs
 from memloc.core.paths import TABLE, run_dir
+from memloc.dropout.plan import metrics_tables as dropout_metrics_tables
 from memloc.runs.plan import gradient_runs, unique_runs
 
 # Tables every configuration produces, and those of the typical/atypical study.
@@ -26,7 +27,12 @@ def claim_setting(config: dict) -> dict:
 
 
 def provenance_records(config: dict) -> dict[str, str]:
-    """{run folder: its provenance.json} of every training run of the DAG (rule train writes
-    one per run): the noise-grid runs and, where configured, the typical/atypical ones."""
+    """{run folder: its provenance.json} of every training run of the DAG (rules train and
+    train_dropout write one per run): the noise-grid runs, the typical/atypical ones where
+    configured, and the example-tied dropout runs."""
     runs = gradient_runs(config) + (atypical_runs(config) if config["atypical"]["datasets"] else [])
-    return {run_dir(**r): f"{run_dir(**r)}/provenance.json" for r in unique_runs(runs)}
+    records = {run_dir(**r): f"{run_dir(**r)}/provenance.json" for r in unique_runs(runs)}
+    for metrics in dropout_metrics_tables(config):
+        folder = metrics.rsplit("/", 1)[0]
+        records[folder] = f"{folder}/provenance.json"
+    return records

@@ -24,6 +24,7 @@ rule train_dropout:
         examples=f"{DROPOUT_RUN}/examples.parquet",
         gradients=f"{DROPOUT_RUN}/gradients.parquet",
         checkpoints=f"{DROPOUT_RUN}/checkpoints.txt",
+        provenance=f"{DROPOUT_RUN}/provenance.json",
     log:
         "logs/train_dropout/{dataset}_{model}_noise{noise}_{dropout}_seed{seed}.log",
     benchmark:
