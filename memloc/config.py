@@ -5,7 +5,9 @@ workflow/schemas/config.schema.yaml and fills in its defaults (the only place a 
 written); `resolve_config` replaces the nulls that mean "the value of another key", so no
 planning code falls back on its own; `check_config` then checks the relations between keys
 and that the data can be found, so a bad value stops the run before any job starts, with a
-message that names the key.
+message that names the key.  The relations within a settings object are checked by the object
+itself: memloc.config_settings builds every one that the plan's jobs build (and checks the
+values that the data bound against its sizes).
 """
 
 from __future__ import annotations
@@ -88,13 +90,11 @@ def resolve_factories(config: dict, config_files: list) -> dict:
 
 
 def check_config(config: dict) -> None:
-    """Checks of a validated and resolved config (resolve_config)."""
+    """Checks of a validated and resolved config (resolve_config); memloc.config_settings
+    builds the plan's settings objects and bounds values by the data's sizes."""
+    from memloc.config_settings import announce_primary_noise, check_settings, check_sizes
+
     train = config["train"]
-    if train["peak_epoch"] >= train["epochs"]:
-        raise ConfigError(
-            f"train.peak_epoch ({train['peak_epoch']}) must come before the last epoch "
-            f"(train.epochs = {train['epochs']})"
-        )
     start, end = config["figures"]["fig01"]["epochs"]
     if not start < end <= train["epochs"]:
         raise ConfigError(
@@ -108,10 +108,13 @@ def check_config(config: dict) -> None:
     for name, published in config["atypical"]["cscore_files"].items():
         _check_cscore_file(config, name, published)
     _check_datasets(config)
+    check_sizes(config)  # after the datasets: their files are there
+    check_settings(config)  # after the sizes: a schedule's steps follow from them
     _check_models(config)  # after the datasets: a declared model is built for primary.dataset's shape
     _check_dropout(config)
     _check_layer_experiments(config)
     _check_flipping(config)
+    announce_primary_noise(config)
 
 
 def _check_models(config: dict) -> None:
@@ -215,14 +218,6 @@ def _check_flipping(config: dict) -> None:
             f"flipping.shards ({flip['shards']}) exceeds the {2 * flip['examples_per_group']} selected examples "
             f"(2 x flipping.examples_per_group): some shards would be empty"
         )
-    ss = config["detection"]["second_split"]
-    for phase in ("first", "second"):
-        epochs, peak = ss[f"epochs_{phase}"], ss[f"peak_epoch_{phase}"]
-        if peak > epochs:
-            raise ConfigError(
-                f"detection.second_split.peak_epoch_{phase} ({peak}) is after the last epoch "
-                f"(detection.second_split.epochs_{phase} = {epochs}; null means the train setting)"
-            )
 
 
 def _check_layer_experiments(config: dict) -> None:
@@ -230,19 +225,10 @@ def _check_layer_experiments(config: dict) -> None:
     late = [t for t in config["rewinding"]["epochs"] or [] if t > last]
     if late:
         raise ConfigError(f"rewinding.epochs: {late} after the last checkpoint (train.epochs = {last})")
-    re = config["retraining"]
-    if not re["peak_epoch"] < re["epochs"]:  # the one-cycle schedule needs a falling phase
-        raise ConfigError(
-            f"retraining.peak_epoch ({re['peak_epoch']}) must be before retraining.epochs ({re['epochs']})"
-        )
 
 
 def _check_dropout(config: dict) -> None:
-    drop, peak = config["dropout"], config["train"]["peak_epoch"]
-    if drop["epochs"] <= peak:  # the one-cycle schedule needs a falling phase
-        raise ConfigError(
-            f"dropout.epochs ({drop['epochs']}) must come after the learning-rate peak (train.peak_epoch = {peak})"
-        )
+    drop = config["dropout"]
     if drop.get("model") is not None:  # the study's model with its dropout layers, built on the meta device
         _check_dropout_placement(config, drop)
 

@@ -11,6 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -22,15 +23,43 @@ BAD = [
     ({"models": ["resnet18"]}, "models: model 'resnet18' is neither built in"),
     ({"noise_rates": [1.0]}, "instance['noise_rates'][0]"),
     ({"primary": {"dataset": "fashion_mnist", "model": "resnet9", "noise": -0.1}}, "instance['primary']['noise']"),
-    ({"train": {"epochs": 4, "peak_epoch": 9}}, "train.peak_epoch (9) must come before the last epoch"),
+    ({"train": {"epochs": 4, "peak_epoch": 9}}, "train.peak_epoch = 9, train.epochs = 4 (the training of run"),
     ({"figures": {"fig01": {"epochs": [3, 9]}}}, "figures.fig01.epochs"),
     ({"datasets": ["fashion_mnist", "mnist"], "data_root": "empty"},
      "datasets: dataset 'mnist' is not under data_root"),
     ({"learning_rate": 0.1}, "'learning_rate' was unexpected"),
     ({"rewinding": {"epochs": [0, 7]}}, "rewinding.epochs: [7] after the last checkpoint"),
-    ({"retraining": {"epochs": 2, "peak_epoch": 2}}, "retraining.peak_epoch (2) must be before retraining.epochs"),
+    ({"retraining": {"epochs": 2, "peak_epoch": 2}}, "retraining.peak_epoch = 2, retraining.epochs = 2 (the layer "
+                                                     "retraining of the noise0.1 runs, seed 0): the one-cycle schedule "
+                                                     "needs 0 < peak_epoch < epochs"),
+    # every schedule's peak against its epochs, by the TrainConfig its jobs build: the second split's two
+    # phases (B: the preset's epochs_second is 2), the dropout runs (dropout.epochs null = train.epochs)
+    ({"detection": {"second_split": {"peak_epoch_second": 2}}},
+     "detection.second_split.peak_epoch_second = 2 (null means train.peak_epoch), detection.second_split."
+     "epochs_second = 2 (null means train.epochs) (the second split's fine-tuning on split B"),
+    ({"detection": {"second_split": {"epochs_first": 3, "peak_epoch_first": 3}}},
+     "detection.second_split.peak_epoch_first = 3 (null means train.peak_epoch), detection.second_split."
+     "epochs_first = 3 (null means train.epochs) (the second split's training on split A"),
+    ({"dropout": {"epochs": 2}}, "train.peak_epoch = 2, dropout.epochs = 2 (null means train.epochs) (the dropout "
+                                 "run tied_pgen0.4_pmem0.2 on fashion_mnist, seed 0)"),
+    # a warm-up of at most one step: split B has 150 of the 300 examples, 3 batches of 64 an epoch
+    ({"detection": {"second_split": {"peak_epoch_second": 0.3}}},
+     "detection.second_split.peak_epoch_second = 0.3 (null means train.peak_epoch), train.batch_size = 64 (the "
+     "second split's fine-tuning on split B (detection.second_split.fraction = 0.5), seed 0, on 150 training "
+     "examples)"),
+    ({"atypical": {"holdout": {"models": 3}}}, "atypical.holdout: the complementary scheme trains pairs of models"),
+    # values larger than the data: the split (Fashion-MNIST: 60,000), the smaller group (10% of 300: 30 noisy)
+    ({"train_subset": 60001},
+     "train_subset (60001) is larger than the training split of fashion_mnist (60000 examples"),
+    ({"flipping": {"examples_per_group": 31}},
+     "flipping.examples_per_group (31) is larger than the 30 noisy examples of the primary setting"),
+    ({"primary": {"noise": 0.9}, "flipping": {"examples_per_group": 31}},
+     "flipping.examples_per_group (31) is larger than the 30 clean examples of the primary setting (270 of 300 "
+     "training examples mislabelled at primary.noise = 0.9"),
 ]
-CASES = {f"bad{i}": override for i, (override, _) in enumerate(BAD)} | {"good": {}}
+# primary.noise outside noise_rates is no error: its runs are planned on their own, and a note says so
+OFF_GRID = {"primary": {"noise": 0.2}}
+CASES = {f"bad{i}": override for i, (override, _) in enumerate(BAD)} | {"good": {}, "off_grid": OFF_GRID}
 
 
 def dry_run_args(workdir: Path, override: dict) -> list[str]:
@@ -55,6 +84,36 @@ def test_bad_config_names_the_key(dry_runs, case):
     assert result.returncode != 0
     assert BAD[case][1] in result.stdout + result.stderr
     assert not (workdir / "results").exists()  # nothing ran
+
+
+def test_primary_noise_outside_the_grid_is_planned_with_a_note(dry_runs):
+    _, result = dry_runs["off_grid"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "memloc: primary.noise (0.2) is not in noise_rates [0.1]" in result.stderr
+    assert "memloc: primary.noise" not in dry_runs["good"][1].stderr
+    # the primary setting's own runs are planned: its corrupted training set and one run per seed
+    output = result.stdout + result.stderr
+    assert "results/data/fashion_mnist/noise0.2.parquet" in output
+    assert "results/runs/fashion_mnist/resnet9/noise0.2/seed0/checkpoints.txt" in output
+
+
+def test_a_declared_datasets_size_bounds_train_subset(tmp_path, monkeypatch):
+    """A declared dataset's training split is known from its .npz headers when the DAG is
+    parsed: the preset's train_subset (300) above it stops the DAG (no DAG: check_config)."""
+    from memloc.config import ConfigError, check_config, load_config
+
+    monkeypatch.chdir(tmp_path)  # no fetch record of its size there
+    config = load_config(PRESET)
+    config["dataset_definitions"] = {"tiny": {"format": "npz", "path": str(tmp_path / "tiny.npz")}}
+    config["datasets"] = ["fashion_mnist", "tiny"]
+    for n in (299, 300):
+        x = np.zeros((n, 8, 8), dtype=np.uint8)
+        np.savez(tmp_path / "tiny.npz", x_train=x, y_train=np.arange(n) % 4, x_test=x[:4], y_test=np.arange(4) % 4)
+        if n < 300:
+            with pytest.raises(ConfigError, match=re.escape("train_subset (300) is larger than the training split of "
+                                                            "tiny (299 examples; in datasets)")):
+                check_config(config)
+    check_config(config)  # 300 of 300
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -130,6 +189,7 @@ def expected_jobs(c: dict) -> dict[str, int]:
         "fig07": 1,
         "paper_vs_ours": 1,
         "claims": 1,  # results/tables/claims.*
+        "provenance": 1,  # results/tables/provenance.*
         "all": 1,
     }
 
@@ -141,4 +201,4 @@ def test_good_config_plans_the_presets_jobs(dry_runs):
     expected = expected_jobs(yaml.safe_load(PRESET.read_text()))
     assert counts == expected, {k: (counts.get(k), expected.get(k)) for k in counts.keys() | expected.keys()
                                 if counts.get(k) != expected.get(k)}
-    assert sum(expected.values()) == 65  # the preset's whole DAG
+    assert sum(expected.values()) == 66  # the preset's whole DAG

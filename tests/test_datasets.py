@@ -323,8 +323,8 @@ def dry_run_jobs(workdir, override) -> list[dict]:
 def test_dag_fetches_each_dataset_once_before_its_readers(tmp_path):
     """A built-in and a declared dataset: one fetch_dataset job each, and every job that
     loads a dataset has its dataset.json as an input that the fetch job makes."""
-    x = pixels(40, 16, 1, 0)
-    np.savez(tmp_path / "tiny.npz", x_train=x, y_train=np.arange(40) % 4, x_test=x[:8], y_test=np.arange(8) % 4)
+    x = pixels(300, 16, 1, 0)  # the preset's train_subset (a larger one stops the DAG)
+    np.savez(tmp_path / "tiny.npz", x_train=x, y_train=np.arange(300) % 4, x_test=x[:8], y_test=np.arange(8) % 4)
     override = {"dataset_definitions": {"tiny": {"format": "npz", "path": str(tmp_path / "tiny.npz")}},
                 "datasets": ["fashion_mnist", "tiny"], "dropout": {"datasets": ["tiny"]}}
     jobs = dry_run_jobs(tmp_path, override)

@@ -106,5 +106,6 @@ def test_checks_see_resolved_values(defaults):
     config = copy.deepcopy(defaults)
     config["data_root"], config["download"] = "/nonexistent", True  # data found "by download": not checked here
     config["detection"]["second_split"]["epochs_second"] = 5  # its peak stays null = train.peak_epoch (10)
-    with pytest.raises(ValueError, match=r"peak_epoch_second \(10\) is after the last epoch"):
+    with pytest.raises(ValueError, match=r"second_split.peak_epoch_second = 10 \(null means train.peak_epoch\), "
+                                         r"detection.second_split.epochs_second = 5 "):
         check_config(resolve_config(config))

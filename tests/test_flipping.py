@@ -358,8 +358,8 @@ def test_example_selection_is_seeded_and_balanced(trained):
     assert (table.set_index("index").loc[a["index"], "is_noisy"].to_numpy() == a["is_noisy"].to_numpy()).all()
     assert sorted(a.groupby("shard").size()) == [6, 7, 7]
     assert (a.groupby("shard")["is_noisy"].sum() >= 3).all()
-    few = select_examples(table, 1000, seed=4)  # more than a group has: all of it
-    assert few["is_noisy"].sum() == table["is_noisy"].sum() and len(few) == len(table)
+    with pytest.raises(ValueError, match=r"examples_per_group \(1000\) is larger than the \d+ clean examples"):
+        select_examples(table, 1000, seed=4)  # more than a group has: no silent cap
     rows = accuracy_rows(200, 50, seed=0)
     assert len(rows) == 50 and rows.unique().numel() == 50 and torch.equal(rows, rows.sort().values)
     assert torch.equal(accuracy_rows(200, None, seed=0), torch.arange(200))

@@ -190,7 +190,9 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> np.nda
     indices are returned sorted so the subset keeps the dataset's order.
     """
     n = len(labels)
-    if size is None or size >= n:
+    if size is not None and size > n:  # memloc.config_settings stops such a train_subset when the DAG is parsed
+        raise ValueError(f"train_subset ({size}) is larger than the training split ({n} examples)")
+    if size is None or size == n:
         return np.arange(n)
     rng = np.random.default_rng(seed)
     labels = labels.numpy()
@@ -206,6 +208,11 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> np.nda
     return np.sort(np.concatenate(chosen))
 
 
+def noisy_count(n: int, fraction: float) -> int:
+    """How many of n examples `corrupt_labels` mislabels (also the config check's number)."""
+    return int(round(fraction * n))
+
+
 def corrupt_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Label noise: exactly round(fraction * n) examples get a wrong label.
 
@@ -218,7 +225,7 @@ def corrupt_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: 
     n = len(labels)
     rng = np.random.default_rng(seed)
     noisy = np.zeros(n, dtype=bool)
-    noisy[rng.choice(n, size=int(round(fraction * n)), replace=False)] = True
+    noisy[rng.choice(n, size=noisy_count(n, fraction), replace=False)] = True
     offsets = rng.integers(1, num_classes, size=n)
     new_labels = np.where(noisy, (labels + offsets) % num_classes, labels)
     return new_labels.astype(np.int64), noisy

@@ -31,24 +31,45 @@ BatchLoss = Callable[[torch.Tensor], torch.Tensor]  # rows of the batch -> loss 
 Backward = Callable[[torch.Tensor, torch.Tensor], object]  # (loss, rows) -> sets every p.grad
 
 
+class SettingsError(ValueError):
+    """A relation between a settings object's fields that cannot work (TrainConfig's, the
+    schedule's); `fields` names them, so that memloc.config names the keys they came from."""
+
+    def __init__(self, message: str, fields: tuple[str, ...]):
+        super().__init__(message)
+        self.fields = tuple(fields)
+
+
+def steps_per_epoch(examples: int, batch_size: int) -> int:
+    """Batches of an epoch over `examples` (the last one may be smaller)."""
+    return math.ceil(examples / batch_size)
+
+
+def check_warmup(cfg: TrainConfig, steps: int) -> None:
+    """The one-cycle warm-up of `steps` batches an epoch spans more than one step: OneCycleLR
+    divides by (warm-up steps - 1).  memloc.config_settings checks it when the DAG is parsed."""
+    total = cfg.epochs * steps
+    if cfg.peak_epoch / cfg.epochs * total <= 1:
+        raise SettingsError(f"one-cycle schedule of {total} steps ({cfg.epochs} epochs x {steps} batches of "
+                            f"{cfg.batch_size}) peaking at epoch {cfg.peak_epoch}: the warm-up must span more than "
+                            f"one step; train on more examples, or with a smaller batch_size or a later peak_epoch",
+                            ("peak_epoch", "batch_size"))
+
+
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.SGD:
     return torch.optim.SGD(params, lr=cfg.peak_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def one_cycle(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+def one_cycle(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
     """Linear warm-up from 0 to peak_lr at peak_epoch, then linear decay to 0 (per step).
 
     Momentum stays fixed (cycle_momentum=False): the paper uses SGD with momentum 0.9.
     """
-    total = cfg.epochs * steps_per_epoch
-    if cfg.peak_epoch / cfg.epochs * total <= 1:  # OneCycleLR divides by (warm-up steps - 1)
-        raise ValueError(f"one-cycle schedule of {total} steps ({cfg.epochs} epochs x {steps_per_epoch} batches of "
-                         f"{cfg.batch_size}) peaking at epoch {cfg.peak_epoch}: the warm-up must span more than one "
-                         f"step; train on more examples, or with a smaller batch_size or a later peak_epoch")
+    check_warmup(cfg, steps)
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=cfg.peak_lr,
-        total_steps=total,
+        total_steps=cfg.epochs * steps,
         pct_start=cfg.peak_epoch / cfg.epochs,
         anneal_strategy="linear",
         cycle_momentum=False,
@@ -61,7 +82,7 @@ def scheduled_sgd(params, cfg: TrainConfig, examples: int):
     """(optimizer, one-cycle scheduler) for cfg.epochs epochs over `examples` examples in
     batches of cfg.batch_size (the last batch of an epoch may be smaller)."""
     optimizer = make_optimizer(params, cfg)
-    return optimizer, one_cycle(optimizer, cfg, math.ceil(examples / cfg.batch_size))
+    return optimizer, one_cycle(optimizer, cfg, steps_per_epoch(examples, cfg.batch_size))
 
 
 def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,

@@ -43,7 +43,7 @@ from memloc.core.device import compile_enabled, grad_scaler_for
 from memloc.core.evaluation import measure
 from memloc.core.gradients import GradientAccountant
 from memloc.core.models import ModelConfig, build_model
-from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
+from memloc.core.sgd import SettingsError, cross_entropy, scheduled_sgd, sgd_epoch
 
 
 @dataclass
@@ -65,7 +65,9 @@ class TrainConfig:
 
     def __post_init__(self):
         if not 0 < self.peak_epoch < self.epochs:  # OneCycleLR needs steps on both sides of the peak
-            raise ValueError(f"peak_epoch {self.peak_epoch} must be in (0, epochs={self.epochs})")
+            raise SettingsError(f"the one-cycle schedule needs 0 < peak_epoch < epochs, steps on both sides of "
+                                f"its learning-rate peak (got peak_epoch {self.peak_epoch}, epochs {self.epochs})",
+                                ("peak_epoch", "epochs"))
         self.group_names = tuple(self.group_names)
 
 

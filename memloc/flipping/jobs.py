@@ -15,22 +15,26 @@ import pandas as pd
 
 from memloc.core.files import write_parquet
 from memloc.report.paper import AUC_SETTING, FIG05_SETTING, PAPER_AUC, PAPER_FIG05
-from memloc.report.tables import comparison_row, save_table, write_rows
+from memloc.report.tables import comparison_row, counted, save_table, write_rows
 
 if TYPE_CHECKING:
     import torch
 
 
 def select_examples(table: pd.DataFrame, per_group: int, seed: int, shards: int = 1) -> pd.DataFrame:
-    """`per_group` clean and `per_group` noisy training rows (all of a group if it has
-    fewer), drawn with `seed`; columns index, is_noisy, shard.  Clean and noisy rows
-    alternate before they are dealt round-robin to the shards, so every shard holds both."""
+    """`per_group` clean and `per_group` noisy training rows, drawn with `seed`; columns
+    index, is_noisy, shard.  Clean and noisy rows alternate before they are dealt round-robin
+    to the shards, so every shard holds both.  A group with fewer rows is an error
+    (memloc.config_settings stops such a flipping.examples_per_group when the DAG is parsed)."""
     rng = np.random.default_rng(seed)
     picks = []
     for noisy in (False, True):
         rows = table.loc[table["is_noisy"] == noisy, "index"].to_numpy()
-        picks.append(np.sort(rng.choice(rows, size=min(per_group, len(rows)), replace=False)))
-    order = [i for pair in zip(*picks) for i in pair] + [i for p in picks for i in p[min(map(len, picks)):]]
+        if per_group > len(rows):
+            raise ValueError(f"flipping.examples_per_group ({per_group}) is larger than the "
+                             f"{len(rows)} {'noisy' if noisy else 'clean'} examples")
+        picks.append(np.sort(rng.choice(rows, size=per_group, replace=False)))
+    order = [i for pair in zip(*picks, strict=True) for i in pair]
     out = table.set_index("index").loc[order, ["is_noisy"]].reset_index()
     out["shard"] = np.arange(len(out)) % shards
     return out
@@ -174,31 +178,46 @@ def initially_correct(flips: pd.DataFrame) -> pd.DataFrame:
 
 def _fig05_rows(flips: pd.DataFrame, setting: str) -> list[dict]:
     """fig05's numbers, per example averaged over the flipping seeds as the figure does,
-    over the (example, model) pairs that are initially correct."""
+    over the (example, model) pairs that are initially correct.  Each row counts the
+    examples it averages over (n); a group none of whose examples is initially correct on
+    any model (a few-epoch model may have learned no noisy example) has no mean: its rows
+    are NaN with n = 0 (the gap: the other group's count) and a note that says why."""
     per_example = initially_correct(flips).groupby("index").agg(
         is_noisy=("is_noisy", "first"), removals=("removals", "mean"), accuracy=("accuracy_train", "mean"))
-    noisy, clean = per_example[per_example["is_noisy"]], per_example[~per_example["is_noisy"]]
-    ours = {
-        "mean removals to flip, noisy": ("mean_removals_noisy", noisy["removals"].mean()),
-        "mean removals to flip, clean": ("mean_removals_clean", clean["removals"].mean()),
-        "noisy examples flipped by < 10 removals (%; paper: > 90)":
-            ("noisy_flipped_below_10", 100 * (noisy["removals"] < 10).mean()),
-        "post-removal training accuracy, noisy minus clean (points)":
-            ("accuracy_gap", 100 * (noisy["accuracy"].mean() - clean["accuracy"].mean())),
-    }
-    return [comparison_row("fig05", quantity, PAPER_FIG05[key], value, FIG05_SETTING, setting)
-            for quantity, (key, value) in ours.items()]
+    groups = {"noisy": per_example[per_example["is_noisy"]], "clean": per_example[~per_example["is_noisy"]]}
+    selected = flips.groupby("index")["is_noisy"].first().value_counts()
+    notes = {g: _no_initially_correct(g, int(selected.get(g == "noisy", 0))) if df.empty else ""
+             for g, df in groups.items()}
+    noisy, clean = groups["noisy"], groups["clean"]
+    ours = [  # (quantity, PAPER_FIG05 key, ours, the groups it averages over)
+        ("mean removals to flip, noisy", "mean_removals_noisy", noisy["removals"].mean(), ["noisy"]),
+        ("mean removals to flip, clean", "mean_removals_clean", clean["removals"].mean(), ["clean"]),
+        ("noisy examples flipped by < 10 removals (%; paper: > 90)", "noisy_flipped_below_10",
+         100 * (noisy["removals"] < 10).mean(), ["noisy"]),
+        ("post-removal training accuracy, noisy minus clean (points)", "accuracy_gap",
+         100 * (noisy["accuracy"].mean() - clean["accuracy"].mean()), ["noisy", "clean"]),
+    ]
+    return [counted(comparison_row("fig05", quantity, PAPER_FIG05[key], value, FIG05_SETTING, setting),
+                    sum(len(groups[g]) for g in used), "; ".join(notes[g] for g in used if notes[g]))
+            for quantity, key, value, used in ours]
+
+
+def _no_initially_correct(group: str, selected: int) -> str:
+    return (f"none of the {selected} {group} examples flipped is predicted as its label before any removal "
+            f"(fig05 averages over initially-correct examples)")
 
 
 def _auc_rows(auc: pd.DataFrame, setting: str) -> list[dict]:
     """The AUCs the paper reports: the flip count on the flipped examples, the others on
-    every example they score."""
+    every example they score (n: the examples scored; a method the auc table lacks: n = 0)."""
     rows = []
     for method, value in PAPER_AUC.items():
         subset = "flipped examples" if method == "flip count" else "all scored examples"
-        ours = auc[(auc["method"] == method) & (auc["examples"] == subset)]["auc"]
-        rows.append(comparison_row("auc", f"ROC AUC, {method}", value, ours.iloc[0] if len(ours) else float("nan"),
-                                   AUC_SETTING, setting))
+        ours = auc[(auc["method"] == method) & (auc["examples"] == subset)]
+        row = comparison_row("auc", f"ROC AUC, {method}", value, ours["auc"].iloc[0] if len(ours) else np.nan,
+                             AUC_SETTING, setting)
+        n = int(ours["n_clean"].iloc[0] + ours["n_noisy"].iloc[0]) if len(ours) else 0
+        rows.append(counted(row, n, "" if len(ours) else f"the auc table has no {method} AUC on the {subset}"))
     return rows
 
 

@@ -48,8 +48,8 @@ def train_run(
     the data table's column train_settings["group_column"] (default is_noisy).
 
     outputs: {"metrics", "examples", "gradients": parquet paths, "checkpoints": a text file
-    listing the checkpoint paths, epoch 0 first, "provenance": JSON, what produced them
-    (memloc.core.provenance)}.  The checkpoints live in a folder
+    listing the checkpoint paths, epoch 0 first, "provenance" (optional): JSON, what
+    produced them (memloc.core.provenance)}.  The checkpoints live in a folder
     `checkpoints/` beside that file; it is not a declared output so that Snakemake does not
     delete it when a job fails, and the next attempt resumes from it.
     """
@@ -60,7 +60,8 @@ def train_run(
     ckpt_dir = Path(outputs["checkpoints"]).parent / "checkpoints"
     device = resolve_device(device)
     paths = train(model_cfg, cfg, trainset, test_images, test_labels, ckpt_dir, device)
-    write_provenance(outputs["provenance"], device, threads)
+    if "provenance" in outputs:  # the workflow's jobs always ask for it; a notebook may not
+        write_provenance(outputs["provenance"], device, threads)
     for name, df in run_tables(paths).items():
         write_parquet(df, outputs[name])
     write_text_atomic("".join(f"{p}\n" for p in paths), outputs["checkpoints"])
