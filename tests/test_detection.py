@@ -114,17 +114,43 @@ def test_flipping_paper_rows_set_ours_beside_the_papers(tmp_path):
     flips = pd.DataFrame({"seed": [0, 0, 1, 1], "index": [0, 1, 0, 1], "is_noisy": [F, T, F, T],
                           "removals": [20, 3, 10, 5], "accuracy_train": [0.9, 0.7, 0.9, 0.8]})
     auc = pd.DataFrame({"method": ["flip count", "learning time"], "examples": ["flipped examples"] * 2,
-                        "auc": [0.75, 0.6]})
+                        "auc": [0.75, 0.6], "n_clean": [1, 1], "n_noisy": [1, 1]})
     write_parquet(flips, tmp_path / "flipping.parquet")
     write_parquet(auc, tmp_path / "auc.parquet")
     rows = paper_rows(tmp_path / "flipping.parquet", tmp_path / "auc.parquet", tmp_path / "rows.parquet", "ours")
     assert rows["artefact"].tolist() == ["fig05"] * 4 + ["auc"] * 3
     assert rows["paper"].tolist() == [5.1, 15.7, 90.0, 10.0, 0.89, 0.87, 0.93]
     assert rows["ours"].tolist()[:4] == pytest.approx([4.0, 15.0, 100.0, -15.0])
+    assert rows["n"].tolist()[:5] == [1, 1, 1, 2, 2]  # examples averaged over: one per group here
     # learning time is compared on every scored example, which this auc table lacks
     assert rows["ours"].iloc[4] == 0.75 and rows["ours"].iloc[5:].isna().all()
+    assert rows["n"].tolist()[5:] == [0, 0] and rows["note"].iloc[5].startswith("the auc table has no learning")
+    assert (rows["note"].iloc[:5] == "").all()
     assert (rows["our_setting"] == "ours").all()
     assert pd.read_parquet(tmp_path / "rows.parquet").equals(rows)
+
+
+def test_fig05_rows_of_a_group_with_no_initially_correct_example_say_why(tmp_path):
+    """A few-epoch model may predict no noisy example as its label: no mean, n = 0, a note."""
+    from memloc.flipping.jobs import paper_rows
+
+    flips = pd.DataFrame({"seed": [0, 0, 0, 1, 1, 1], "index": [0, 1, 2] * 2, "is_noisy": [F, T, T] * 2,
+                          "initially_correct": [T, F, F, T, F, F], "removals": [6, 0, 0, 8, 0, 0],
+                          "accuracy_train": [0.9, 0.7, 0.7, 0.9, 0.8, 0.8]})
+    auc = pd.DataFrame({"method": ["flip count"], "examples": ["flipped examples"], "auc": [0.5],
+                        "n_clean": [1], "n_noisy": [2]})
+    write_parquet(flips, tmp_path / "flipping.parquet")
+    write_parquet(auc, tmp_path / "auc.parquet")
+    rows = paper_rows(tmp_path / "flipping.parquet", tmp_path / "auc.parquet", tmp_path / "rows.parquet", "ours")
+    fig05 = rows[rows["artefact"] == "fig05"].set_index("quantity")
+    noisy = fig05.loc[["mean removals to flip, noisy", "noisy examples flipped by < 10 removals (%; paper: > 90)"]]
+    assert noisy["ours"].isna().all() and (noisy["n"] == 0).all()
+    assert (noisy["note"] == "none of the 2 noisy examples flipped is predicted as its label before any removal "
+                             "(fig05 averages over initially-correct examples)").all()
+    clean = fig05.loc["mean removals to flip, clean"]
+    assert clean["ours"] == 7.0 and clean["n"] == 1 and clean["note"] == ""
+    gap = fig05.loc["post-removal training accuracy, noisy minus clean (points)"]
+    assert np.isnan(gap["ours"]) and gap["n"] == 1 and gap["note"] == noisy["note"].iloc[0]
 
 
 def test_second_split_forgetting_on_a_tiny_run(fashion_root, tmp_path):

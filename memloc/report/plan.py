@@ -9,7 +9,8 @@ from memloc.dropout.plan import metrics_tables as dropout_metrics_tables
 from memloc.runs.plan import gradient_runs, unique_runs
 
 # Tables every configuration produces, and those of the typical/atypical study.
-CLAIM_TABLES = ("metrics", "gradients", "rewinding", "retraining", "flipping", "auc", "tab1", "tab3")
+# (detection_scores, the auc table's per-example scores: the AUC claim bootstraps over them)
+CLAIM_TABLES = ("metrics", "gradients", "rewinding", "retraining", "flipping", "detection_scores", "tab1", "tab3")
 ATYPICAL_CLAIM_TABLES = ("atypical_gradients", "atypical_rewinding", "atypical_retraining")
 
 

@@ -15,8 +15,9 @@ import pandas as pd
 from memloc.core.files import write_parquet, write_text_atomic
 
 # Columns of a paper-vs-ours row: which artefact and number, the paper's value and setting,
-# ours and the dataset / model / scale ours used.  Accuracies are in percent.
-COMPARISON_COLUMNS = ["artefact", "quantity", "paper", "ours", "paper_setting", "our_setting"]
+# ours and the dataset / model / scale ours used, and where ours averages over examples, how
+# many (n) and, when it cannot be computed (NaN), why (note).  Accuracies are in percent.
+COMPARISON_COLUMNS = ["artefact", "quantity", "paper", "ours", "paper_setting", "our_setting", "n", "note"]
 
 
 def save_table(df: pd.DataFrame, csv: str | os.PathLike, md: str | os.PathLike, floatfmt: str = ".1f") -> None:
@@ -27,25 +28,38 @@ def save_table(df: pd.DataFrame, csv: str | os.PathLike, md: str | os.PathLike, 
 
 def comparison_row(artefact: str, quantity: str, paper: float | None, ours: float,
                    paper_setting: str, our_setting: str) -> dict:
-    return dict(zip(COMPARISON_COLUMNS, (artefact, quantity, paper, ours, paper_setting, our_setting)))
+    """A row without a count (n missing, note empty); `counted` adds them."""
+    return dict(zip(COMPARISON_COLUMNS, (artefact, quantity, paper, ours, paper_setting, our_setting, None, "")))
+
+
+def counted(row: dict, n: int, note: str = "") -> dict:
+    """The row with the number of examples ours averages over and, where ours is NaN, the
+    note saying why (a quantity over an empty group is legitimately undefined, not a bug)."""
+    return {**row, "n": int(n), "note": note}
 
 
 def write_rows(rows: list[dict], out: str | os.PathLike) -> pd.DataFrame:
     """One stage's paper-vs-ours rows as a parquet table (columns COMPARISON_COLUMNS)."""
-    df = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
-    df["paper"] = df["paper"].astype(float)
-    df["ours"] = df["ours"].astype(float)
+    df = _typed(pd.DataFrame(rows, columns=COMPARISON_COLUMNS))
     write_parquet(df, out)
     return df
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Paper-vs-ours rows with their columns' types: n an integer or missing (a row that
+    counts nothing), note a string."""
+    df = df.reindex(columns=COMPARISON_COLUMNS)
+    return df.astype({"paper": float, "ours": float, "n": "Int64"}).assign(note=df["note"].fillna("").astype(str))
 
 
 def join_rows(paths: list[str], parquet: str, csv: str, md: str) -> pd.DataFrame:
     """Concatenate every stage's rows (in the given order) into the paper-vs-ours table."""
     frames = [pd.read_parquet(p) for p in paths]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COMPARISON_COLUMNS)
-    df = df[COMPARISON_COLUMNS]
+    df = _typed(df)
     write_parquet(df, parquet)
-    save_table(df, csv, md, floatfmt=".3g")  # 3 significant digits: 99.9 (%) and 0.89 (AUC) alike
+    shown = df.assign(n=df["n"].astype(object).where(df["n"].notna(), ""))  # no "<NA>" in the Markdown
+    save_table(shown, csv, md, floatfmt=".3g")  # 3 significant digits: 99.9 (%) and 0.89 (AUC) alike
     return df
 
 
