@@ -1,5 +1,5 @@
 """Estimate: disk used by the training checkpoints of a configuration (default: config/paper.yaml),
-with slim checkpoints (memloc.core.training: the optimizer, scheduler and RNG states for the
+with slim checkpoints (memloc.core.train.run: the optimizer, scheduler and RNG states for the
 latest epoch only) against a full checkpoint every epoch (before).
 
 Counts the trainings the workflow plans (memloc's own planning functions): the runs, the
@@ -20,8 +20,8 @@ import torch
 
 from memloc.atypical.plan import atypical_runs, holdout_parts
 from memloc.config import load_config
-from memloc.core.data import DATASETS
-from memloc.core.models import ModelConfig, build_model
+from memloc.core.data.builtin import DATASETS
+from memloc.core.models.build import ModelConfig, build_model
 from memloc.dropout import plan as dropout_plan
 from memloc.flipping import plan as flipping_study
 from memloc.layers.plan import retraining_runs, rewinding_runs

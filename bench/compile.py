@@ -1,6 +1,6 @@
 """Benchmark: training through torch.compile (config key `compile: true`) against eager.
 
-The training's own loop (memloc.core.sgd: cross_entropy + sgd_epoch, at the job's precision)
+The training's own loop (memloc.core.train.sgd: cross_entropy + sgd_epoch, at the job's precision)
 over real Fashion-MNIST images (28x28), ResNet-9 at `--width`; the two models alternate over
 several rounds so that load from other processes affects both alike.  Prints img/s of each
 (median over rounds), their ratio, the compilation's cost (the compiled model's first epoch
@@ -17,11 +17,11 @@ import time
 
 import torch
 
-from memloc.core.data import DataSource
+from memloc.core.data.source import DataSource
 from memloc.core.device import precision_for, resolve_device
-from memloc.core.models import ModelConfig, build_model
-from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
-from memloc.core.training import TrainConfig
+from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.sgd import cross_entropy, scheduled_sgd, sgd_epoch
 
 
 def arguments() -> argparse.Namespace:

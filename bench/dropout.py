@@ -14,11 +14,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from memloc.core.evaluation import prepare_batch, resolve_device
-from memloc.core.models import ModelConfig, build_model
-from memloc.core.sgd import make_optimizer
-from memloc.core.tied_dropout import PLACEMENTS, forward_with_index
-from memloc.core.training import TrainConfig
+from memloc.core.device import resolve_device
+from memloc.core.example_index import forward_with_index
+from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.evaluation import prepare_batch
+from memloc.core.train.sgd import make_optimizer
+from memloc.dropout.tied import PLACEMENTS
 
 
 def time_steps(model, opt, batches) -> float:

@@ -31,10 +31,12 @@ import pandas as pd
 import torch
 
 from memloc.config import load_config
-from memloc.core.data import DATASETS, DataSource, training_set
-from memloc.core.evaluation import resolve_device
-from memloc.core.models import ModelConfig, build_model
-from memloc.core.training import model_from_checkpoint
+from memloc.core.data.builtin import DATASETS
+from memloc.core.data.run_data import training_set
+from memloc.core.data.source import DataSource
+from memloc.core.device import resolve_device
+from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.train.checkpoints import model_from_checkpoint
 from memloc.flipping.batched import flip_examples, folded_batchnorm
 from memloc.flipping.budget import CUDA_SAFETY, GIB, budget_rows, row_cost
 from memloc.flipping.jobs import accuracy_rows, select_examples

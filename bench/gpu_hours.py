@@ -38,7 +38,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from memloc.config import load_config
-from memloc.core.models import ModelConfig, build_model
+from memloc.core.models.build import ModelConfig, build_model
 from memloc.runs import resources
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], tflops: float, startup_
 
 def _timed_startup(root: str) -> float:
     """Seconds for a fresh python to import torch and memloc's jobs and load Fashion-MNIST."""
-    code = ("import memloc.runs.jobs; from memloc.core.data import DataSource; "
+    code = ("import memloc.runs.jobs; from memloc.core.data.source import DataSource; "
             f"d = DataSource(root={root!r}); d.load('fashion_mnist', True); d.load('fashion_mnist', False)")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)

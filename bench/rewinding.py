@@ -29,10 +29,15 @@ from pathlib import Path
 
 import torch
 
-from memloc.core.data import DATASETS, DataSource, load_run_data
-from memloc.core.evaluation import autocast_for, prepare_batch, resolve_device
-from memloc.core.models import ModelConfig, build_model, model_layers
-from memloc.core.training import TrainConfig, save_atomic
+from memloc.core.data.builtin import DATASETS
+from memloc.core.data.run_data import load_run_data
+from memloc.core.data.source import DataSource
+from memloc.core.device import autocast_for, resolve_device
+from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.models.layer_rule import model_layers
+from memloc.core.train.checkpoints import save_atomic
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.evaluation import prepare_batch
 from memloc.layers.jobs import rewind_run
 from memloc.layers.rewinding import first_stage, forward_stages
 from memloc.runs.jobs import write_corrupted_dataset

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from memloc.atypical.cscores import TFDS_ORDER
 from memloc.atypical.fetch import SUFFIXES as CSCORE_SUFFIXES
 from memloc.atypical.fetch import url_suffix
-from memloc.core.data import DATASETS, dataset_available
-from memloc.core.datasets import DatasetError, check_declared, check_definitions
+from memloc.core.data.builtin import DATASETS, dataset_available
+from memloc.core.data.catalog import check_definitions
+from memloc.core.data.declared import check_declared
+from memloc.core.data.declared_files import DatasetError
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -77,8 +80,8 @@ def resolve_factories(config: dict, config_files: list) -> dict:
     """Make every model_definitions.<name>.factory file path absolute, in place (and return
     the config): a relative path is found in the working directory, else next to one of
     `config_files` (the Snakefile's workflow.configfiles), so that jobs and checkpoints find
-    the file from anywhere (memloc.core.model_factory.resolve_factory).  Idempotent."""
-    from memloc.core.model_factory import resolve_factory
+    the file from anywhere (memloc.core.models.factory.resolve_factory).  Idempotent."""
+    from memloc.core.models.factory import resolve_factory
 
     for name, definition in config.get("model_definitions", {}).items():
         key = f"model_definitions.{name}.factory"
@@ -121,7 +124,9 @@ def _check_models(config: dict) -> None:
     """Every model named is built in or declared, and every declared one builds (on the meta
     device, for primary.dataset) into an nn.Module whose override lists name its modules and
     whose layers partition its parameters."""
-    from memloc.core.models import MODELS, check_overrides, meta_model, model_names, planning_config
+    from memloc.core.models.build import check_overrides, meta_model
+    from memloc.core.models.config import model_names, planning_config
+    from memloc.core.models.zoo import MODELS
 
     declared = config.get("model_definitions", {})
     for name in declared:
@@ -150,7 +155,7 @@ def _check_models(config: dict) -> None:
 def _check_datasets(config: dict) -> None:
     """Every dataset named is built in or declared (dataset_definitions), and can be found:
     built-ins under data_root (or downloaded), declared ones checked cheaply (folder
-    listings, headers, labels: memloc.core.datasets.check_declared)."""
+    listings, headers, labels: memloc.core.data.declared.check_declared)."""
     definitions, root = config["dataset_definitions"], config["data_root"]
     try:
         check_definitions(definitions)
@@ -234,13 +239,15 @@ def _check_dropout(config: dict) -> None:
 
 
 def _check_dropout_placement(config: dict, drop: dict) -> None:
-    """dropout.model takes dropout layers (memloc.core.dropout_placement): its dropout_after
+    """dropout.model takes dropout layers (memloc.dropout.placement): its dropout_after
     names modules whose units can be told, or its layer rule gives some."""
-    from memloc.core.models import meta_model, planning_config
+    from memloc.core.models.build import meta_model
+    from memloc.core.models.config import planning_config
+    from memloc.dropout.model import DropoutModelConfig
 
-    cfg = planning_config(config, drop["model"], drop["datasets"][0])
-    cfg.extra = {**cfg.extra, "dropout": {"p_gen": drop["p_gen"], "p_mem": drop["p_mem"],
-                                          "placement": drop["placement"]}}
+    base = planning_config(config, drop["model"], drop["datasets"][0])
+    dropout = {"p_gen": drop["p_gen"], "p_mem": drop["p_mem"], "placement": drop["placement"]}
+    cfg = DropoutModelConfig(**{**asdict(base), "dropout": dropout})
     try:
         meta_model(cfg)
     except ValueError as e:

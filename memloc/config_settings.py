@@ -23,7 +23,8 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 from memloc.config import INHERITED, ConfigError
-from memloc.core.data import SPLIT_SIZES, noisy_count
+from memloc.core.data.builtin import SPLIT_SIZES
+from memloc.core.data.noise import noisy_count
 from memloc.core.paths import DATASET_INFO, noise_label
 
 
@@ -37,7 +38,7 @@ def named(keys: dict[str, str], field: str, value) -> str:
 def build(cls: type, fields: dict, keys: dict[str, str], what: str):
     """cls(**fields), or a ConfigError naming the config keys (keys: field -> config key) of
     the fields whose relation fails (what: which jobs build it)."""
-    from memloc.core.sgd import SettingsError
+    from memloc.core.train.config import SettingsError
 
     try:
         return cls(**fields)
@@ -57,10 +58,9 @@ def train_keys(config: dict, **keys: str) -> dict[str, str]:
 
 def build_training(fields: dict, keys: dict[str, str], what: str, examples: int | None) -> None:
     """The TrainConfig of `fields` (build), and its one-cycle schedule over `examples` training
-    examples (memloc.core.sgd.check_warmup, as the job's scheduled_sgd checks it; None: a
+    examples (memloc.core.train.config.check_warmup, as the job's scheduled_sgd checks it; None: a
     dataset of unknown size, the job checks it)."""
-    from memloc.core.sgd import SettingsError, check_warmup, steps_per_epoch
-    from memloc.core.training import TrainConfig
+    from memloc.core.train.config import SettingsError, TrainConfig, check_warmup, steps_per_epoch
 
     cfg = build(TrainConfig, fields, keys, what)
     if examples is None:
@@ -90,7 +90,7 @@ def run_examples(config: dict, dataset: str) -> int | None:
 
 def clean_examples(config: dict, run: dict) -> int | None:
     """Examples of a run's group False, which retraining trains on: a label-noise run's clean
-    ones (memloc.core.data.noisy_count at the noise its path says); None for a typical/atypical
+    ones (memloc.core.data.noise.noisy_count at the noise its path says); None for a typical/atypical
     run (its groups come from C-scores)."""
     n = run_examples(config, run["dataset"])
     if n is None or run.get("variant") == "atypical":
@@ -143,9 +143,9 @@ def _check_retraining(config: dict) -> None:
 
 def _check_dropout_runs(config: dict) -> None:
     """Each run of the dropout study: its training (rule train_dropout) and its dropout layers
-    (memloc.core.dropout_placement.DropoutConfig, from the run's model settings)."""
-    from memloc.core.dropout_placement import DropoutConfig
+    (memloc.dropout.tied.DropoutConfig, from the run's model settings)."""
     from memloc.dropout import plan
+    from memloc.dropout.tied import DropoutConfig
 
     train = train_keys(config, epochs="dropout.epochs", seed="dropout.seeds")
     layers = {f.name: f"dropout.{f.name}" for f in dataclass_fields(DropoutConfig)}
@@ -153,7 +153,7 @@ def _check_dropout_runs(config: dict) -> None:
     for run in plan.dropout_runs(config):
         what = f"the dropout run {run['dropout']} on {run['dataset']}, seed {run['seed']}"
         build_training(plan.train_settings(config, run["seed"]), train, what, run_examples(config, run["dataset"]))
-        dropout = plan.model_settings(config, run["model"], run["dropout"], run["seed"])["extra"]["dropout"]
+        dropout = plan.model_settings(config, run["model"], run["dropout"], run["seed"])["dropout"]
         build(DropoutConfig, dropout, layers, what)
 
 
@@ -210,7 +210,7 @@ def _check_holdout(config: dict) -> None:
 
 def training_examples(config: dict, dataset: str) -> int | None:
     """The size of a dataset's training split where planning knows it cheaply: a built-in's
-    (memloc.core.data.SPLIT_SIZES), a declared one's from its fetch_dataset record (once that
+    (memloc.core.data.builtin.SPLIT_SIZES), a declared one's from its fetch_dataset record (once that
     job ran) or its .npz headers; else None (an ImageFolder's files are not counted when the
     DAG is parsed, a torchvision class is not loaded: the corrupt_data job stops instead)."""
     if dataset in SPLIT_SIZES:
@@ -220,7 +220,7 @@ def training_examples(config: dict, dataset: str) -> int | None:
         return json.loads(record.read_text())["n_train"]
     definition = config["dataset_definitions"].get(dataset, {})
     if definition.get("format") == "npz":
-        from memloc.core.dataset_files import npz_headers
+        from memloc.core.data.declared_files import npz_headers
 
         return npz_headers(Path(definition["path"]))["x_train"][0][0]  # check_declared read them already
     if definition.get("export_from") and not Path(definition["path"]).exists():  # fetch_dataset exports it

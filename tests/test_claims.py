@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memloc.report.claims import CLAIMS, COLUMNS, Setting, evaluate_claims
-from memloc.report.criteria import accuracy_curves, late_memorization, memorization_window
+from memloc.report.claims import CLAIMS, COLUMNS, evaluate_claims
+from memloc.report.criteria import Setting, accuracy_curves, late_memorization, memorization_window
 from memloc.report.example_criteria import roc_auc
 from memloc.report.verdicts import Condition, Verdict, bootstrap, conclude, judged
 

@@ -20,9 +20,13 @@ from memloc.atypical.cscores import (
 from memloc.atypical.fetch import fetch_cscores
 from memloc.atypical.jobs import fetch_published_cscores, write_atypical_table, write_holdout_report
 from memloc.atypical.precision import bootstrap_stability, resampling_units, split_half_jaccard
-from memloc.core.data import DataSource, make_corrupted_table, training_set
-from memloc.core.models import ModelConfig
-from memloc.core.training import TrainConfig, run_tables, train
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.run_data import training_set
+from memloc.core.data.source import DataSource
+from memloc.core.models.build import ModelConfig
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.run import train
+from memloc.core.train.tables import run_tables
 
 
 def test_holdout_estimate_scores_and_unscored():

@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from memloc.core.data import (
-    DataSource,
-    balanced_subset,
-    corrupt_labels,
-    load_dataset,
-    make_corrupted_table,
-    training_set,
-)
+from memloc.core.data import builtin
+from memloc.core.data.builtin import load_dataset
+from memloc.core.data.noise import balanced_subset, corrupt_labels, make_corrupted_table
+from memloc.core.data.run_data import training_set
+from memloc.core.data.source import DataSource
 
 
 def test_noise_exact_count_never_true_label_all_classes_reachable():
@@ -109,7 +106,7 @@ def test_fashion_mnist_from_debian_layout(tmp_path, monkeypatch):
     for prefix in ("train", "t10k"):
         _write_idx(debian / f"{prefix}-images-idx3-ubyte.gz", images, gz=True)
         _write_idx(debian / f"{prefix}-labels-idx1-ubyte.gz", labels, gz=True)
-    monkeypatch.setitem(__import__("memloc.core.data").core.data.DEBIAN_SOURCES, "fashion_mnist", str(debian))
+    monkeypatch.setitem(builtin.DEBIAN_SOURCES, "fashion_mnist", str(debian))
     root = tmp_path / "root"
     assert DataSource(str(root)).available("fashion_mnist")
     data = load_dataset("fashion_mnist", root, train=True)

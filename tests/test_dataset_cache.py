@@ -1,4 +1,4 @@
-"""The fetch_dataset job's copy of both splits (memloc.core.dataset_cache): the jobs after it
+"""The fetch_dataset job's copy of both splits (memloc.core.data.cache): the jobs after it
 load exactly what the dataset's own loader gives, without importing torchvision."""
 
 import subprocess
@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import torch
 
-from memloc.core.data import DataSource
-from memloc.core.datasets import fetch_dataset
+from memloc.core.data.fetch import fetch_dataset
+from memloc.core.data.source import DataSource
 
 
 def test_a_built_in_dataset_loads_from_the_cache_as_from_torchvision(fashion_root, tmp_path):
@@ -22,7 +22,7 @@ def test_a_built_in_dataset_loads_from_the_cache_as_from_torchvision(fashion_roo
         assert b.images.dtype == torch.uint8 and b.images.shape == (n, 1, 28, 28)
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
     # a job's process: the cached splits come without torchvision (~3 s of imports a job)
-    code = ("import sys; from memloc.core.data import DataSource; "
+    code = ("import sys; from memloc.core.data.source import DataSource; "
             f"d = DataSource('/nonexistent', cache={cache!r}).load('fashion_mnist', train=False); "
             "print(len(d), 'torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

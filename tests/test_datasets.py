@@ -1,4 +1,4 @@
-"""Datasets declared in the config (memloc.core.datasets): ImageFolder trees of PNGs, .npz
+"""Datasets declared in the config (memloc.core.data.declared): ImageFolder trees of PNGs, .npz
 arrays and torchvision classes by name, written here as real files; their info, loading and
 standardization; every bad-data case's message naming the file, from the fetch job and at
 DAG parse time; an ImageFolder exported from Fashion-MNIST; and the DAG's fetch_dataset jobs."""
@@ -16,9 +16,14 @@ import yaml
 from PIL import Image
 
 from memloc.config import ConfigError, check_config, load_config
-from memloc.core.data import DATASETS, DataSource, load_dataset, make_corrupted_table, normalize, training_set
-from memloc.core.dataset_files import DatasetError, png_bytes
-from memloc.core.datasets import dataset_info, display_uint8, fetch_dataset, normalization_stats, read_split
+from memloc.core.data.builtin import DATASETS, load_dataset
+from memloc.core.data.catalog import dataset_info
+from memloc.core.data.declared import display_uint8, read_split
+from memloc.core.data.declared_files import DatasetError, normalization_stats, png_bytes
+from memloc.core.data.fetch import fetch_dataset
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.run_data import normalize, training_set
+from memloc.core.data.source import DataSource
 from memloc.core.paths import DATASET_INFO, DATASET_SPLITS
 
 ROOT = Path(__file__).resolve().parents[1]

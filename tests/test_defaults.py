@@ -11,10 +11,10 @@ from snakemake.utils import validate
 
 from memloc.atypical.cscores import HoldoutConfig
 from memloc.config import SCHEMA, check_config, load_config, resolve_config
-from memloc.core.data import DataSource
-from memloc.core.models import ModelConfig
-from memloc.core.tied_dropout import DropoutConfig
-from memloc.core.training import TrainConfig
+from memloc.core.data.source import DataSource
+from memloc.core.models.build import ModelConfig
+from memloc.core.train.config import TrainConfig
+from memloc.dropout.tied import DropoutConfig
 from memloc.flipping.objective import FlipConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from memloc.core.data import DataSource, make_corrupted_table
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.source import DataSource
 from memloc.core.files import write_parquet
 from memloc.flipping.detection import (
     METHODS,

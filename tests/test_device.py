@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from memloc.core.checkpoints import resume_path
-from memloc.core.data import DataSource, TrainingSet, make_corrupted_table, training_set
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.run_data import TrainingSet, training_set
+from memloc.core.data.source import DataSource
 from memloc.core.device import (
     autocast_for,
     choose_precision,
@@ -22,10 +23,13 @@ from memloc.core.device import (
     precision_for,
     resolve_device,
 )
-from memloc.core.evaluation import prepare_batch
-from memloc.core.gradients import GradientAccountant
-from memloc.core.models import ModelConfig, build_model
-from memloc.core.training import TrainConfig, load_checkpoint, run_tables, train
+from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.train.checkpoints import load_checkpoint, resume_path
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.evaluation import prepare_batch
+from memloc.core.train.gradients import GradientAccountant
+from memloc.core.train.run import train
+from memloc.core.train.tables import run_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

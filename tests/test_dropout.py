@@ -8,27 +8,24 @@ import pytest
 import torch
 from torch import nn
 
-from memloc.core.blocks import Residual
-from memloc.core.data import DataSource, make_corrupted_table, training_set
-from memloc.core.models import ModelConfig, build_model, model_layers
-from memloc.core.tied_dropout import (
-    DROP_SCALES,
-    PLACEMENTS,
-    ExampleTiedDropout,
-    FixedSparseDropout,
-    dropout_mode,
-    mix32,
-    tied_modules,
-)
-from memloc.core.training import run_tables, train
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.run_data import training_set
+from memloc.core.data.source import DataSource
+from memloc.core.example_index import index_mode
+from memloc.core.models.blocks import Residual
+from memloc.core.models.layer_rule import model_layers
+from memloc.core.train.run import train
+from memloc.core.train.tables import run_tables
 from memloc.dropout import plan, tables
+from memloc.dropout.model import DropoutModelConfig
+from memloc.dropout.tied import DROP_SCALES, PLACEMENTS, ExampleTiedDropout, FixedSparseDropout, mix32, tied_modules
 from memloc.report.tables import comparison_row, join_rows, write_rows
 
 TIED = {"dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3}}
 
 
 def tied_resnet9(width=1.0, extra=TIED):
-    return build_model(ModelConfig("resnet9", 10, 1, 28, width=width, extra=extra))
+    return DropoutModelConfig("resnet9", 10, 1, 28, width=width, dropout=extra["dropout"]).build()
 
 
 def test_hash_matches_a_plain_python_lowbias32():
@@ -52,7 +49,7 @@ def test_masks_are_fixed_per_example_across_batches_and_processes():
     assert torch.equal(again[0], masks[3]) and torch.equal(again[2], masks[0])
     # another process
     code = (
-        "import torch; from memloc.core.tied_dropout import ExampleTiedDropout;"
+        "import torch; from memloc.dropout.tied import ExampleTiedDropout;"
         "m = ExampleTiedDropout(64, 0.4, 0.2, layer=3, seed=7);"
         "m = m.example_masks(torch.tensor([5, 17, 123456789, 0]), 'cpu');"
         "print(''.join('1' if v else '0' for v in m.flatten().tolist()))"
@@ -120,7 +117,7 @@ def _activations(model, x, index, mode):
     outs = {}
     hooks = [m.register_forward_hook(lambda mod, i, o: outs.__setitem__(mod.layer, (mod, i[0], o)))
              for m in tied_modules(model)]
-    with dropout_mode(model, mode), torch.no_grad():
+    with index_mode(model, mode), torch.no_grad():
         model(x, index)
     for h in hooks:
         h.remove()
@@ -191,11 +188,11 @@ def tiny_data(fashion_root):
 
 
 def test_resume_with_dropout_equals_uninterrupted_run_and_records_both_modes(tiny_data, tmp_path):
-    from memloc.core.training import TrainConfig
+    from memloc.core.train.config import TrainConfig
 
     data, ti, tl = tiny_data
     cpu = torch.device("cpu")
-    model_cfg = ModelConfig("resnet9", 10, 1, 28, width=0.125, extra=TIED)
+    model_cfg = DropoutModelConfig("resnet9", 10, 1, 28, width=0.125, dropout=TIED["dropout"])
     cfg = TrainConfig(epochs=3, peak_epoch=1, batch_size=64, seed=5, gradient_accounting=False)
     straight = train(model_cfg, cfg, data, ti, tl, tmp_path / "straight", cpu, progress=False)
     train(model_cfg, cfg, data, ti, tl, tmp_path / "resumed", cpu, stop_after_epoch=1, progress=False)

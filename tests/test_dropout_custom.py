@@ -8,19 +8,18 @@ import pytest
 import torch
 from torch import nn
 
-from memloc.core.data import DataSource, make_corrupted_table, training_set
-from memloc.core.dropout_placement import add_dropout, default_after
-from memloc.core.models import ModelConfig, build_model, model_layers
-from memloc.core.tied_dropout import (
-    FixedSparseDropout,
-    dropout_layers,
-    dropout_mode,
-    forward_with_index,
-    held_dropout,
-    tied_modules,
-)
-from memloc.core.training import TrainConfig, run_tables, train
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.run_data import training_set
+from memloc.core.data.source import DataSource
+from memloc.core.example_index import forward_with_index, held_layer, index_mode
+from memloc.core.models.layer_rule import model_layers
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.run import train
+from memloc.core.train.tables import run_tables
 from memloc.dropout import plan, tables
+from memloc.dropout.model import DropoutModelConfig
+from memloc.dropout.placement import add_dropout, default_after
+from memloc.dropout.tied import FixedSparseDropout, dropout_layers, tied_modules
 
 TIED = {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3}
 SHAPE = (1, 28, 28)  # Fashion-MNIST
@@ -46,7 +45,7 @@ class SmallCNN(nn.Module):
 
 
 def small_cnn(num_classes, in_channels, image_size, width=8):
-    """The factory of model_definitions (memloc.core.model_factory)."""
+    """The factory of model_definitions (memloc.core.models.factory)."""
     return SmallCNN(num_classes, in_channels, width)
 
 
@@ -71,11 +70,11 @@ def forward_capture(model, x, index, mode="train", names=None):
         hooks.append(modules[name].register_forward_hook(
             lambda m, i, o, n=name: before.__setitem__(n, o.clone()), prepend=True))
         hooks.append(modules[name].register_forward_hook(lambda m, i, o, n=name: after.__setitem__(n, o)))
-    with dropout_mode(model, mode), torch.no_grad():
+    with index_mode(model, mode), torch.no_grad():
         forward_with_index(model, x, index)
     for h in hooks:
         h.remove()
-    return {n: (held_dropout(modules[n]), before[n], after[n]) for n in names}
+    return {n: (held_layer(modules[n]), before[n], after[n]) for n in names}
 
 
 def units_first(t, dim):
@@ -218,9 +217,9 @@ def test_training_a_custom_model_with_tied_dropout_gives_tab1_tab2_and_fig07(fas
     assert run["model"] == "small_cnn" and plan.table_runs(STUDY, "tab2") == [run]
     # the model as build_model makes it from model_definitions (a factory in this file)
     dropout = {**plan.parse_dropout(run["dropout"]), "seed": 0}
-    model_cfg = ModelConfig("small_cnn", 10, 1, 28, factory=f"{__file__}:small_cnn", settings={"width": 8},
-                            dropout_after=["features.0", "features.1", "features.2"], extra={"dropout": dropout})
-    assert [m.after for m in tied_modules(build_model(model_cfg))] == ["features.0", "features.1", "features.2"]
+    model_cfg = DropoutModelConfig("small_cnn", 10, 1, 28, factory=f"{__file__}:small_cnn", settings={"width": 8},
+                                   dropout_after=["features.0", "features.1", "features.2"], dropout=dropout)
+    assert [m.after for m in tied_modules(model_cfg.build())] == ["features.0", "features.1", "features.2"]
     cfg = TrainConfig(epochs=4, peak_epoch=1, batch_size=50, seed=0, gradient_accounting=False)
     checkpoints = train(model_cfg, cfg, data, test_images, test_labels, tmp_path / "run", torch.device("cpu"),
                         progress=False, compile_model=False)

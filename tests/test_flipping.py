@@ -16,14 +16,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.core.blocks import ConvBN
-from memloc.core.data import DataSource, make_corrupted_table, training_set
-from memloc.core.evaluation import prepare_batch
-from memloc.core.models import ModelConfig
-from memloc.core.training import TrainConfig, model_from_checkpoint, train
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.run_data import training_set
+from memloc.core.data.source import DataSource
+from memloc.core.models.blocks import ConvBN
+from memloc.core.models.build import ModelConfig
+from memloc.core.train.checkpoints import model_from_checkpoint
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.evaluation import prepare_batch
+from memloc.core.train.run import train
 from memloc.flipping.batched import flip_examples, folded_batchnorm
 from memloc.flipping.jobs import accuracy_rows, select_examples
-from memloc.flipping.masks import candidate_units, full_masks, mask_gradients, remove
+from memloc.flipping.masks import full_masks, mask_gradients, remove
 from memloc.flipping.objective import (
     FlipConfig,
     flip_until_misclassified,
@@ -34,6 +38,7 @@ from memloc.flipping.objective import (
     results_frame,
 )
 from memloc.flipping.population import PopulationTerm
+from memloc.flipping.units import candidate_units
 
 CPU = torch.device("cpu")
 # noise at 20% of the input's norm (the default is the authors' 1%), so that F̄ and its

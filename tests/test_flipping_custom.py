@@ -15,8 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.core.data import DataSource, make_corrupted_table, training_set
-from memloc.core.evaluation import prepare_batch
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.run_data import training_set
+from memloc.core.data.source import DataSource
+from memloc.core.train.evaluation import prepare_batch
 from memloc.flipping.batched import flip_examples, folded_batchnorm
 from memloc.flipping.budget import GIB, SavedBytes, budget_rows, memory_budget, row_budget, row_cost
 from memloc.flipping.jobs import select_examples

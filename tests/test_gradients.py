@@ -1,4 +1,4 @@
-"""Gradient accounting (memloc.core.gradients) against brute force: the epoch statistics of a
+"""Gradient accounting (memloc.core.train.gradients) against brute force: the epoch statistics of a
 real training run, and the per-batch statistics of hand-made batches."""
 
 import math
@@ -8,11 +8,17 @@ import torch
 import torch.nn.functional as F
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from memloc.core.data import DataSource, make_corrupted_table, training_set
-from memloc.core.evaluation import autocast_for, prepare_batch
-from memloc.core.gradients import BATCH_STATISTICS, EPOCH_STATISTICS, GradientAccountant
-from memloc.core.models import ModelConfig, build_model, model_layers
-from memloc.core.training import TrainConfig, run_tables, train
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.run_data import training_set
+from memloc.core.data.source import DataSource
+from memloc.core.device import autocast_for
+from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.models.layer_rule import model_layers
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.evaluation import prepare_batch
+from memloc.core.train.gradients import BATCH_STATISTICS, EPOCH_STATISTICS, GradientAccountant
+from memloc.core.train.run import train
+from memloc.core.train.tables import run_tables
 
 
 def _layer_vectors(model, grads: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -11,19 +11,19 @@ import torch
 from torch import nn
 
 from memloc.config import ConfigError, check_config, load_config, resolve_factories
-from memloc.core.blocks import ConvBN
-from memloc.core.data import DataSource, make_corrupted_table, training_set
-from memloc.core.model_factory import call_factory, resolve_factory
-from memloc.core.models import (
-    ModelConfig,
-    build_model,
-    model_layers,
-    named_modules_or_error,
-    planning_config,
-    resnet9,
-    rule_layers,
-)
-from memloc.core.training import TrainConfig, list_checkpoints, load_checkpoint, model_from_checkpoint, train
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.run_data import training_set
+from memloc.core.data.source import DataSource
+from memloc.core.models.blocks import ConvBN
+from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.models.config import planning_config
+from memloc.core.models.factory import call_factory, resolve_factory
+from memloc.core.models.layer_rule import model_layers, named_modules_or_error, rule_layers
+from memloc.core.models.zoo import resnet9
+from memloc.core.train.checkpoints import list_checkpoints, load_checkpoint, model_from_checkpoint
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.run import train
+from memloc.dropout.model import DropoutModelConfig
 from memloc.layers.plan import layer_names
 from memloc.layers.retraining import retrain_layer
 from memloc.layers.rewinding import layer_state_keys
@@ -114,8 +114,11 @@ def test_unknown_model_is_a_clear_error():
 @pytest.mark.parametrize("placement", [None, "stages", "blocks"])
 def test_rule_gives_resnet9s_conv_bn_blocks_and_linear(placement):
     # the hand-written rule it replaces: every ConvBN block, then the Linear, in module order
-    extra = {"dropout": {"kind": "example_tied", "placement": placement}} if placement else {}
-    model = build_model(ModelConfig("resnet9", 10, 1, 28, width=0.125, extra=extra))
+    fields = {"name": "resnet9", "num_classes": 10, "in_channels": 1, "image_size": 28, "width": 0.125}
+    if placement:
+        model = DropoutModelConfig(**fields, dropout={"kind": "example_tied", "placement": placement}).build()
+    else:
+        model = build_model(ModelConfig(**fields))
     expected = [m for m in model.modules() if isinstance(m, (ConvBN, nn.Linear))]
     assert len(expected) == 9
     assert [layer.modules for layer in rule_layers(model)] == [[m] for m in expected]

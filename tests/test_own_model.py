@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 from torch import nn
 
-from memloc.core.data import DataSource
+from memloc.core.data.source import DataSource
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "tests" / "config" / "test.yaml"

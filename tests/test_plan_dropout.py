@@ -85,14 +85,14 @@ def test_settings_of_a_run(config):
                                               "gradient_accounting": False}
     placement, scale = config["dropout"]["placement"], config["dropout"]["drop_scale"]
     assert plan.model_settings(config, "resnet9", "tied_pgen0.4_pmem0.2", 3) == {
-        "width": 0.25, "extra": {"dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3,
-                                             "placement": placement, "drop_scale": scale}},
+        "width": 0.25, "dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3,
+                                   "placement": placement, "drop_scale": scale},
     }
     # a baseline has no drop scale: its config (and checkpoints) do not depend on it
-    assert plan.model_settings(config, "resnet9", "sparse_s0.4", 3)["extra"]["dropout"] == {
+    assert plan.model_settings(config, "resnet9", "sparse_s0.4", 3)["dropout"] == {
         "kind": "fixed_sparse", "p_gen": 0.4, "p_mem": 0.0, "seed": 3, "placement": placement}
     config["dropout"]["placement"] = "blocks"
-    assert plan.model_settings(config, "resnet9", "standard_p0.4", 0)["extra"]["dropout"]["placement"] == "blocks"
+    assert plan.model_settings(config, "resnet9", "standard_p0.4", 0)["dropout"]["placement"] == "blocks"
     config["dropout"]["epochs"] = 4
     assert plan.train_settings(config, 0)["epochs"] == 4
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from memloc.config import load_config
-from memloc.core.training import TrainConfig
+from memloc.core.train.config import TrainConfig
 from memloc.layers.plan import (
     LayerFigure,
     LayerTables,

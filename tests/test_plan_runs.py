@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from memloc.config import load_config
-from memloc.core.data import DataSource
+from memloc.core.data.source import DataSource
 from memloc.core.paths import DATASET_SPLITS
 from memloc.runs.plan import (
     GradientFigure,

@@ -6,10 +6,11 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from memloc.core.data import load_run_data
-from memloc.core.evaluation import prepare_batch
-from memloc.core.models import model_layers
-from memloc.core.training import TrainConfig, load_checkpoint, model_from_checkpoint
+from memloc.core.data.run_data import load_run_data
+from memloc.core.models.layer_rule import model_layers
+from memloc.core.train.checkpoints import load_checkpoint, model_from_checkpoint
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.evaluation import prepare_batch
 from memloc.layers.jobs import read_manifest, retrain_run_layer
 from memloc.layers.retraining import recalibrate_batchnorm, retrain_layer
 from memloc.layers.rewinding import layer_state_keys

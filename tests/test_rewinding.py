@@ -10,10 +10,11 @@ import torch
 from torch import nn
 
 import memloc.layers.jobs as layer_jobs
-from memloc.core.data import load_run_data
-from memloc.core.evaluation import evaluate_examples, prepare_batch
-from memloc.core.models import ModelConfig, build_model, model_layers
-from memloc.core.training import load_checkpoint, model_from_checkpoint, save_atomic
+from memloc.core.data.run_data import load_run_data
+from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.models.layer_rule import model_layers
+from memloc.core.train.checkpoints import load_checkpoint, model_from_checkpoint, save_atomic
+from memloc.core.train.evaluation import evaluate_examples, prepare_batch
 from memloc.layers.jobs import partial_path, read_manifest, rewind_run
 from memloc.layers.rewinding import first_stage, forward_stages, layer_state_keys, rewind_layer, rewound_layers
 

@@ -9,19 +9,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from memloc.core.checkpoints import resume_path
-from memloc.core.data import DataSource, make_corrupted_table, training_set
-from memloc.core.evaluation import autocast_for, prepare_batch
-from memloc.core.models import ModelConfig, build_model, model_layers
-from memloc.core.sgd import cross_entropy, make_optimizer, one_cycle, scheduled_sgd, sgd_epoch
-from memloc.core.training import (
-    TrainConfig,
-    list_checkpoints,
-    load_checkpoint,
-    model_from_checkpoint,
-    run_tables,
-    train,
-)
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.run_data import training_set
+from memloc.core.data.source import DataSource
+from memloc.core.device import autocast_for
+from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.models.layer_rule import model_layers
+from memloc.core.train.checkpoints import list_checkpoints, load_checkpoint, model_from_checkpoint, resume_path
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.evaluation import prepare_batch
+from memloc.core.train.run import train
+from memloc.core.train.sgd import cross_entropy, make_optimizer, one_cycle, scheduled_sgd, sgd_epoch
+from memloc.core.train.tables import run_tables
 from memloc.layers.jobs import checkpoint_index
 from memloc.layers.rewinding import open_checkpoint, rewind_layer, rewound_layers
 

@@ -415,7 +415,8 @@ def seed_words(seeds: str) -> dict[int, str]:
 
 @pytest.mark.slow
 def test_claims_say_how_sure_they_are(e2e, table):
-    from memloc.report.claims import CLAIMS, Setting, evaluate_claims
+    from memloc.report.claims import CLAIMS, evaluate_claims
+    from memloc.report.criteria import Setting
     from memloc.report.plan import ATYPICAL_CLAIM_TABLES, CLAIM_TABLES
 
     claims = table("claims")

@@ -1,7 +1,7 @@
 """A small custom CNN for memloc's "own model" example (not a ResNet): a VGG-style stack of
 conv-BN-ReLU blocks with two max-pools, global average pooling and a linear classifier.
 
-memloc finds its layers by the default rule (memloc.core.module_tree): `features` is a
+memloc finds its layers by the default rule (memloc.core.models.layer_rule): `features` is a
 container of repeated blocks, so each block is a layer (features.0 .. features.3), and the
 classifier is the last; the flipping units are each block's output channels and the
 classifier's weights; dropout goes after each block.  Nothing here knows memloc.

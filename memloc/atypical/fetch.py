@@ -21,7 +21,7 @@ import numpy as np
 from memloc.atypical.cscores import CScoreFileError
 
 CHUNK = 1 << 20  # bytes read per step while downloading and hashing
-# Examples in the training split of each memloc.core.data.DATASETS entry (torchvision's),
+# Examples in the training split of each memloc.core.data.builtin.DATASETS entry (torchvision's),
 # which a published file must score one by one (a declared dataset's count is checked later,
 # against its labels, by the job that reads the file).
 SUFFIXES = (".npz", ".npy")  # scores + labels, or bare scores (memloc.atypical.cscores)

@@ -41,10 +41,14 @@ def train_holdout_model(
     """
     import torch
 
-    from memloc.core.data import DataSource, training_set
-    from memloc.core.evaluation import evaluate_examples, resolve_device
-    from memloc.core.models import ModelConfig
-    from memloc.core.training import TrainConfig, model_from_checkpoint, train
+    from memloc.core.data.run_data import training_set
+    from memloc.core.data.source import DataSource
+    from memloc.core.device import resolve_device
+    from memloc.core.models.build import ModelConfig
+    from memloc.core.train.checkpoints import model_from_checkpoint
+    from memloc.core.train.config import TrainConfig
+    from memloc.core.train.evaluation import evaluate_examples
+    from memloc.core.train.run import train
 
     torch.set_num_threads(threads)
     cfg = HoldoutConfig(**holdout)
@@ -75,7 +79,7 @@ def fetch_published_cscores(
 ) -> Path:
     """Job: the published C-score file of `dataset` at `url`, downloaded to `out` and checked
     (checksums, one score in [0, 1] per training example: memloc.atypical.fetch)."""
-    from memloc.core.data import SPLIT_SIZES
+    from memloc.core.data.builtin import SPLIT_SIZES
 
     return fetch_cscores(url, out, SPLIT_SIZES.get(dataset, (None,))[0], sha256=sha256, md5=md5)
 
@@ -84,7 +88,7 @@ def published_example_scores(base: pd.DataFrame, published: dict) -> pd.DataFram
     """Per-example scores (index, cscore, times_held_out = -1: not estimated) of the data
     table `base` from a published file, checked against the dataset's labels and picked by
     each example's source_index (the table may be a subset of the split)."""
-    from memloc.core.data import DataSource
+    from memloc.core.data.source import DataSource
 
     labels = DataSource(**published["source"]).load(published["dataset"], train=True).labels.numpy()
     scores = load_published_cscores(published["file"], labels, published.get("order"))

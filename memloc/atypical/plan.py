@@ -102,7 +102,7 @@ def published_cscores(config: dict, dataset: str, source: dict) -> dict | None:
 def holdout_model(config: dict) -> dict:
     """ModelConfig settings of the hold-out subset models: the primary model, as the runs
     whose groups the scores define (its model_settings included)."""
-    from memloc.core.models import model_fields
+    from memloc.core.models.config import model_fields
 
     name = config["primary"]["model"]
     return {"name": name, **model_fields(config, name)}

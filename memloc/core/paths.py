@@ -7,7 +7,7 @@ from __future__ import annotations
 # normalization statistics (rule fetch_dataset; an input of every job that loads the dataset).
 DATASET_INFO = "results/data/{dataset}/dataset.json"
 # Both splits of it as arrays, which the later jobs load without the dataset's own loader (rule
-# fetch_dataset; memloc.core.dataset_cache).
+# fetch_dataset; memloc.core.data.cache).
 DATASET_SPLITS = "results/data/{dataset}/splits.npz"
 # The corrupted training set of a dataset and noise rate (rule corrupt_data): index, label, is_noisy, ...
 DATA_TABLE = "results/data/{dataset}/noise{noise}.parquet"

@@ -42,8 +42,9 @@ def forgotten_examples(
     training examples forgotten after dropping, with their pixels from the dataset."""
     import torch
 
-    from memloc.core.data import DataSource
-    from memloc.core.datasets import dataset_info, display_uint8
+    from memloc.core.data.catalog import dataset_info
+    from memloc.core.data.declared import display_uint8
+    from memloc.core.data.source import DataSource
 
     lost, n_clean = tables.forgotten_rows(pd.read_parquet(examples), pd.read_parquet(data_table))
     shown = lost.head(max_images)

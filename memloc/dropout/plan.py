@@ -1,12 +1,12 @@
 """The example-tied dropout study (Sec. 6.2) as the workflow plans it: which runs exist,
 their dropout names and settings, the runs behind tab1-tab3, fig07's inputs and selection
 and the scale text of the paper-vs-ours rows.  Only workflow/rules/dropout.smk calls this
-module (memloc.core.tied_dropout has the layers, memloc.dropout.jobs the job steps).
+module (memloc.dropout.tied has the layers, memloc.dropout.jobs the job steps).
 
 Runs live in results/dropout/runs/{dataset}/{model}/noise{noise}/{dropout}/seed{seed},
 where {dropout} names the dropout (`dropout_name`): tied_pgen0.4_pmem0.2 (example-tied),
 standard_p0.4 (standard dropout, drop probability p_gen), sparse_s0.4 (a sparse network:
-a fixed mask zeroing a fraction s = p_gen of the activations; memloc.core.tied_dropout).
+a fixed mask zeroing a fraction s = p_gen of the activations; memloc.dropout.tied).
 Every run of the study is of one model (`study_model`: dropout.model, null = primary.model)
 and has the configured placement.  tab1 has a run per configured dataset, tab2 the p_gen x
 p_mem grid and tab3 the three methods, both on the first configured dataset.
@@ -42,7 +42,7 @@ def dropout_name(kind: str, p_gen: float, p_mem: float = 0.0) -> str:
 
 
 def parse_dropout(name: str) -> dict:
-    """dropout name -> {kind, p_gen, p_mem} (memloc.core.tied_dropout's settings without the seed)."""
+    """dropout name -> {kind, p_gen, p_mem} (memloc.dropout.tied's settings without the seed)."""
     for kind, pattern in NAME_PATTERNS.items():
         m = re.fullmatch(pattern, name)
         if m:
@@ -120,7 +120,7 @@ def metrics_columns(config: dict) -> list[dict]:
 
 
 def train_settings(config: dict, seed: int) -> dict:
-    """memloc.core.training.TrainConfig settings of a dropout run: the shared ones, the study's
+    """memloc.core.train.config.TrainConfig settings of a dropout run: the shared ones, the study's
     epochs, and no gradient accounting (nothing reads it; it costs ~40% of a run)."""
     epochs = config["dropout"]["epochs"]  # null = train.epochs, resolved by memloc.config.resolve_config
     return {**config["train"], "epochs": epochs, "seed": seed, "gradient_accounting": False}
@@ -129,15 +129,15 @@ def train_settings(config: dict, seed: int) -> dict:
 def model_settings(config: dict, model: str, dropout: str, seed: int) -> dict:
     """ModelConfig fields of a run: the model's configured ones, and the dropout (`extra`)
     with its units chosen from the training seed, the configured placement (used by ResNet-9
-    only; where the layers of other models go: memloc.core.dropout_placement) and
+    only; where the layers of other models go: memloc.dropout.placement) and
     (example-tied only, so that a baseline's config does not change with it) the drop scale."""
     d = config["dropout"]
     dropout = {**parse_dropout(dropout), "seed": seed, "placement": d["placement"]}
     if dropout["kind"] == "example_tied":
         dropout["drop_scale"] = d["drop_scale"]
-    from memloc.core.models import model_fields  # (torch: not at the Snakefile's parse of every plan)
+    from memloc.core.models.config import model_fields
 
-    return {**model_fields(config, model), "extra": {"dropout": dropout}}
+    return {**model_fields(config, model), "dropout": dropout}
 
 
 def our_setting(config: dict, dataset: str) -> str:

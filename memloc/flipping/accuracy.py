@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from memloc.core.evaluation import prepare_batch
+from memloc.core.train.evaluation import prepare_batch
 from memloc.flipping.masks import masks_applied, model_stages, owner_chunks, scaled
 
 

@@ -28,21 +28,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from memloc.core.evaluation import prepare_batch
+from memloc.core.train.evaluation import prepare_batch
 from memloc.flipping.accuracy import final_correct
 from memloc.flipping.budget import row_budget
-from memloc.flipping.masks import (
-    candidate_units,
-    flat_masks,
-    full_masks,
-    mask_gradients,
-    owner_chunks,
-    remove,
-    smoothed_predictions,
-)
+from memloc.flipping.masks import flat_masks, full_masks, mask_gradients, owner_chunks, remove, smoothed_predictions
 from memloc.flipping.objective import FlipConfig, FlipResult, accuracies_without, make_result, noisy_copies
 from memloc.flipping.population import PopulationTerm
-from memloc.flipping.units import Unit, check_units, units_in
+from memloc.flipping.units import Unit, candidate_units, check_units, units_in
 
 # -- the lockstep search ---------------------------------------------------------------
 

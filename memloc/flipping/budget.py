@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from memloc.core.evaluation import prepare_batch
+from memloc.core.train.evaluation import prepare_batch
 from memloc.flipping.masks import full_masks, mask_gradients
 from memloc.flipping.objective import FlipConfig, noisy_copies
 

@@ -78,9 +78,10 @@ def flip_shard(
     example: the FlipResult fields plus label and is_noisy."""
     import torch
 
-    from memloc.core.data import DataSource, training_set
-    from memloc.core.evaluation import resolve_device
-    from memloc.core.training import model_from_checkpoint
+    from memloc.core.data.run_data import training_set
+    from memloc.core.data.source import DataSource
+    from memloc.core.device import resolve_device
+    from memloc.core.train.checkpoints import model_from_checkpoint
     from memloc.flipping.batched import flip_examples
     from memloc.flipping.objective import FlipConfig, results_frame
 
@@ -125,10 +126,11 @@ def second_split_forgetting(
     (not a declared output, so an interrupted job resumes)."""
     import torch
 
-    from memloc.core.data import DataSource, training_set
-    from memloc.core.evaluation import resolve_device
-    from memloc.core.models import ModelConfig
-    from memloc.core.training import TrainConfig
+    from memloc.core.data.run_data import training_set
+    from memloc.core.data.source import DataSource
+    from memloc.core.device import resolve_device
+    from memloc.core.models.build import ModelConfig
+    from memloc.core.train.config import TrainConfig
     from memloc.flipping.second_split import second_split_forgetting
 
     torch.set_num_threads(threads)

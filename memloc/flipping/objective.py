@@ -38,10 +38,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from memloc.core.evaluation import prepare_batch
+from memloc.core.train.evaluation import prepare_batch
 from memloc.flipping.masks import (
-    Unit,
-    candidate_units,
     describe,
     flat_masks,
     full_masks,
@@ -50,7 +48,7 @@ from memloc.flipping.masks import (
     remove,
     smoothed_predictions,
 )
-from memloc.flipping.units import check_units
+from memloc.flipping.units import Unit, candidate_units, check_units
 
 
 @dataclass

@@ -24,8 +24,9 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from memloc.flipping.masks import Unit, masks_applied, model_stages, owner_chunks, smoothed_loss
+from memloc.flipping.masks import masks_applied, model_stages, owner_chunks, smoothed_loss
 from memloc.flipping.objective import FlipConfig, population_rows
+from memloc.flipping.units import Unit
 
 
 class PopulationTerm:

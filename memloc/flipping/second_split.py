@@ -13,12 +13,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from memloc.core.data import TrainingSet
+from memloc.core.data.run_data import TrainingSet
 from memloc.core.device import grad_scaler_for
-from memloc.core.evaluation import evaluate_examples
-from memloc.core.models import ModelConfig
-from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
-from memloc.core.training import TrainConfig, model_from_checkpoint, train
+from memloc.core.models.build import ModelConfig
+from memloc.core.train.checkpoints import model_from_checkpoint
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.evaluation import evaluate_examples
+from memloc.core.train.run import train
+from memloc.core.train.sgd import cross_entropy, scheduled_sgd, sgd_epoch
 from memloc.flipping.detection import settled_epoch
 
 

@@ -41,8 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from memloc.core.models import model_layers
-from memloc.core.module_tree import named_modules_or_error
+from memloc.core.models.layer_rule import model_layers, named_modules_or_error
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm1d,
@@ -59,7 +58,7 @@ class Unit:
     """The candidates of one module: the output channels of a conv block, the output
     features of a hidden Linear's block, or the weights of the final Linear."""
 
-    layer: str  # memloc.core.models.model_layers name (else the conv/Linear's dotted name)
+    layer: str  # memloc.core.models.layer_rule.model_layers name (else the conv/Linear's dotted name)
     module: nn.Module  # the module whose output (channel/feature) or weight (weight) the mask scales
     kind: str  # "channel" (dim 1) | "feature" (last dim) | "weight"
     shape: tuple[int, ...]  # mask shape of one example: (channels,), (features,) or (out, in)

@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from memloc.core.data import load_run_data
-from memloc.core.evaluation import precision_for, resolve_device
+from memloc.core.data.run_data import load_run_data
+from memloc.core.device import precision_for, resolve_device
 from memloc.core.files import write_parquet, write_text_atomic
-from memloc.core.models import model_layers
-from memloc.core.training import TrainConfig, load_checkpoint, model_from_checkpoint
+from memloc.core.models.layer_rule import model_layers
+from memloc.core.train.checkpoints import load_checkpoint, model_from_checkpoint
+from memloc.core.train.config import TrainConfig
 from memloc.layers.retraining import retrain_layer
 from memloc.layers.rewinding import open_checkpoint, rewound_layers
 

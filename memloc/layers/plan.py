@@ -101,7 +101,7 @@ def layer_figure(config: dict, fig: str) -> LayerFigure:
 
 
 def retraining_settings(config: dict, seed: int) -> dict:
-    """memloc.core.training.TrainConfig fields of a retraining job: the schedule from
+    """memloc.core.train.config.TrainConfig fields of a retraining job: the schedule from
     `retraining`; momentum, weight decay and the eval batch size from `train`."""
     schedule = {k: config["retraining"][k] for k in ("epochs", "peak_epoch", "peak_lr", "batch_size")}
     return {**config["train"], **schedule, "seed": int(seed)}
@@ -121,10 +121,12 @@ def retrained_layers(config: dict, model: str, dataset: str | None = None) -> li
 
 
 def layer_names(config: dict, model: str, dataset: str | None = None) -> list[str]:
-    """Names of the model's layers (memloc.core.models.model_layers) on `dataset` (None:
+    """Names of the model's layers (memloc.core.models.layer_rule.model_layers) on `dataset` (None:
     primary.dataset), built-in or declared (model_definitions), from a model built on the
     meta device: nothing is allocated, so the DAG can be planned quickly (once per config)."""
-    from memloc.core.models import meta_model, model_layers, planning_config
+    from memloc.core.models.build import meta_model
+    from memloc.core.models.config import planning_config
+    from memloc.core.models.layer_rule import model_layers
 
     cfg = planning_config(config, model, dataset)
     if repr(cfg) not in _LAYER_NAMES:

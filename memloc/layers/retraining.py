@@ -3,7 +3,7 @@
 Layer l of the final model is reset to its initialization (its whole epoch-0 state, as
 `memloc.layers.rewinding.rewind_layer` puts it back), every other parameter is frozen, and the
 model is trained on the examples of group False only (the clean ones; a later experiment
-uses typical ones) with the one-cycle schedule of `memloc.core.training`.  The model is in
+uses typical ones) with the one-cycle schedule of `memloc.core.train.run`.  The model is in
 train mode while it trains, so every BatchNorm layer -- frozen or not -- normalises with
 batch statistics and updates its running statistics, as the paper states.  After every
 retraining epoch the accuracy on each group and on the test set is measured (eval mode).
@@ -32,12 +32,12 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
-from memloc.core.data import TrainingSet
+from memloc.core.data.run_data import TrainingSet
 from memloc.core.device import grad_scaler_for
-from memloc.core.evaluation import measure, prepare_batch
-from memloc.core.models import model_layers
-from memloc.core.sgd import cross_entropy, scheduled_sgd, sgd_epoch
-from memloc.core.training import TrainConfig
+from memloc.core.models.layer_rule import model_layers
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.evaluation import measure, prepare_batch
+from memloc.core.train.sgd import cross_entropy, scheduled_sgd, sgd_epoch
 from memloc.layers.rewinding import rewind_layer
 
 

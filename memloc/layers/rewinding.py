@@ -43,8 +43,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from memloc.core.evaluation import autocast_for, prepare_batch
-from memloc.core.models import Layer, model_layers
+from memloc.core.device import autocast_for
+from memloc.core.models.layer_rule import Layer, model_layers
+from memloc.core.train.evaluation import prepare_batch
 
 # Where a rewind epoch's state comes from: a model state_dict, or a checkpoint file (only
 # the layer's tensors are read from it: open_checkpoint maps the file).

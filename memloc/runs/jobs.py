@@ -12,12 +12,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from memloc.core.data import DataSource, load_run_data, make_corrupted_table
-from memloc.core.evaluation import resolve_device
+from memloc.core.data.noise import make_corrupted_table
+from memloc.core.data.run_data import load_run_data
+from memloc.core.data.source import DataSource
+from memloc.core.device import resolve_device
 from memloc.core.files import write_parquet, write_text_atomic
-from memloc.core.models import ModelConfig
+from memloc.core.models.build import ModelConfig
 from memloc.core.provenance import write_provenance
-from memloc.core.training import TrainConfig, run_tables, train
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.run import train
+from memloc.core.train.tables import run_tables
+from memloc.dropout.model import DropoutModelConfig
 
 
 def write_corrupted_dataset(
@@ -56,7 +61,7 @@ def train_run(
     torch.set_num_threads(threads)
     cfg = TrainConfig(**train_settings)
     trainset, test_images, test_labels = load_run_data(data_table, dataset, source, test_subset, cfg.group_column)
-    model_cfg = ModelConfig.for_dataset(dataset, source, **model)
+    model_cfg = (DropoutModelConfig if "dropout" in model else ModelConfig).for_dataset(dataset, source, **model)
     ckpt_dir = Path(outputs["checkpoints"]).parent / "checkpoints"
     device = resolve_device(device)
     paths = train(model_cfg, cfg, trainset, test_images, test_labels, ckpt_dir, device)

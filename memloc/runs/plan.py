@@ -20,7 +20,7 @@ class GradientFigure(NamedTuple):
 
 
 def data_source(config: dict) -> dict:
-    """memloc.core.data.DataSource settings of the jobs that read a dataset, with the
+    """memloc.core.data.source.DataSource settings of the jobs that read a dataset, with the
     config's declared datasets.  The fetch_dataset job (fetch_source) has fetched and checked
     each dataset before them (its results/data/{dataset}/dataset.json is their input), so
     they neither download nor check checksums again, and load the splits it wrote (cache)."""
@@ -29,7 +29,7 @@ def data_source(config: dict) -> dict:
 
 
 def fetch_source(config: dict) -> dict:
-    """memloc.core.data.DataSource settings of the fetch_dataset job: the only one that
+    """memloc.core.data.source.DataSource settings of the fetch_dataset job: the only one that
     downloads (config key download) and checks checksums (verify_checksums)."""
     return {**data_source(config), "download": config["download"], "verify_checksums": config["verify_checksums"]}
 
@@ -103,7 +103,7 @@ def run_groups(variant: str) -> dict:
 
 
 def train_settings(config: dict, variant: str, seed: int) -> dict:
-    """memloc.core.training.TrainConfig fields of a run (data variant noise{f} or atypical)."""
+    """memloc.core.train.config.TrainConfig fields of a run (data variant noise{f} or atypical)."""
     return {**config["train"], "seed": int(seed), **run_groups(variant)}
 
 

@@ -39,7 +39,7 @@ import json
 import math
 from pathlib import Path
 
-from memloc.core.data import DATASETS, SPLIT_SIZES
+from memloc.core.data.builtin import DATASETS, SPLIT_SIZES
 from memloc.core.paths import DATASET_INFO
 
 # The rules that train or evaluate networks, one GPU each (gpu=1 in their resources).
@@ -93,10 +93,10 @@ def split_sizes(config: dict, dataset: str) -> tuple[int, int]:
 
 def image_shape(dataset: str, config: dict | None = None) -> tuple[int, int]:
     """(channels, side) of a dataset's images; a declared one's from its data
-    (memloc.core.datasets.dataset_info: folder listing / headers), else DECLARED_DATASET's."""
+    (memloc.core.data.catalog.dataset_info: folder listing / headers), else DECLARED_DATASET's."""
     if dataset in DATASETS:
         return DATASETS[dataset][2:4]
-    from memloc.core.datasets import dataset_info
+    from memloc.core.data.catalog import dataset_info
     from memloc.runs.plan import data_source
 
     try:

@@ -2,8 +2,8 @@
 # return is planned in memloc.*.plan (which runs exist, their settings, figure selections).
 
 from memloc.core import paths
-from memloc.core.datasets import dataset_names
-from memloc.core.models import model_fields, model_names
+from memloc.core.data.catalog import dataset_names
+from memloc.core.models.config import model_fields, model_names
 from memloc.atypical import plan as atypical_plan
 from memloc.layers.plan import REWINDING_FIGURES
 from memloc.runs import plan as runs_plan
@@ -113,18 +113,18 @@ def all_outputs():
 
 
 def data_source():
-    """memloc.core.data.DataSource settings of the jobs that read a dataset (no download:
+    """memloc.core.data.source.DataSource settings of the jobs that read a dataset (no download:
     rule fetch_dataset, their input, has fetched and checked it)."""
     return runs_plan.data_source(config)
 
 
 def model_settings(wildcards):
-    """memloc.core.models.ModelConfig fields of the {model} (less its name and the dataset's)."""
+    """memloc.core.models.build.ModelConfig fields of the {model} (less its name and the dataset's)."""
     return model_fields(config, wildcards.model)
 
 
 def train_settings(wildcards):
-    """memloc.core.training.TrainConfig fields of a run; the groups follow the data variant."""
+    """memloc.core.train.config.TrainConfig fields of a run; the groups follow the data variant."""
     return runs_plan.train_settings(config, wildcards.variant, wildcards.seed)
 
 

@@ -1,7 +1,7 @@
 """Fetch (or find, or export) and check one dataset; write its info JSON (classes, size,
 split sizes, normalization statistics) and both splits as arrays for the later jobs."""
 
-from memloc.core.datasets import fetch_dataset
+from memloc.core.data.fetch import fetch_dataset
 from memloc.core.provenance import start_job_log
 
 start_job_log(snakemake.log[0])

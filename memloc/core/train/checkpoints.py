@@ -1,6 +1,6 @@
 """A run's checkpoint files: epoch_{t:03d}.pt per epoch (the model's state and what was measured),
 resume.pt (the latest epoch's optimizer, scheduler, loss-scaler and RNG states; see
-memloc.core.training), written atomically."""
+memloc.core.train.run), written atomically."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from memloc.core.files import atomic_path
-from memloc.core.models import ModelConfig, build_model
+from memloc.core.models.build import ModelConfig
 
 
 def checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
@@ -46,7 +46,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 def model_from_checkpoint(path: str | os.PathLike, device: torch.device) -> nn.Module:
     """Rebuild the model a checkpoint belongs to and load its weights."""
     ckpt = load_checkpoint(path)
-    model = build_model(ModelConfig(**ckpt["config"]["model"]))
+    model = ModelConfig(**ckpt["config"]["model"]).build()
     model.load_state_dict(ckpt["model"])
     return model.to(device, memory_format=torch.channels_last)
 

@@ -1,4 +1,4 @@
-"""The files of declared datasets (memloc.core.datasets): ImageFolder trees of images and .npz
+"""The files of declared datasets (memloc.core.data.declared): ImageFolder trees of images and .npz
 arrays, read with every check that names the bad file, and ImageFolder trees written from
 in-memory splits (the `export_from` of a declaration).
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from memloc.core.models import model_layers
+from memloc.core.models.layer_rule import model_layers
 
 EPOCH_STATISTICS = ("norm_a", "norm_b", "norm_total", "cosine")  # of the epoch gradients
 BATCH_STATISTICS = tuple(f"batch_{name}" for name in EPOCH_STATISTICS)  # means of per-batch values

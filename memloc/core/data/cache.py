@@ -15,6 +15,8 @@ import os
 import numpy as np
 import torch
 
+from memloc.core.data.builtin import ImageData
+from memloc.core.data.declared import standardize
 from memloc.core.files import atomic_path
 
 
@@ -32,15 +34,11 @@ def write_split_cache(path: str | os.PathLike, splits: dict, mean: list[float], 
 
 
 def read_split_cache(path: str | os.PathLike, train: bool, standardized: bool):
-    """One split from the cache as memloc.core.data.ImageData: uint8 images (a built-in
+    """One split from the cache as memloc.core.data.builtin.ImageData: uint8 images (a built-in
     dataset), or standardized float32 ones (a declared dataset: standardized: True)."""
-    from memloc.core.data import ImageData
-
     split = "train" if train else "test"
     with np.load(path) as z:  # reads only the members asked for
         images, labels = z[f"{split}_images"], z[f"{split}_labels"]
         if standardized:
-            from memloc.core.datasets import standardize
-
             return ImageData(standardize(images, z["mean"].tolist(), z["std"].tolist()), torch.from_numpy(labels))
     return ImageData(torch.from_numpy(images), torch.from_numpy(labels))

@@ -1,4 +1,4 @@
-"""Where the dropout layers of memloc.core.tied_dropout go: `add_dropout`.
+"""Where the dropout layers of memloc.dropout.tied go: `add_dropout`.
 
 ResNet-9 (the built-in nn.Sequential of ConvBN blocks) is rebuilt as an
 `ExampleIndexedSequential`, its blocks with dropout layers between them where
@@ -14,9 +14,9 @@ same units in both placements):
 
 Any other model keeps its modules (and its state_dict keys: the layers hold no parameters or
 buffers, so checkpoints load as before): a forward hook on each named module passes that
-module's output through a dropout layer the module holds (`tied_dropout.HELD`).  Which
+module's output through a dropout layer the module holds (memloc.core.example_index.HELD).  Which
 modules (dotted names of `named_modules`): the model's attribute `memloc_dropout_after`
-(memloc.core.models.build_model sets it from model_definitions.<name>.dropout_after), else
+(memloc.core.models.build.build_model sets it from model_definitions.<name>.dropout_after), else
 the last module of each layer of `model_layers` but the last (`default_after`; none after
 a bare conv / Linear layer whose next layer is its norm: the one after the norm acts on the
 same units).  The layers number 1, 2, ... in that order (the hash of the unit choice takes
@@ -42,17 +42,10 @@ import itertools
 import torch
 from torch import nn
 
-from memloc.core.blocks import ConvBN, Residual
-from memloc.core.module_tree import model_layers, named_modules_or_error
-from memloc.core.tied_dropout import (
-    HELD,
-    DropoutConfig,
-    ExampleTiedDropout,
-    FixedSparseDropout,
-    dropout_mode,
-    example_index,
-    held_dropout,
-)
+from memloc.core.example_index import HELD, example_index, held_layer, index_mode
+from memloc.core.models.blocks import ConvBN, Residual
+from memloc.core.models.layer_rule import model_layers, named_modules_or_error
+from memloc.dropout.tied import DropoutConfig, ExampleTiedDropout, FixedSparseDropout
 
 # Modules whose output has the units of their input (what may follow a Sequential's last
 # unit-defining module without changing the count).
@@ -167,7 +160,7 @@ def output_shapes(model: nn.Module, names: list[str], input_shape: tuple[int, ..
 
     hooks = [modules[n].register_forward_hook(record(n)) for n in names]
     try:
-        with torch.no_grad(), dropout_mode(meta, "all"):  # (dropout layers it has already need no indices)
+        with torch.no_grad(), index_mode(meta, "all"):  # (dropout layers it has already need no indices)
             meta(torch.empty(2, *input_shape, device="meta"))
     finally:
         for h in hooks:
@@ -201,7 +194,7 @@ def add_dropout_after(model: nn.Module, cfg: DropoutConfig, names: list[str],
     if not names:
         raise ValueError("dropout_after: the list of module names to put dropout after is empty")
     modules = dict(zip(names, named_modules_or_error(model, names, "dropout_after")))
-    if len(set(names)) < len(names) or any(held_dropout(modules[n]) is not None for n in names):
+    if len(set(names)) < len(names) or any(held_layer(modules[n]) is not None for n in names):
         raise ValueError(f"dropout_after: a module gets two dropout layers ({names})")
     shapes: dict[str, tuple] | None = None  # None: not measured
     if input_shape is not None:

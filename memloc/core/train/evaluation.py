@@ -5,20 +5,15 @@ accuracy and loss per group and on the test set)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.core.data import TrainingSet, normalize
+from memloc.core.data.run_data import TrainingSet, normalize
 from memloc.core.device import autocast_for
-from memloc.core.device import precision_for as precision_for  # these two re-exported: callers import them from here
-from memloc.core.device import resolve_device as resolve_device
-from memloc.core.tied_dropout import dropout_mode, forward_with_index, tied_modules
-
-if TYPE_CHECKING:  # memloc.core.training imports this module
-    from memloc.core.training import TrainConfig
+from memloc.core.example_index import forward_with_index, index_mode, indexed_layers
+from memloc.core.train.config import TrainConfig
 
 
 def prepare_batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -82,7 +77,7 @@ def evaluate_examples(
     return ExampleStats(**{k: torch.cat(v).cpu() for k, v in outs.items()})
 
 
-# How a model with example-tied dropout is measured (memloc.core.tied_dropout): suffix of the subset
+# How a model with example-tied dropout is measured (memloc.dropout.tied): suffix of the subset
 # names -> (mode of the training examples, mode of the test examples).  "" is the training
 # mode (a training example through its own units; test examples own none, so every unit is
 # on, scaled); "/drop" has every memorization unit dropped (the paper's "after dropping").
@@ -91,9 +86,9 @@ TIED_VIEWS = {"": ("train", "all"), "/drop": ("drop", "drop")}
 
 def _measure_view(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device, modes, suffix):
     # forward_with_index passes the examples' positions (= their index in the data table)
-    with dropout_mode(model, modes[0]):
+    with index_mode(model, modes[0]):
         stats = evaluate_examples(model, data.images, data.labels, device, cfg.eval_batch_size, forward_with_index)
-    with dropout_mode(model, modes[1]):
+    with index_mode(model, modes[1]):
         test = evaluate_examples(model, test_images, test_labels, device, cfg.eval_batch_size, forward_with_index)
     a, g = cfg.group_names
     out = {}
@@ -113,7 +108,7 @@ def measure(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig
 
     A model with example-tied dropout is also measured after dropping: subsets
     "<name>/drop" and per-example "records_drop" (with the prediction, for fig07)."""
-    views = TIED_VIEWS if tied_modules(model) else {"": ("train", "train")}
+    views = TIED_VIEWS if indexed_layers(model) else {"": ("train", "train")}
     measured = {"accuracy": {}, "loss": {}}
     for suffix, modes in views.items():
         stats, out = _measure_view(model, data, test_images, test_labels, cfg, device, modes, suffix)

@@ -1,4 +1,4 @@
-"""Any torchvision.datasets class by name, as a declared dataset (memloc.core.datasets):
+"""Any torchvision.datasets class by name, as a declared dataset (memloc.core.data.declared):
 `format: torchvision, class: KMNIST`.
 
 The class is called with train=True/False, or else split="train"/"test" (SVHN-like), and
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memloc.core.dataset_files import DatasetError, Split
+from memloc.core.data.builtin import existence_only
+from memloc.core.data.declared_files import DatasetError, Split
 
 
 def _to_nchw(x: np.ndarray) -> np.ndarray:
@@ -34,11 +35,9 @@ def read_torchvision(class_name: str, root: Path, train: bool, download: bool = 
     sums); other classes check their files as torchvision does."""
     import torchvision.datasets as tvd
 
-    from memloc.core.data import _existence_only
-
     cls = getattr(tvd, class_name)
     if not verify_checksums and issubclass(cls, (tvd.CIFAR10, tvd.SVHN)):
-        cls = _existence_only(cls)
+        cls = existence_only(cls)
     params = inspect.signature(cls.__init__).parameters
     kwargs = {"download": download} if "download" in params else {}
     if "train" in params:

@@ -1,4 +1,4 @@
-"""The SGD loop every training in memloc shares: a run's training (memloc.core.training),
+"""The SGD loop every training in memloc shares: a run's training (memloc.core.train.run),
 layer retraining (memloc.layers.retraining) and second-split fine-tuning
 (memloc.flipping.second_split).
 
@@ -15,45 +15,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.core.evaluation import autocast_for, prepare_batch
-from memloc.core.tied_dropout import forward_with_index
-
-if TYPE_CHECKING:  # memloc.core.training imports this module
-    from memloc.core.training import TrainConfig
+from memloc.core.device import autocast_for
+from memloc.core.example_index import forward_with_index
+from memloc.core.train.config import TrainConfig, check_warmup, steps_per_epoch
+from memloc.core.train.evaluation import prepare_batch
 
 BatchLoss = Callable[[torch.Tensor], torch.Tensor]  # rows of the batch -> loss with its graph
 Backward = Callable[[torch.Tensor, torch.Tensor], object]  # (loss, rows) -> sets every p.grad
-
-
-class SettingsError(ValueError):
-    """A relation between a settings object's fields that cannot work (TrainConfig's, the
-    schedule's); `fields` names them, so that memloc.config names the keys they came from."""
-
-    def __init__(self, message: str, fields: tuple[str, ...]):
-        super().__init__(message)
-        self.fields = tuple(fields)
-
-
-def steps_per_epoch(examples: int, batch_size: int) -> int:
-    """Batches of an epoch over `examples` (the last one may be smaller)."""
-    return math.ceil(examples / batch_size)
-
-
-def check_warmup(cfg: TrainConfig, steps: int) -> None:
-    """The one-cycle warm-up of `steps` batches an epoch spans more than one step: OneCycleLR
-    divides by (warm-up steps - 1).  memloc.config_settings checks it when the DAG is parsed."""
-    total = cfg.epochs * steps
-    if cfg.peak_epoch / cfg.epochs * total <= 1:
-        raise SettingsError(f"one-cycle schedule of {total} steps ({cfg.epochs} epochs x {steps} batches of "
-                            f"{cfg.batch_size}) peaking at epoch {cfg.peak_epoch}: the warm-up must span more than "
-                            f"one step; train on more examples, or with a smaller batch_size or a later peak_epoch",
-                            ("peak_epoch", "batch_size"))
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.SGD:

@@ -25,10 +25,10 @@ On the built-in models the rule gives: ResNet-9, its 8 conv-BN blocks and the fi
 and fc; the ViT, the embedding (patch conv + class token + position embedding), every
 transformer block, the final norm and the head.  The built-in models keep their historical
 names and groups (ResNet-9's layer1..layer9, ResNet-50's stem/layer1-4/fc, the ViT's
-embedding/blockN/head: memloc.core.models.builtin_layers), each a union of consecutive
+embedding/blockN/head: memloc.core.models.zoo.builtin_layers), each a union of consecutive
 rule layers (tests/test_models.py).
 
-Override: a model attribute ``memloc_layers`` (memloc.core.models.build_model sets it from
+Override: a model attribute ``memloc_layers`` (memloc.core.models.build.build_model sets it from
 config ``model_definitions.<name>.layers``): a list of dotted module names, each one layer
 named by itself, or {layer name: [dotted module or parameter names]}.
 """

@@ -14,7 +14,7 @@ MEMLOC_COMPILE) trains through a torch.compile'd model, whose weights are the mo
 Models whose forward takes the batch's example indices (`takes_example_index`, e.g. with
 example-tied dropout) get them from the training loop and the evaluation; a model with
 example-tied dropout is measured in its training mode and after dropping
-(`memloc.core.evaluation.TIED_VIEWS`).
+(`memloc.core.train.evaluation.TIED_VIEWS`).
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from memloc.core.checkpoints import (
+from memloc.core.data.run_data import TrainingSet
+from memloc.core.device import compile_enabled, grad_scaler_for
+from memloc.core.models.build import ModelConfig
+from memloc.core.train.checkpoints import (
     check_gradient_format,
     checkpoint_path,
     list_checkpoints,
@@ -37,38 +38,10 @@ from memloc.core.checkpoints import (
     resume_path,
     save_atomic,
 )
-from memloc.core.checkpoints import model_from_checkpoint as model_from_checkpoint  # re-exported for callers
-from memloc.core.data import TrainingSet
-from memloc.core.device import compile_enabled, grad_scaler_for
-from memloc.core.evaluation import measure
-from memloc.core.gradients import GradientAccountant
-from memloc.core.models import ModelConfig, build_model
-from memloc.core.sgd import SettingsError, cross_entropy, scheduled_sgd, sgd_epoch
-
-
-@dataclass
-class TrainConfig:
-    """One training's settings.  The workflow passes the validated config's `train` section
-    (plus seed and groups); the defaults here equal the schema's (tests/test_defaults.py)."""
-
-    epochs: int = 50
-    batch_size: int = 512
-    peak_lr: float = 0.1
-    peak_epoch: float = 10  # the one-cycle lr rises linearly from 0 to peak_lr here, then falls to 0
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    seed: int = 0
-    eval_batch_size: int = 1024
-    gradient_accounting: bool = True
-    group_column: str = "is_noisy"  # the data-table column that splits the examples in two groups
-    group_names: tuple[str, str] = ("clean", "noisy")  # names of group False / True
-
-    def __post_init__(self):
-        if not 0 < self.peak_epoch < self.epochs:  # OneCycleLR needs steps on both sides of the peak
-            raise SettingsError(f"the one-cycle schedule needs 0 < peak_epoch < epochs, steps on both sides of "
-                                f"its learning-rate peak (got peak_epoch {self.peak_epoch}, epochs {self.epochs})",
-                                ("peak_epoch", "epochs"))
-        self.group_names = tuple(self.group_names)
+from memloc.core.train.config import TrainConfig
+from memloc.core.train.evaluation import measure
+from memloc.core.train.gradients import GradientAccountant
+from memloc.core.train.sgd import cross_entropy, scheduled_sgd, sgd_epoch
 
 
 @dataclass
@@ -88,7 +61,7 @@ class _Run:
 def _start(model_cfg: ModelConfig, cfg: TrainConfig, examples: int, device: torch.device, compile_model: bool) -> _Run:
     """The run at initialization.  Seeding first, then building the model, fixes the init."""
     torch.manual_seed(cfg.seed)
-    model = build_model(model_cfg).to(device, memory_format=torch.channels_last)
+    model = model_cfg.build().to(device, memory_format=torch.channels_last)
     optimizer, scheduler = scheduled_sgd(model.parameters(), cfg, examples)
     order = torch.Generator().manual_seed(cfg.seed)
     accountant = GradientAccountant(model, device) if cfg.gradient_accounting else None
@@ -223,60 +196,3 @@ def train(
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     return list(list_checkpoints(checkpoint_dir).values())
-
-
-def run_tables(checkpoints: list[str | os.PathLike]) -> dict[str, pd.DataFrame]:
-    """Assemble a run's tables from its checkpoints (epoch 0..E).
-
-    - metrics: epoch, subset (train / test / each group name; with example-tied dropout also
-      each of them + "/drop"), accuracy, loss
-    - examples: epoch, index, correct, loss, margin (every training example, every epoch; with
-      example-tied dropout also correct_drop, loss_drop, margin_drop, prediction_drop)
-    - gradients: epoch, layer, layer_index, group (each group name / total), norm: ||G_l|| /
-      sqrt(#params of layer l) of the group's epoch gradient G (the mean over the epoch's batches
-      of its 1/|B|-weighted batch gradients; group "total" = the sum of the two), cosine: of the
-      two groups' epoch gradients (repeated on the epoch-layer's rows); batch_norm, batch_cosine:
-      the same per batch, averaged over the epoch's batches (batch_cosine over the batches with
-      both groups).  See memloc.core.gradients.
-    """
-    metrics, examples, gradients = [], [], []
-    for path in checkpoints:
-        ckpt = load_checkpoint(path)
-        t, m = ckpt["epoch"], ckpt["measured"]
-        for subset, acc in m["accuracy"].items():
-            metrics.append({"epoch": t, "subset": subset, "accuracy": acc, "loss": m["loss"][subset]})
-        rec = m["records"]
-        columns = {
-            "epoch": np.full(len(rec["correct"]), t, dtype=np.int32),
-            "index": np.arange(len(rec["correct"])),
-            "correct": rec["correct"].numpy(),
-            "loss": rec["loss"].numpy(),
-            "margin": rec["margin"].numpy(),
-        }
-        for name, values in m.get("records_drop", {}).items():  # example-tied dropout runs only
-            columns[f"{name}_drop"] = values.numpy()
-        examples.append(pd.DataFrame(columns))
-        if ckpt["gradients"] is not None:
-            check_gradient_format(ckpt, Path(path))
-            gradients += _gradient_rows(ckpt)
-    return {
-        "metrics": pd.DataFrame(metrics),
-        "examples": pd.concat(examples, ignore_index=True),
-        "gradients": pd.DataFrame(gradients, columns=GRADIENT_COLUMNS),
-    }
-
-
-GRADIENT_COLUMNS = ["epoch", "layer", "layer_index", "group", "norm", "cosine", "batch_norm", "batch_cosine"]
-
-
-def _gradient_rows(ckpt: dict) -> list[dict]:
-    """The gradients table's rows of one checkpoint: per layer, one row per group and total."""
-    stats = {k: v.double().numpy() for k, v in ckpt["gradients"].items()}  # {statistic: [L]}
-    a, g = ckpt["config"]["train"]["group_names"]
-    rows = []
-    for li, name in enumerate(ckpt["layer_names"]):
-        for group, suffix in ((a, "a"), (g, "b"), ("total", "total")):
-            rows.append({"epoch": ckpt["epoch"], "layer": name, "layer_index": li, "group": group,
-                         "norm": stats[f"norm_{suffix}"][li], "cosine": stats["cosine"][li],
-                         "batch_norm": stats[f"batch_norm_{suffix}"][li], "batch_cosine": stats["batch_cosine"][li]})
-    return rows

@@ -24,20 +24,22 @@ batch norm):
   probability that one is on for a training example (like standard dropout's evaluation);
   for examples that own no units (the test set) before dropping.
 
-Where the layers go (after which modules of a model) is memloc.core.dropout_placement's
-(`add_dropout`); here are the layers, their modes (`dropout_mode`) and how a batch's example
-indices reach them (`forward_with_index`), wherever they sit.
+Where the layers go (after which modules of a model) is memloc.dropout.placement's
+(`add_dropout`); here are the layers.  Their modes are set by
+memloc.core.example_index.index_mode, and a batch's example indices reach them through
+memloc.core.example_index.forward_with_index, wherever they sit (the protocol training and
+evaluation speak to them).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-MODES = ("train", "drop", "all")
+from memloc.core.example_index import MODES, ExampleIndexed, layers_in_order
+
 KINDS = ("example_tied", "standard", "fixed_sparse")
 PLACEMENTS = ("stages", "blocks")
 DROP_SCALES = ("none", "mass", "authors")
@@ -52,7 +54,7 @@ class DropoutConfig:
     code): standard = torch's nn.Dropout(p = p_gen) (element-wise, rescaled by 1/(1 - p) in
     training); fixed_sparse = one fixed random element-wise mask keeping 1 - p_gen of the
     activations, rescaled by 1/(1 - p_gen), the same in training and evaluation.
-    placement (stages | blocks; ResNet-9 only, memloc.core.dropout_placement) and drop_scale
+    placement (stages | blocks; ResNet-9 only, memloc.dropout.placement) and drop_scale
     (none | mass | authors; module docstring).
     """
 
@@ -130,7 +132,7 @@ def generalization_mask(units: int, k_gen: int, seed: int, layer: int, device) -
 # -- the layers ---------------------------------------------------------------------------
 
 
-class ExampleTiedDropout(nn.Module):
+class ExampleTiedDropout(ExampleIndexed):
     """Example-tied dropout on activations whose units are on dim `dim` (1: channels of
     [B, C, H, W], features of [B, F]; -1: features of [B, T, D] tokens).  `index` ([B] example
     indices) is set for each forward by `forward_with_index`; `after` names the module whose
@@ -145,8 +147,6 @@ class ExampleTiedDropout(nn.Module):
         self.k_gen, self.k_mem = unit_counts(units, p_gen, p_mem)
         self.drop_factor = {"none": 1.0, "mass": (self.k_gen + self.k_mem) / self.k_gen,
                             "authors": (p_gen + p_mem) / p_gen}[drop_scale]
-        self.mode = "train"
-        self.index: torch.Tensor | None = None
         self._gen: dict[torch.device, torch.Tensor] = {}  # cache of generalization_mask per device
 
     def extra_repr(self) -> str:
@@ -222,69 +222,14 @@ class FixedSparseDropout(nn.Module):
         return x * self.mask(x.shape[1:], x.device).to(x.dtype)
 
 
-# -- finding the layers, feeding them the indices ---------------------------------------
-
-# A dropout layer that acts on a module's output through a forward hook
-# (memloc.core.dropout_placement) is held in the module's __dict__ under this name, not
-# registered as a submodule: a container's forward (nn.Sequential's) would run it, and the
-# model's named_modules, state_dict and layers stay as they were.
-HELD = "_memloc_dropout"
-
-
-def held_dropout(module: nn.Module) -> nn.Module | None:
-    """The dropout layer a forward hook applies to `module`'s output, if any."""
-    return module.__dict__.get(HELD)
+# -- finding the layers --------------------------------------------------------------------
 
 
 def dropout_layers(model: nn.Module) -> list[nn.Module]:
-    """Every dropout layer of `model` in module order: submodules and hook-held ones."""
-    out = []
-    for m in model.modules():
-        out.append(m)
-        held = held_dropout(m)
-        if held is not None:
-            out.append(held)
-    return [m for m in out if isinstance(m, (ExampleTiedDropout, FixedSparseDropout, nn.Dropout))]
+    """Every dropout layer of `model` in module order: submodules and hook-held ones
+    (memloc.core.example_index.HELD)."""
+    return [m for m in layers_in_order(model) if isinstance(m, (ExampleTiedDropout, FixedSparseDropout, nn.Dropout))]
 
 
 def tied_modules(model: nn.Module) -> list[ExampleTiedDropout]:
     return [m for m in dropout_layers(model) if isinstance(m, ExampleTiedDropout)]
-
-
-@contextmanager
-def dropout_mode(model: nn.Module, mode: str):
-    """Set every example-tied dropout of `model` to `mode` for a block (a no-op without any)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
-    tied = tied_modules(model)
-    before = [m.mode for m in tied]
-    for m in tied:
-        m.mode = mode
-    try:
-        yield model
-    finally:
-        for m, old in zip(tied, before):
-            m.mode = old
-
-
-@contextmanager
-def example_index(model: nn.Module, index: torch.Tensor | None):
-    """Give every example-tied dropout of `model` the batch's example indices ([B]) for a block."""
-    tied = tied_modules(model)
-    for m in tied:
-        m.index = index
-    try:
-        yield model
-    finally:
-        for m in tied:
-            m.index = None
-
-
-def forward_with_index(model: nn.Module, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """The model's output on a batch x of the examples `index`: model(x, index) for models
-    whose forward takes them (`takes_example_index`: ResNet-9 with dropout), else model(x)
-    with the indices given to its (hook-held) example-tied dropout layers, if it has any."""
-    if getattr(model, "takes_example_index", False):
-        return model(x, index)
-    with example_index(model, index):
-        return model(x)

@@ -1,0 +1,56 @@
+"""One training's settings (`TrainConfig`) and the checks of its one-cycle schedule."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+class SettingsError(ValueError):
+    """A relation between a settings object's fields that cannot work (TrainConfig's, the
+    schedule's); `fields` names them, so that memloc.config names the keys they came from."""
+
+    def __init__(self, message: str, fields: tuple[str, ...]):
+        super().__init__(message)
+        self.fields = tuple(fields)
+
+
+def steps_per_epoch(examples: int, batch_size: int) -> int:
+    """Batches of an epoch over `examples` (the last one may be smaller)."""
+    return math.ceil(examples / batch_size)
+
+
+def check_warmup(cfg: TrainConfig, steps: int) -> None:
+    """The one-cycle warm-up of `steps` batches an epoch spans more than one step: OneCycleLR
+    divides by (warm-up steps - 1).  memloc.config_settings checks it when the DAG is parsed."""
+    total = cfg.epochs * steps
+    if cfg.peak_epoch / cfg.epochs * total <= 1:
+        raise SettingsError(f"one-cycle schedule of {total} steps ({cfg.epochs} epochs x {steps} batches of "
+                            f"{cfg.batch_size}) peaking at epoch {cfg.peak_epoch}: the warm-up must span more than "
+                            f"one step; train on more examples, or with a smaller batch_size or a later peak_epoch",
+                            ("peak_epoch", "batch_size"))
+
+
+@dataclass
+class TrainConfig:
+    """One training's settings.  The workflow passes the validated config's `train` section
+    (plus seed and groups); the defaults here equal the schema's (tests/test_defaults.py)."""
+
+    epochs: int = 50
+    batch_size: int = 512
+    peak_lr: float = 0.1
+    peak_epoch: float = 10  # the one-cycle lr rises linearly from 0 to peak_lr here, then falls to 0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    eval_batch_size: int = 1024
+    gradient_accounting: bool = True
+    group_column: str = "is_noisy"  # the data-table column that splits the examples in two groups
+    group_names: tuple[str, str] = ("clean", "noisy")  # names of group False / True
+
+    def __post_init__(self):
+        if not 0 < self.peak_epoch < self.epochs:  # OneCycleLR needs steps on both sides of the peak
+            raise SettingsError(f"the one-cycle schedule needs 0 < peak_epoch < epochs, steps on both sides of "
+                                f"its learning-rate peak (got peak_epoch {self.peak_epoch}, epochs {self.epochs})",
+                                ("peak_epoch", "epochs"))
+        self.group_names = tuple(self.group_names)
