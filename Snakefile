@@ -25,7 +25,8 @@ os.environ.update(
 
 validate(config, "workflow/schemas/config.schema.yaml")
 
-from memloc.config import check_config, resolve_config, resolve_factories
+from memloc.config import resolve_config, resolve_factories
+from memloc.config_checks import check_config
 
 # nulls that stand for another key's value (e.g. dropout.epochs: null = train.epochs) are
 # replaced here, once: planning code reads every key as it is

@@ -37,9 +37,10 @@ from memloc.core.data.source import DataSource
 from memloc.core.device import resolve_device
 from memloc.core.models.build import ModelConfig, build_model
 from memloc.core.train.checkpoints import model_from_checkpoint
+from memloc.flipping.accuracy import accuracy_rows
 from memloc.flipping.batched import flip_examples, folded_batchnorm
 from memloc.flipping.budget import CUDA_SAFETY, GIB, budget_rows, row_cost
-from memloc.flipping.jobs import accuracy_rows, select_examples
+from memloc.flipping.jobs import select_examples
 from memloc.flipping.objective import FlipConfig, flip_until_misclassified, results_frame
 from memloc.flipping.plan import flip_settings
 from memloc.flipping.units import candidate_units

@@ -6,7 +6,7 @@
 Jobs: the dry run of the configuration (`snakemake -n` in an empty directory: the jobs that
 would run, groups and all).  Per GPU job:
 
-  work      memloc.runs.resources.forward_passes (the images its model sees, in forward-pass
+  work      memloc.plan.resources.forward_passes (the images its model sees, in forward-pass
             equivalents: a backward pass = 2 forwards; the formulas per rule are there) x the
             model's forward FLOPs per image (torch's FlopCounterMode on one image, here), at a
             sustained --tflops
@@ -39,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from memloc.config import load_config
 from memloc.core.models.build import ModelConfig, build_model
-from memloc.runs import resources
+from memloc.plan import resources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,7 +98,7 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], tflops: float, startup_
     print(f"{'total':15s} {n_jobs:6d} {'':8s} {total[0]:8.1f} {total[1]:10.1f} {total[0] + total[1]:7.1f} "
           f"{total[2]:8.0f}")
     print(f"ViT rewinding without the stage split (every pass from the input): +{vit_rewind_h:.1f} GPU h")
-    print("forward GFLOP per image (FlopCounterMode; memloc.runs.resources' constants sizing the jobs):")
+    print("forward GFLOP per image (FlopCounterMode; memloc.plan.resources' constants sizing the jobs):")
     for (m, d), f in sorted(flops.items()):
         const = resources.forward_gflop(config, m, d)
         flag = "" if abs(const * 1e9 / f - 1) <= 0.1 else "   <- constant more than 10% off"
@@ -138,7 +138,7 @@ def measure_cpu() -> None:
     step = statistics.median(times[1:])
     gflops = 3 * counter.get_total_flops() * 128 / step / 1e9
     print(f"CPU, 1 thread, ResNet-9 width 0.25 on 28x28, batch 128: {128 / step:,.0f} img/s = {gflops:.1f} GFLOP/s "
-          f"sustained (memloc.runs.resources.SUSTAINED_TFLOPS['cpu'] = {resources.SUSTAINED_TFLOPS['cpu'] * 1e3:g})")
+          f"sustained (memloc.plan.resources.SUSTAINED_TFLOPS['cpu'] = {resources.SUSTAINED_TFLOPS['cpu'] * 1e3:g})")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The checks of memloc.config.check_config that take the plan's view: every settings object
+"""The checks of memloc.config_checks.check_config that take the plan's view: every settings object
 the planned jobs build, built when the DAG is parsed; the values that the data bound; the
 primary setting beside the noise grid.
 

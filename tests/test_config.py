@@ -100,7 +100,8 @@ def test_primary_noise_outside_the_grid_is_planned_with_a_note(dry_runs):
 def test_a_declared_datasets_size_bounds_train_subset(tmp_path, monkeypatch):
     """A declared dataset's training split is known from its .npz headers when the DAG is
     parsed: the preset's train_subset (300) above it stops the DAG (no DAG: check_config)."""
-    from memloc.config import ConfigError, check_config, load_config
+    from memloc.config import ConfigError, load_config
+    from memloc.config_checks import check_config
 
     monkeypatch.chdir(tmp_path)  # no fetch record of its size there
     config = load_config(PRESET)

@@ -15,7 +15,8 @@ import torch
 import yaml
 from PIL import Image
 
-from memloc.config import ConfigError, check_config, load_config
+from memloc.config import ConfigError, load_config
+from memloc.config_checks import check_config
 from memloc.core.data.builtin import DATASETS, load_dataset
 from memloc.core.data.catalog import dataset_info
 from memloc.core.data.declared import display_uint8, read_split

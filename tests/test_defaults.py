@@ -10,7 +10,8 @@ import pytest
 from snakemake.utils import validate
 
 from memloc.atypical.cscores import HoldoutConfig
-from memloc.config import SCHEMA, check_config, load_config, resolve_config
+from memloc.config import SCHEMA, load_config, resolve_config
+from memloc.config_checks import check_config
 from memloc.core.data.source import DataSource
 from memloc.core.models.build import ModelConfig
 from memloc.core.train.config import TrainConfig

@@ -110,7 +110,7 @@ def test_detection_scores_join_the_seeds_with_flip_counts_and_groups():
 
 
 def test_flipping_paper_rows_set_ours_beside_the_papers(tmp_path):
-    from memloc.flipping.jobs import paper_rows
+    from memloc.report.paper_vs_ours import write_flipping_rows as paper_rows
 
     flips = pd.DataFrame({"seed": [0, 0, 1, 1], "index": [0, 1, 0, 1], "is_noisy": [F, T, F, T],
                           "removals": [20, 3, 10, 5], "accuracy_train": [0.9, 0.7, 0.9, 0.8]})
@@ -133,7 +133,7 @@ def test_flipping_paper_rows_set_ours_beside_the_papers(tmp_path):
 
 def test_fig05_rows_of_a_group_with_no_initially_correct_example_say_why(tmp_path):
     """A few-epoch model may predict no noisy example as its label: no mean, n = 0, a note."""
-    from memloc.flipping.jobs import paper_rows
+    from memloc.report.paper_vs_ours import write_flipping_rows as paper_rows
 
     flips = pd.DataFrame({"seed": [0, 0, 0, 1, 1, 1], "index": [0, 1, 2] * 2, "is_noisy": [F, T, T] * 2,
                           "initially_correct": [T, F, F, T, F, F], "removals": [6, 0, 0, 8, 0, 0],

@@ -19,7 +19,7 @@ from memloc.core.train.tables import run_tables
 from memloc.dropout import plan, tables
 from memloc.dropout.model import DropoutModelConfig
 from memloc.dropout.tied import DROP_SCALES, PLACEMENTS, ExampleTiedDropout, FixedSparseDropout, mix32, tied_modules
-from memloc.report.tables import comparison_row, join_rows, write_rows
+from memloc.report.paper_vs_ours import comparison_row, dropout_rows, join_rows, write_rows
 
 TIED = {"dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3}}
 
@@ -254,7 +254,7 @@ def test_tables_read_the_last_epoch_of_each_run_averaged_over_seeds():
     assert by_method["example_tied", "noisy"] == pytest.approx(100 * (0.3 + 0.02 - 0.1 + 0.01))
     assert wide["Method"].tolist() == ["Standard dropout (p = 0.4)", "Sparse network (s = 0.4)",
                                        "Example-tied (p_gen = 0.4, p_mem = 0.2)"]
-    rows = tables.paper_rows({t: tables.TABLES[t](final, plan.table_runs(STUDY, t))[0] for t in plan.TABLES},
+    rows = dropout_rows({t: tables.TABLES[t](final, plan.table_runs(STUDY, t))[0] for t in plan.TABLES},
                              {"fashion_mnist": "ours"})
     # tab1: 6 numbers; tab2: the 2 x 2 numbers of the paper's cells (p_mem 0.2, p_gen 0.4 / 0.6); tab3: 6
     assert [r["artefact"] for r in rows] == ["tab1"] * 6 + ["tab2"] * 4 + ["tab3"] * 6
@@ -275,7 +275,8 @@ def test_paper_vs_ours_rows_join(tmp_path):
 
 
 def test_config_check_names_the_dropout_keys():
-    from memloc.config import ConfigError, _check_datasets, _check_dropout
+    from memloc.config import ConfigError
+    from memloc.config_checks import _check_datasets, _check_dropout
 
     # (dropout.epochs against train.peak_epoch: the dropout runs' TrainConfig, tests/test_config.py)
     config = {"train": {"peak_epoch": 5}, "data_root": "nowhere", "download": False,

@@ -281,7 +281,8 @@ def split_net(num_classes, in_channels, image_size):
 
 
 def test_the_config_check_builds_the_study_model_with_its_dropout():
-    from memloc.config import ConfigError, _check_dropout
+    from memloc.config import ConfigError
+    from memloc.config_checks import _check_dropout
 
     config = {"train": {"peak_epoch": 2}, "primary": {"dataset": "fashion_mnist"}, "model_settings": {},
               "model_definitions": {"split_net": {"factory": f"{__file__}:split_net", "dropout_after": ["conv"]}},

@@ -25,8 +25,9 @@ from memloc.core.train.checkpoints import model_from_checkpoint
 from memloc.core.train.config import TrainConfig
 from memloc.core.train.evaluation import prepare_batch
 from memloc.core.train.run import train
+from memloc.flipping.accuracy import accuracy_rows
 from memloc.flipping.batched import flip_examples, folded_batchnorm
-from memloc.flipping.jobs import accuracy_rows, select_examples
+from memloc.flipping.jobs import select_examples
 from memloc.flipping.masks import full_masks, mask_gradients, remove
 from memloc.flipping.objective import (
     FlipConfig,

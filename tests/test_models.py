@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from memloc.config import ConfigError, check_config, load_config, resolve_factories
+from memloc.config import ConfigError, load_config, resolve_factories
+from memloc.config_checks import check_config
 from memloc.core.data.noise import make_corrupted_table
 from memloc.core.data.run_data import training_set
 from memloc.core.data.source import DataSource

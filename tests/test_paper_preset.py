@@ -21,7 +21,7 @@ import yaml
 import yte
 
 from memloc.config import load_config
-from memloc.runs import resources
+from memloc.plan import resources
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper.yaml"

@@ -20,7 +20,8 @@ from memloc.atypical.plan import (
     holdout_report,
     published_cscores,
 )
-from memloc.config import ConfigError, check_config, load_config
+from memloc.config import ConfigError, load_config
+from memloc.config_checks import check_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = {"root": "data", "download": False, "verify_checksums": True}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yte
 
-from memloc.runs import resources
+from memloc.plan import resources
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"

@@ -19,8 +19,7 @@ from memloc.atypical.cscores import (
 )
 from memloc.atypical.fetch import fetch_cscores
 from memloc.atypical.precision import precision_table, summary_row
-from memloc.core.files import write_parquet
-from memloc.report.tables import save_table
+from memloc.core.files import save_table, write_parquet
 
 
 def train_holdout_model(

@@ -10,7 +10,6 @@ from memloc.atypical.cscores import HoldoutConfig
 from memloc.atypical.fetch import url_suffix
 from memloc.core.paths import HOLDOUT_PART, run_dir
 
-ATYPICAL_LAYER_FIGURES = ("fig09", "fig19")
 # Where rule fetch_cscores puts a published C-score file (ext: the URL's, npz or npy).
 CSCORE_DOWNLOAD = "data/cscores/{dataset}.{ext}"
 

@@ -1,6 +1,7 @@
 """Atomic writes of result files: a temporary file next to the target, then a rename, so that
-an interrupted job never leaves a half-written table behind.  Imports only pandas: the table
-and figure jobs use it without paying torch's import."""
+an interrupted job never leaves a half-written table behind; display tables as CSV +
+Markdown, and per-run tables collected into one.  Imports only pandas: the table and figure
+jobs use it without paying torch's import."""
 
 from __future__ import annotations
 
@@ -37,3 +38,23 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a parquet table atomically (temp file, then rename)."""
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
+
+
+def save_table(df: pd.DataFrame, csv: str | os.PathLike, md: str | os.PathLike, floatfmt: str = ".1f") -> None:
+    """Write a display table as CSV and as a Markdown (GitHub pipe) table, atomically."""
+    write_text_atomic(df.to_csv(index=False), csv)
+    write_text_atomic(df.to_markdown(index=False, floatfmt=floatfmt) + "\n", md)
+
+
+def collect_runs(tables: list[str], runs: list[dict], out: str | os.PathLike) -> pd.DataFrame:
+    """Concatenate per-run tables, adding each run's identifying columns (dataset, model,
+    noise, seed, ...) in front."""
+    frames = []
+    for path, run in zip(tables, runs, strict=True):
+        df = pd.read_parquet(path)
+        for key, value in reversed(list(run.items())):
+            df.insert(0, key, value)
+        frames.append(df)
+    joined = pd.concat(frames, ignore_index=True)
+    write_parquet(joined, out)
+    return joined

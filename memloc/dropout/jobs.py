@@ -1,5 +1,5 @@
-"""Workflow steps of the example-tied dropout study after training: tab1-tab3, their
-paper-vs-ours rows and fig07's table.  Paths in, files out; only workflow/scripts call
+"""Workflow steps of the example-tied dropout study after training: tab1-tab3 and fig07's
+table (their paper-vs-ours rows: memloc.report.paper_vs_ours).  Paths in, files out; only workflow/scripts call
 these (memloc.dropout.tables computes the tables; the runs train with the train rule's
 memloc.runs.jobs.train_run).  Only fig07's table, which reads pixels, imports torch (when
 called): the table jobs start in a second instead of four."""
@@ -10,9 +10,8 @@ import os
 
 import pandas as pd
 
-from memloc.core.files import write_parquet
+from memloc.core.files import save_table, write_parquet
 from memloc.dropout import tables
-from memloc.report.tables import save_table, write_rows
 
 
 def write_table(table: str, metrics: str | os.PathLike, outputs: dict[str, str], runs: list[dict]) -> pd.DataFrame:
@@ -25,13 +24,6 @@ def write_table(table: str, metrics: str | os.PathLike, outputs: dict[str, str],
     write_parquet(long, outputs["parquet"])
     save_table(wide, outputs["csv"], outputs["md"])
     return long
-
-
-def paper_rows(long_tables: dict[str, str], out: str | os.PathLike, settings: dict[str, str]) -> pd.DataFrame:
-    """Paper-vs-ours rows of tab1-tab3.  long_tables: {tab id: its long parquet}; settings:
-    {dataset: our setting}."""
-    frames = {tab: pd.read_parquet(path) for tab, path in long_tables.items()}
-    return write_rows(tables.paper_rows(frames, settings), out)
 
 
 def forgotten_examples(

@@ -18,7 +18,7 @@ import re
 
 from memloc.core.paths import DATA_TABLE, noise_label
 from memloc.core.paths import DROPOUT_RUN_DIR as RUN_DIR
-from memloc.report.titles import dataset_title, model_title
+from memloc.core.titles import dataset_title, model_title
 
 PAPER_MODEL = "resnet9"  # the paper's: the model of a hand-written config without dropout.model
 TABLES = ("tab1", "tab2", "tab3")

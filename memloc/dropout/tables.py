@@ -1,5 +1,5 @@
-"""The example-tied dropout study's tables: tab1-tab3 from the runs' metrics, their
-paper-vs-ours rows, and fig07's forgotten examples.  DataFrames in, DataFrames out
+"""The example-tied dropout study's tables: tab1-tab3 from the runs' metrics and fig07's
+forgotten examples (their paper-vs-ours rows: memloc.report.paper_vs_ours).  DataFrames in, DataFrames out
 (memloc.dropout.jobs reads and writes the files).
 
 A run here is a run dict of memloc.dropout.plan (dataset, dropout, method, p_gen, p_mem, ...);
@@ -11,9 +11,14 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from memloc.report.paper import DROPOUT_SETTING, PAPER_TAB1, PAPER_TAB2, PAPER_TAB3
-from memloc.report.tables import comparison_row
-from memloc.report.titles import CLASS_NAMES, DATASET_TITLES, METHOD_TITLES, dataset_title
+from memloc.core.titles import CLASS_NAMES, dataset_title
+
+# The three methods of tab3, formatted with p_gen, p_mem.
+METHOD_TITLES = {
+    "standard": "Standard dropout (p = {p_gen:g})",
+    "fixed_sparse": "Sparse network (s = {p_gen:g})",
+    "example_tied": "Example-tied (p_gen = {p_gen:g}, p_mem = {p_mem:g})",
+}
 
 # -- tab1-tab3 --------------------------------------------------------------------------
 
@@ -85,53 +90,6 @@ def tab3(final: pd.DataFrame, runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFr
 
 
 TABLES = {"tab1": tab1, "tab2": tab2, "tab3": tab3}
-
-
-# -- paper vs ours ----------------------------------------------------------------------
-
-
-def _tab1_rows(t1: pd.DataFrame, settings: dict[str, str]) -> list[dict]:
-    """A dataset the paper does not have (Fashion-MNIST) is set against the paper's
-    CIFAR-10, its main setting."""
-    rows = []
-    for (dataset, when, subset), acc in t1.set_index(["dataset", "when", "subset"])["accuracy"].items():
-        ref = dataset if dataset in PAPER_TAB1 else "cifar10"
-        paper = PAPER_TAB1[ref][when][("clean", "noisy", "test").index(subset)]
-        rows.append(comparison_row("tab1", f"{subset} accuracy {when} dropping (%)", paper, acc,
-                                   DROPOUT_SETTING.format(dataset=DATASET_TITLES[ref]) + ", p_gen 0.4, p_mem 0.2",
-                                   settings[dataset]))
-    return rows
-
-
-def _tab2_rows(t2: pd.DataFrame, settings: dict[str, str]) -> list[dict]:
-    """Cells outside the paper's grid get no row."""
-    rows = []
-    cells = t2.set_index(["dataset", "p_mem", "p_gen", "subset"])["accuracy"]
-    for (dataset, p_mem, p_gen, subset), acc in cells.items():
-        paper = PAPER_TAB2.get((round(p_mem, 2), round(p_gen, 2)))
-        if paper is not None:
-            quantity = f"{subset} accuracy after dropping, p_gen {p_gen:g}, p_mem {p_mem:g} (%)"
-            rows.append(comparison_row("tab2", quantity, paper[("clean", "noisy").index(subset)], acc,
-                                       DROPOUT_SETTING.format(dataset="CIFAR-10"), settings[dataset]))
-    return rows
-
-
-def _tab3_rows(t3: pd.DataFrame, settings: dict[str, str]) -> list[dict]:
-    rows = []
-    for _, r in t3.iterrows():
-        title = METHOD_TITLES[r["method"]].format(p_gen=r["p_gen"], p_mem=r["p_mem"])
-        rows.append(comparison_row("tab3", f"{r['subset']} train accuracy, {title} (%)",
-                                   PAPER_TAB3[r["method"]][("clean", "noisy").index(r["subset"])], r["accuracy"],
-                                   DROPOUT_SETTING.format(dataset="CIFAR-10") + ", p = s = p_gen = 0.4, p_mem 0.2",
-                                   settings[r["dataset"]]))
-    return rows
-
-
-def paper_rows(tables: dict[str, pd.DataFrame], settings: dict[str, str]) -> list[dict]:
-    """Paper-vs-ours rows of tab1-tab3.  tables: {tab id: its long table}; settings:
-    {dataset: our setting}."""
-    return (_tab1_rows(tables["tab1"], settings) + _tab2_rows(tables["tab2"], settings)
-            + _tab3_rows(tables["tab3"], settings))
 
 
 # -- fig07 ------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The training accuracy after each example's removals, for many examples at once.
+"""The training accuracy after each example's removals, for many examples at once, on the
+training rows `accuracy_rows` picks.
 
 `final_correct` runs the model stage by stage as a tree: examples that removed the same
 units before a stage share the activations in front of it, so the unmasked prefix is
@@ -16,6 +17,14 @@ from tqdm.auto import tqdm
 
 from memloc.core.train.evaluation import prepare_batch
 from memloc.flipping.masks import masks_applied, model_stages, owner_chunks, scaled
+
+
+def accuracy_rows(n: int, size: int | None, seed: int) -> torch.Tensor:
+    """The training rows the post-removal accuracy is measured on: `size` of the `n` rows
+    (seeded, sorted), or all of them when size is None."""
+    if size is None or size >= n:
+        return torch.arange(n)
+    return torch.from_numpy(np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False)))
 
 
 @torch.no_grad()

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from memloc.report.paper import PAPER_AUC
+from memloc.flipping.paper import PAPER_AUC
 
 METHODS = ["flip count", "learning time", "forgetting events", "area under the margin", "second-split forgetting time"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from memloc.core.paths import DATA_TABLE, DETECTION_DIR, FLIP_DIR, noise_label, run_dir
-from memloc.report.titles import dataset_title, model_title
+from memloc.core.titles import dataset_title, model_title
 
 # The `flipping` keys that are memloc.flipping.objective.FlipConfig fields; the seed is the
 # run's training seed (flip_shard's wildcard).

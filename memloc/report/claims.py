@@ -148,8 +148,7 @@ def evaluate_claims(tables: dict[str, pd.DataFrame], setting: Setting,
 def write_claims(tables: dict[str, str], setting: dict, outputs: dict[str, str]) -> pd.DataFrame:
     """Job: read the named parquet tables (a claim whose tables are absent is 'n/a'), write
     claims.parquet / .csv / .md."""
-    from memloc.core.files import write_parquet
-    from memloc.report.tables import save_table
+    from memloc.core.files import save_table, write_parquet
 
     frames = {name: pd.read_parquet(path) for name, path in tables.items()}
     claims = evaluate_claims(frames, Setting(**{**setting, "fig01_window": tuple(setting["fig01_window"])}))

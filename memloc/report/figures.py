@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from memloc.core.titles import dataset_title, model_title, run_title
 from memloc.report import plots
-from memloc.report.titles import dataset_title, model_title, run_title
 
 
 def _primary(table: str, dataset: str, model: str, noise: float) -> pd.DataFrame:

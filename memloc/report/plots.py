@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from memloc.report.titles import dataset_title, model_title, run_title  # noqa: E402
+from memloc.core.titles import dataset_title, model_title, run_title  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="paper")
 

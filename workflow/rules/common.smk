@@ -7,7 +7,7 @@ from memloc.core.models.config import model_fields, model_names
 from memloc.atypical import plan as atypical_plan
 from memloc.layers.plan import REWINDING_FIGURES
 from memloc.runs import plan as runs_plan
-from memloc.runs import resources as job_resources
+from memloc.plan import resources as job_resources
 
 # A run's data variant (memloc.core.paths.RUN_DIR): label noise, or typical/atypical groups.
 VARIANT = r"noise[0-9.]+|atypical"
@@ -52,7 +52,7 @@ localrules:
 
 
 def job_runtime(rule_name):
-    """A job's wall-clock limit in minutes (memloc.runs.resources.minutes: from the model,
+    """A job's wall-clock limit in minutes (memloc.plan.resources.minutes: from the model,
     dataset, epochs and example counts); a retried job gets more."""
     return lambda wildcards, attempt: job_resources.minutes(
         rule_name, config, dict(wildcards.items()), attempt
@@ -60,7 +60,7 @@ def job_runtime(rule_name):
 
 
 def job_mem_mb(rule_name):
-    """A job's memory in MB (memloc.runs.resources.mem_mb); a retried job gets more."""
+    """A job's memory in MB (memloc.plan.resources.mem_mb); a retried job gets more."""
     return lambda wildcards, attempt: job_resources.mem_mb(
         rule_name, config, dict(wildcards.items()), attempt
     )

@@ -1,5 +1,5 @@
 # results/tables/paper_vs_ours.{parquet,csv,md}: the paper's numbers beside ours.  Every
-# stage that reproduces a reported number writes its rows (memloc.report.tables.write_rows)
+# stage that reproduces a reported number writes its rows (memloc.report.paper_vs_ours.write_rows)
 # to a parquet file of its own (rules dropout_paper_rows, flipping_paper_rows); this rule
 # names them all, and joins them in this order.
 

@@ -1,7 +1,7 @@
 """Concatenate one table of many runs, with dataset/model/noise/seed columns."""
 
+from memloc.core.files import collect_runs
 from memloc.core.provenance import start_job_log
-from memloc.report.tables import collect_runs
 
 start_job_log(snakemake.log[0])
 

@@ -2,8 +2,8 @@
 
 import sys
 
-from memloc.flipping.jobs import paper_rows
+from memloc.report.paper_vs_ours import write_flipping_rows
 
 sys.stderr = open(snakemake.log[0], "w")
 
-paper_rows(snakemake.input.flipping, snakemake.input.auc, snakemake.output[0], snakemake.params.setting)
+write_flipping_rows(snakemake.input.flipping, snakemake.input.auc, snakemake.output[0], snakemake.params.setting)

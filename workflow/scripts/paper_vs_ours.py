@@ -2,7 +2,7 @@
 
 import sys
 
-from memloc.report.tables import join_rows
+from memloc.report.paper_vs_ours import join_rows
 
 sys.stderr = open(snakemake.log[0], "w")
 

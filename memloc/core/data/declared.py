@@ -21,7 +21,7 @@ and dropout only gather their rows and call memloc.core.train.evaluation.prepare
 `display_uint8` turns either into uint8 pixels for pictures (fig07).
 
 Bad data raises DatasetError naming the file: `check_declared` (folder listings, headers and
-labels: at DAG parse time, from memloc.config.check_config) and `fetch_dataset` (every file,
+labels: at DAG parse time, from memloc.config_checks.check_config) and `fetch_dataset` (every file,
 in the fetch_dataset job, before any job reads the dataset).
 """
 

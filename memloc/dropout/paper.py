@@ -1,25 +1,7 @@
-"""The numbers the paper reports, which the paper-vs-ours table sets beside ours.
-
-Accuracies and shares are in percent; AUCs are fractions.  Each block names the paper's
-setting the numbers come from (its `*_SETTING` text goes into the table's paper_setting
-column)."""
+"""The numbers the paper reports for example-tied dropout (Sec. 6.2, tab1-tab3), which the
+paper-vs-ours table (memloc.report.paper_vs_ours) sets beside ours.  Accuracies are in percent."""
 
 from __future__ import annotations
-
-# -- neuron flipping (Sec. 6.1, fig05) ----------------------------------------------------
-
-FIG05_SETTING = "ResNet-9, CIFAR-10, 10% noise, 1000 + 1000 examples, 30 models"
-PAPER_FIG05 = {
-    "mean_removals_noisy": 5.1,  # units zeroed until the prediction flips, mean over noisy examples
-    "mean_removals_clean": 15.7,
-    "noisy_flipped_below_10": 90.0,  # % of noisy examples flipped by < 10 removals (the paper: > 90)
-    "accuracy_gap": 10.0,  # post-removal training accuracy, noisy minus clean (points)
-}
-
-# -- mislabeled-example detection (Sec. 6.1, last paragraph) ------------------------------
-
-AUC_SETTING = "ResNet-9, CIFAR-10, 10% noise"
-PAPER_AUC = {"flip count": 0.89, "learning time": 0.87, "second-split forgetting time": 0.93}
 
 # -- example-tied dropout (Sec. 6.2, tab1-tab3) -------------------------------------------
 

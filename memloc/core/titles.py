@@ -1,18 +1,10 @@
-"""The names figures and tables show for datasets, models, dropout methods and classes.
-
-Kept apart from memloc.report.plots so that a plan (which builds titles and scale text
-while Snakemake parses the DAG) imports no plotting library."""
+"""The names figures and tables show for datasets, models and classes (plans build titles and
+scale text from them while Snakemake parses the DAG; memloc.report draws them)."""
 
 from __future__ import annotations
 
 DATASET_TITLES = {"cifar10": "CIFAR-10", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "svhn": "SVHN"}
 MODEL_TITLES = {"resnet9": "ResNet-9", "resnet50": "ResNet-50", "vit_small": "ViT-small"}
-# The three methods of tab3 (the example-tied dropout study), formatted with p_gen, p_mem.
-METHOD_TITLES = {
-    "standard": "Standard dropout (p = {p_gen:g})",
-    "fixed_sparse": "Sparse network (s = {p_gen:g})",
-    "example_tied": "Example-tied (p_gen = {p_gen:g}, p_mem = {p_mem:g})",
-}
 # Class names by label, for the captions of fig07 (other datasets show the label number).
 CLASS_NAMES = {
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],

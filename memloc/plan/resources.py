@@ -73,7 +73,6 @@ MAX_MINUTES = 8 * 60  # no submission asks for more (a common partition limit)
 FLIP_STEPS = 10  # mean removals per flipped example in the paper: 5.1 (noisy), 15.7 (clean)
 # Host memory of a GPU job besides its data: python, torch, the CUDA libraries and context.
 GPU_BASE_MB = 4000
-CPU_BASE_MB = 2000
 DATA_COPIES = 1.25  # float32 images + the uint8 source (a quarter of it)
 
 
@@ -167,7 +166,7 @@ def forward_passes(rule: str, config: dict, wc: dict) -> float:
         examples = 2 * flip["examples_per_group"] / flip["shards"]
         per_example = FLIP_STEPS * (flip["noise_copies"] + flip["population_batch"]) * 3
         return examples * (per_example + (flip["accuracy_examples"] or n))
-    raise ValueError(f"memloc.runs.resources: {rule!r} is not a GPU rule ({', '.join(GPU_RULES)})")
+    raise ValueError(f"memloc.plan.resources: {rule!r} is not a GPU rule ({', '.join(GPU_RULES)})")
 
 
 def device_kind(config: dict) -> str:
