@@ -35,14 +35,6 @@ resolve_config(config)
 # then stored with its absolute path (jobs and checkpoints rebuild the model from it)
 resolve_factories(config, workflow.configfiles)
 check_config(config)
-# every job's forward passes run in this precision, and training compiles the model or not
-# (memloc.core.device.precision_for, compile_enabled), and CUDA kernels are deterministic or
-# not (deterministic_enabled)
-os.environ.update(
-    MEMLOC_PRECISION=config["precision"],
-    MEMLOC_COMPILE=str(config["compile"]).lower(),
-    MEMLOC_DETERMINISTIC=str(config["deterministic"]).lower(),
-)
 
 
 include: "workflow/rules/common.smk"

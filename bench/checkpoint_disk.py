@@ -20,12 +20,11 @@ import torch
 
 from memloc.atypical.plan import atypical_runs, holdout_parts
 from memloc.config import load_config
-from memloc.core.data.builtin import DATASETS
 from memloc.core.models.build import ModelConfig, build_model
 from memloc.dropout import plan as dropout_plan
 from memloc.flipping import plan as flipping_study
 from memloc.layers.plan import retraining_runs, rewinding_runs
-from memloc.runs.plan import gradient_runs, unique_runs
+from memloc.runs.plan import data_source, gradient_runs, model_settings, unique_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"cifar10": 50_000, "mnist": 60_000, "fashion_mnist": 60_000, "svhn": 73_257}
@@ -35,9 +34,7 @@ RNG_BYTES = 5_056 + 16  # torch's CPU generator state + the data order's (CUDA's
 
 def state_bytes(config: dict, model: str, dataset: str) -> tuple[int, int]:
     """(bytes of the model's state_dict, bytes of its parameters = SGD's momentum)."""
-    _, classes, channels, size = DATASETS[dataset]
-    cfg = ModelConfig(name=model, num_classes=classes, in_channels=channels, image_size=size,
-                      **config["model_settings"].get(model, {}))
+    cfg = ModelConfig.for_dataset(dataset, data_source(config), **model_settings(config, model))
     with torch.device("meta"):
         net = build_model(cfg)
     state = sum(t.numel() * t.element_size() for t in net.state_dict().values())

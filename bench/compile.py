@@ -1,6 +1,6 @@
 """Benchmark: training through torch.compile (config key `compile: true`) against eager.
 
-The training's own loop (memloc.core.train.sgd: cross_entropy + sgd_epoch, at the job's precision)
+The training's own loop (memloc.core.train.sgd.run_sgd, at the job's precision)
 over real Fashion-MNIST images (28x28), ResNet-9 at `--width`; the two models alternate over
 several rounds so that load from other processes affects both alike.  Prints img/s of each
 (median over rounds), their ratio, the compilation's cost (the compiled model's first epoch
@@ -10,25 +10,25 @@ minus a steady one) and how many images of training pay it back.
 """
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
 
 import torch
+from settings import config, model_config, source_fields, train_config, use_compute
 
+from memloc.core.data.run_data import TrainingSet
 from memloc.core.data.source import DataSource
 from memloc.core.device import precision_for, resolve_device
-from memloc.core.models.build import ModelConfig, build_model
-from memloc.core.train.config import TrainConfig
-from memloc.core.train.sgd import cross_entropy, scheduled_sgd, sgd_epoch
+from memloc.core.models.build import build_model
+from memloc.core.train.sgd import make_sgd, run_sgd
 
 
 def arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--precision", default=None, help="auto / bf16 / fp16 / fp32 (default: MEMLOC_PRECISION or auto)")
+    ap.add_argument("--precision", default=None, help="auto / bf16 / fp16 / fp32 (default: config.yaml's)")
     ap.add_argument("--width", type=float, default=0.25)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--steps", type=int, default=10, help="batches per timed epoch")
@@ -37,10 +37,10 @@ def arguments() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def timed_epoch(run, order: torch.Tensor, batch: int, device: torch.device) -> float:
-    """Seconds of one sgd_epoch of `run` = (model, optimizer, scheduler, batch loss)."""
+def timed_epoch(sgd, data: TrainingSet, device: torch.device) -> float:
+    """Seconds of one epoch of the SGD loop over `data`."""
     start = time.perf_counter()
-    sgd_epoch(*run[:3], order, batch, run[3])
+    run_sgd(sgd, data, torch.arange(len(data.labels)), [1], lambda epoch: None, device)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -48,28 +48,27 @@ def timed_epoch(run, order: torch.Tensor, batch: int, device: torch.device) -> f
 
 def main():
     args = arguments()
-    if args.precision:
-        os.environ["MEMLOC_PRECISION"] = args.precision
+    use_compute(precision=args.precision or config()["precision"])
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    data = DataSource(args.root or tempfile.mkdtemp()).load("fashion_mnist", train=True)
+    split = DataSource(**source_fields(args.root or tempfile.mkdtemp())).load("fashion_mnist", train=True)
     n = args.steps * args.batch
-    images, labels = data.images[:n].to(device), data.labels[:n].to(device)
-    order = torch.arange(n)
-    cfg = TrainConfig(epochs=1000, peak_epoch=1, batch_size=args.batch)  # a slowly rising lr: steps stay finite
+    images, labels = split.images[:n].to(device), split.labels[:n].to(device)
+    data = TrainingSet(images, labels, torch.zeros(n, dtype=torch.bool, device=device), labels)
+    # a slowly rising lr: steps stay finite
+    cfg = train_config(epochs=1000, peak_epoch=1, batch_size=args.batch, gradient_accounting=False)
     runs, first = {}, {}
     for name in ("eager", "compiled"):
         torch.manual_seed(0)
-        model = build_model(ModelConfig("resnet9", 10, 1, 28, width=args.width))
+        model = build_model(model_config("resnet9", 10, 1, 28, width=args.width))
         model = model.to(device, memory_format=torch.channels_last)
         forward = torch.compile(model) if name == "compiled" else model
-        opt, sched = scheduled_sgd(model.parameters(), cfg, n)
-        runs[name] = (forward, opt, sched, cross_entropy(forward, images, labels, device))
-        first[name] = timed_epoch(runs[name], order, args.batch, device)  # compiles; warms caches
+        runs[name] = make_sgd(forward, model.parameters(), cfg, n, device)
+        first[name] = timed_epoch(runs[name], data, device)  # compiles; warms caches
     seconds = {name: [] for name in runs}
     for _ in range(args.rounds):
         for name, run in runs.items():
-            seconds[name].append(timed_epoch(run, order, args.batch, device))
+            seconds[name].append(timed_epoch(run, data, device))
     med = {name: statistics.median(s) for name, s in seconds.items()}
     rate = {name: n / t for name, t in med.items()}
     compile_s = first["compiled"] - med["compiled"]

@@ -11,15 +11,18 @@ import argparse
 import statistics
 import time
 
+import settings
 import torch
 import torch.nn.functional as F
+from settings import model_fields, train_config, use_compute
 
 from memloc.core.device import resolve_device
 from memloc.core.example_index import forward_with_index
-from memloc.core.models.build import ModelConfig, build_model
-from memloc.core.train.config import TrainConfig
+from memloc.core.models.build import ModelConfig
 from memloc.core.train.evaluation import prepare_batch
 from memloc.core.train.sgd import make_optimizer
+from memloc.dropout import plan as dropout_plan
+from memloc.dropout.model import DropoutModelConfig
 from memloc.dropout.tied import PLACEMENTS
 
 
@@ -48,14 +51,17 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    use_compute()
     device = resolve_device(args.device)
     models = {}
-    tied = {"dropout": {"p_gen": 0.4, "p_mem": 0.2, "placement": args.placement}}
-    for name, extra in (("plain", {}), ("example-tied", tied)):
+    fields = model_fields("resnet9", 10, args.channels, args.size, width=args.width)
+    dropout = {**dropout_plan.model_settings(settings.config(), "resnet9", "tied_pgen0.4_pmem0.2", 0)["dropout"],
+               "placement": args.placement}
+    configs = {"plain": ModelConfig(**fields), "example-tied": DropoutModelConfig(**fields, dropout=dropout)}
+    for name, cfg in configs.items():
         torch.manual_seed(0)
-        cfg = ModelConfig("resnet9", 10, args.channels, args.size, width=args.width, extra=extra)
-        model = build_model(cfg).to(device, memory_format=torch.channels_last)
-        models[name] = (model, make_optimizer(model.parameters(), TrainConfig(peak_lr=0.01, epochs=2, peak_epoch=1)))
+        model = cfg.build().to(device, memory_format=torch.channels_last)
+        models[name] = (model, make_optimizer(model.parameters(), train_config(peak_lr=0.01, epochs=2, peak_epoch=1)))
     images = torch.randint(0, 256, (args.steps * args.batch, args.channels, args.size, args.size), dtype=torch.uint8)
     batches = [
         (prepare_batch(images[i * args.batch : (i + 1) * args.batch], device),

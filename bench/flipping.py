@@ -32,18 +32,19 @@ import torch
 
 from memloc.config import load_config
 from memloc.core.data.builtin import DATASETS
-from memloc.core.data.run_data import training_set
+from memloc.core.data.run_data import TrainingSet, training_set
 from memloc.core.data.source import DataSource
-from memloc.core.device import resolve_device
+from memloc.core.device import Compute, resolve_device, use
 from memloc.core.models.build import ModelConfig, build_model
 from memloc.core.train.checkpoints import model_from_checkpoint
 from memloc.flipping.accuracy import accuracy_rows
 from memloc.flipping.batched import flip_examples, folded_batchnorm
 from memloc.flipping.budget import CUDA_SAFETY, GIB, budget_rows, row_cost
 from memloc.flipping.jobs import select_examples
-from memloc.flipping.objective import FlipConfig, flip_until_misclassified, results_frame
+from memloc.flipping.objective import FlipConfig, FlippingProblem, flip_until_misclassified, results_frame
 from memloc.flipping.plan import flip_settings
 from memloc.flipping.units import candidate_units
+from memloc.runs.plan import data_source, model_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,17 +64,18 @@ def main():
     ap.add_argument("--row-cost", action="store_true", help="measure the saved bytes per row instead (see above)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    config = load_config(args.config)  # as the workflow has it: validated (defaults filled in) and resolved
+    use(Compute(config["precision"], config["compile"], config["deterministic"]))
     device = resolve_device(args.device)
 
-    config = load_config(args.config)  # as the workflow has it: validated (defaults filled in) and resolved
     if args.row_cost:
         return report_row_cost(config, device)
-    flip = config["flipping"]
-    settings = flip_settings(config)  # what every flip_shard job uses
+    settings = flip_settings(config, 0)  # what the flip_shard jobs of seed 0 use
     if args.resample_every is not None:
         settings["resample_every"] = args.resample_every
+    if args.accuracy_examples is not None:
+        settings["accuracy_examples"] = args.accuracy_examples
     cfg = FlipConfig(**settings)
-    accuracy_examples = flip["accuracy_examples"] if args.accuracy_examples is None else args.accuracy_examples
 
     manifest = Path(args.run) / "checkpoints.txt"
     if not manifest.exists():
@@ -82,21 +84,22 @@ def main():
     for p in model.parameters():
         p.requires_grad_(False)
     table = pd.read_parquet(args.data)
-    data = training_set(table, DataSource(args.data_root).load(args.dataset, train=True))
+    source = DataSource(**{**data_source(config), "root": args.data_root, "cache": None})
+    data = training_set(table, source.load(args.dataset, train=True), "is_noisy")
     examples = select_examples(table, args.per_group, seed=0)["index"].tolist()
-    eval_index = accuracy_rows(len(table), accuracy_examples, seed=0)
+    eval_index = accuracy_rows(len(table), cfg.accuracy_examples, seed=0)
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
     start, cpu = time.perf_counter(), time.process_time()
-    fast = results_frame(flip_examples(model, examples, data.images, data.labels, data.group, cfg, device,
+    fast = results_frame(flip_examples(model, examples, data, cfg, device,
                                        eval_index=eval_index, progress=False))
     sync()
     t_fast, c_fast = time.perf_counter() - start, time.process_time() - cpu
     start, cpu = time.perf_counter(), time.process_time()
-    ref = results_frame([flip_until_misclassified(model, i, data.images, data.labels, data.group, cfg, device,
+    ref = results_frame([flip_until_misclassified(model, i, data, cfg, device,
                                                   eval_index=eval_index) for i in examples])
     sync()
     t_ref, c_ref = time.perf_counter() - start, time.process_time() - cpu
@@ -123,15 +126,16 @@ def report_row_cost(config: dict, device: torch.device) -> None:
     """Saved bytes per row of the primary model's masked pass (fp32, as flip_shard runs it),
     and the rows per pass on cards of 24, 40 and 80 GB (CUDA_SAFETY of it free)."""
     primary = config["primary"]
-    name, classes, channels, size = primary["model"], *DATASETS[primary["dataset"]][1:]
-    model_cfg = ModelConfig(name=name, num_classes=classes, in_channels=channels, image_size=size,
-                            **config["model_settings"].get(name, {}))
+    name, channels, size = primary["model"], *DATASETS[primary["dataset"]][2:]
+    model_cfg = ModelConfig.for_dataset(primary["dataset"], data_source(config), **model_settings(config, name))
     model = folded_batchnorm(build_model(model_cfg).to(device).eval().requires_grad_(False))
     units = candidate_units(model)
-    cfg = FlipConfig(**flip_settings(config))
+    cfg = FlipConfig(**flip_settings(config, 0))
     images = torch.randint(0, 256, (2, channels, size, size), dtype=torch.uint8)
+    zeros = torch.zeros(2, dtype=torch.int64)
     start = time.perf_counter()
-    cost = row_cost(model, units, images, torch.zeros(2, dtype=torch.int64), cfg, device, torch.float32)
+    cost = row_cost(FlippingProblem(model, units, TrainingSet(images, zeros, zeros.bool(), zeros), cfg, device,
+                                    torch.float32))
     print(f"{name} on {primary['dataset']} ({channels}x{size}x{size}), {sum(u.size for u in units)} units, "
           f"fp32: {cost.per_row / 2**20:.3f} MiB saved per row, {cost.rest / 2**20:.1f} MiB fixed "
           f"(measured in {time.perf_counter() - start:.1f} s)")

@@ -35,11 +35,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from settings import model_config
 from torch.utils.flop_counter import FlopCounterMode
 
 from memloc.config import load_config
 from memloc.core.models.build import ModelConfig, build_model
 from memloc.plan import resources
+from memloc.runs.plan import data_source, model_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +64,7 @@ def dry_run_jobs(configfile: str) -> list[tuple[str, dict]]:
 
 def forward_flops(config: dict, model: str, dataset: str) -> float:
     channels, size = resources.image_shape(dataset, config)
-    cfg = ModelConfig.for_dataset(dataset, name=model, **config["model_settings"].get(model, {}))
+    cfg = ModelConfig.for_dataset(dataset, data_source(config), **model_settings(config, model))
     net = build_model(cfg).eval()
     with FlopCounterMode(display=False) as counter:  # not no_grad: its fused attention goes uncounted
         net(torch.zeros(1, channels, size, size))
@@ -108,7 +110,8 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], tflops: float, startup_
 def _timed_startup(root: str) -> float:
     """Seconds for a fresh python to import torch and memloc's jobs and load Fashion-MNIST."""
     code = ("import memloc.runs.jobs; from memloc.core.data.source import DataSource; "
-            f"d = DataSource(root={root!r}); d.load('fashion_mnist', True); d.load('fashion_mnist', False)")
+            f"d = DataSource({root!r}, False, True, {{}}, None); d.load('fashion_mnist', True); "
+            "d.load('fashion_mnist', False)")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - start
@@ -122,7 +125,7 @@ def measure_cpu() -> None:
     print(f"start-up (python + torch + memloc imports, Fashion-MNIST train + test loaded): "
           f"median {statistics.median(startup):.1f} s of {', '.join(f'{s:.1f}' for s in startup)}")
     torch.set_num_threads(1)
-    cfg = ModelConfig.for_dataset("fashion_mnist", name="resnet9", width=0.25)
+    cfg = model_config("resnet9", 10, 1, 28, width=0.25)
     net, x = build_model(cfg), torch.randn(128, 1, 28, 28)
     y = torch.randint(0, 10, (128,))
     with FlopCounterMode(display=False) as counter:

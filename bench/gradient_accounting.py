@@ -15,10 +15,10 @@ import time
 
 import torch
 import torch.nn.functional as F
+from settings import model_config, train_config, use_compute
 
 from memloc.core.device import resolve_device
-from memloc.core.models.build import ModelConfig, build_model
-from memloc.core.train.config import TrainConfig
+from memloc.core.models.build import build_model
 from memloc.core.train.evaluation import prepare_batch
 from memloc.core.train.gradients import GradientAccountant
 from memloc.core.train.sgd import make_optimizer
@@ -58,11 +58,13 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    use_compute()
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(args.model, 10, args.channels, args.size, width=args.width))
+    width = {"width": args.width} if args.model == "resnet9" else {}
+    model = build_model(model_config(args.model, 10, args.channels, args.size, **width))
     model = model.to(device, memory_format=torch.channels_last)
-    opt = make_optimizer(model.parameters(), TrainConfig(peak_lr=0.01, epochs=2, peak_epoch=1))
+    opt = make_optimizer(model.parameters(), train_config(peak_lr=0.01, epochs=2, peak_epoch=1))
     accountant = GradientAccountant(model, device)
     images = torch.randint(0, 256, (args.steps * args.batch, args.channels, args.size, args.size), dtype=torch.uint8)
     batches = [

@@ -28,15 +28,15 @@ import time
 from pathlib import Path
 
 import torch
+from settings import model_config, source_fields, train_config, use_compute
 
 from memloc.core.data.builtin import DATASETS
-from memloc.core.data.run_data import load_run_data
+from memloc.core.data.inputs import RunInputs
 from memloc.core.data.source import DataSource
 from memloc.core.device import autocast_for, resolve_device
 from memloc.core.models.build import ModelConfig, build_model
 from memloc.core.models.layer_rule import model_layers
 from memloc.core.train.checkpoints import save_atomic
-from memloc.core.train.config import TrainConfig
 from memloc.core.train.evaluation import prepare_batch
 from memloc.layers.jobs import rewind_run
 from memloc.layers.rewinding import first_stage, forward_stages
@@ -49,8 +49,8 @@ def fake_run(folder: Path, model_cfg: ModelConfig, epochs: int) -> Path:
     """Checkpoints 0..epochs as the train rule writes them, and their manifest."""
     torch.manual_seed(0)
     model = build_model(model_cfg)
-    train_cfg = TrainConfig(epochs=epochs, peak_epoch=1)
-    config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg)}
+    train_cfg = train_config(epochs=epochs, peak_epoch=1)
+    config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg), "precision": "fp32"}
     measured = {"accuracy": {"train": 0.5, "clean": 0.5, "noisy": 0.5, "test": 0.5}}
     paths = []
     for t in range(epochs + 1):
@@ -100,26 +100,28 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    use_compute()
     device = resolve_device(args.device)
     _, classes, channels, size = DATASETS["fashion_mnist"]
-    vit = {"patch_size": 4, "dim": 64, "depth": 6, "heads": 4, "mlp_dim": 128} if args.model == "vit_small" else {}
-    model_cfg = ModelConfig(args.model, classes, channels, size, width=args.width, **vit)
+    vit = {"patch_size": 4, "dim": 64, "depth": 6, "heads": 4, "mlp_dim": 128}
+    model_cfg = model_config(args.model, classes, channels, size, **({"width": args.width} if args.model == "resnet9"
+                                                                     else vit))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        source = {"root": str(tmp / "data")}
+        source = source_fields(str(tmp / "data"))
         if not DataSource(**source).available("fashion_mnist"):
             raise SystemExit(f"Fashion-MNIST missing ({FASHION}): apt-get install dataset-fashion-mnist")
         table = tmp / "data.parquet"
         write_corrupted_dataset(table, "fashion_mnist", source, 0.1, args.train_subset, seed=0)
         manifest = fake_run(tmp, model_cfg, args.epochs)
-        trainset, test_images, _ = load_run_data(table, "fashion_mnist", source, args.test_subset)
-        images = torch.cat([trainset.images, test_images])
+        inputs = RunInputs(table, "fashion_mnist", source, args.test_subset, "is_noisy")
+        data = inputs.load()
+        images = torch.cat([data.train.images, data.test_images])
         model = build_model(model_cfg).to(device, memory_format=torch.channels_last)
 
         def job() -> float:
             t0 = time.perf_counter()
-            rewind_run(table, manifest, tmp / "rewinding.parquet", "fashion_mnist", source, args.test_subset,
-                       batch_size=args.batch, device=str(device), threads=args.threads, progress=False)
+            rewind_run(inputs, manifest, tmp / "rewinding.parquet", None, args.batch, device)
             return time.perf_counter() - t0
 
         job()  # warm-up (dataset staging, allocator)

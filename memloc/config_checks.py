@@ -166,14 +166,17 @@ def _check_dropout(config: dict) -> None:
 
 
 def _check_dropout_placement(config: dict, drop: dict) -> None:
-    """dropout.model takes dropout layers (memloc.dropout.placement): its dropout_after
-    names modules whose units can be told, or its layer rule gives some."""
+    """dropout.model takes dropout layers (memloc.dropout.placement), as the study's first run
+    has them: its dropout_after names modules whose units can be told, or its layer rule gives
+    some."""
     from memloc.core.models.build import meta_model
     from memloc.core.models.config import planning_config
+    from memloc.dropout import plan
     from memloc.dropout.model import DropoutModelConfig
 
+    run = plan.dropout_runs(config)[0]
     base = planning_config(config, drop["model"], drop["datasets"][0])
-    dropout = {"p_gen": drop["p_gen"], "p_mem": drop["p_mem"], "placement": drop["placement"]}
+    dropout = plan.model_settings(config, drop["model"], run["dropout"], run["seed"])["dropout"]
     cfg = DropoutModelConfig(**{**asdict(base), "dropout": dropout})
     try:
         meta_model(cfg)

@@ -136,8 +136,7 @@ def _check_retraining(config: dict) -> None:
     keys = train_keys(config, seed="retraining.seeds", **schedule)
     runs = retraining_runs(config) + atypical_runs(config, config["retraining"]["seeds"])
     for variant, seed, examples in _in_order({(_variant(r), r["seed"], clean_examples(config, r)) for r in runs}):
-        fields = {**retraining_settings(config, seed), "gradient_accounting": False,
-                  "group_names": tuple(run_groups(variant)["group_names"])}
+        fields = {**retraining_settings(config, seed), "group_names": tuple(run_groups(variant)["group_names"])}
         build_training(fields, keys, f"the layer retraining of the {variant} runs, seed {seed}", examples)
 
 
@@ -165,7 +164,7 @@ def _check_flipping_runs(config: dict) -> None:
     from memloc.flipping.plan import flip_runs, flip_settings, second_split_settings
     from memloc.flipping.second_split import split_rows
 
-    flip_keys = {f: f"flipping.{f}" for f in flip_settings(config)} | {"seed": "flipping.seeds"}
+    flip_keys = {f: f"flipping.{f}" for f in flip_settings(config, 0)} | {"seed": "flipping.seeds"}
     ss, split = "detection.second_split", config["detection"]["second_split"]
     first = train_keys(config, seed="flipping.seeds", epochs=f"{ss}.epochs_first", peak_epoch=f"{ss}.peak_epoch_first")
     second = {**first, "epochs": f"{ss}.epochs_second", "peak_epoch": f"{ss}.peak_epoch_second"}
@@ -174,9 +173,9 @@ def _check_flipping_runs(config: dict) -> None:
     size_b = None if n is None else n - size_a
     for run in flip_runs(config):
         seed = run["seed"]
-        build(FlipConfig, {**flip_settings(config), "seed": seed}, flip_keys, f"the neuron flipping of seed {seed}")
+        build(FlipConfig, flip_settings(config, seed), flip_keys, f"the neuron flipping of seed {seed}")
         settings = second_split_settings(config, seed)
-        split_a = {**settings.first, "gradient_accounting": False}
+        split_a = settings.first
         on = f"{ss}.fraction = {split['fraction']}"
         build_training(split_a, first, f"the second split's training on split A ({on}), seed {seed}", size_a)
         build_training({**split_a, **settings.second}, second, f"the second split's fine-tuning on split B ({on}), "
@@ -188,6 +187,7 @@ def _check_holdout(config: dict) -> None:
     scores: its scheme and each subset model's training (memloc.atypical.jobs.train_holdout_model)
     on its subset."""
     from memloc.atypical.cscores import HoldoutConfig, holdout_subset
+    from memloc.atypical.plan import holdout_settings
 
     atypical = config["atypical"]
     estimated = [d for d in atypical["datasets"] if d not in atypical["cscore_files"]]
@@ -201,7 +201,7 @@ def _check_holdout(config: dict) -> None:
         # a subset's size depends on the model only through its parity (the half of its pair)
         sizes = [None] * 2 if n is None else [int(holdout_subset(n, k, cfg).sum()) for k in (0, 1)]
         for k in range(cfg.models):
-            fields = {**config["train"], "seed": cfg.seed * 1000 + k, "gradient_accounting": False}
+            fields = {**holdout_settings(config), "seed": cfg.seed * 1000 + k}
             build_training(fields, keys, f"the training of hold-out model {k} on {dataset}", sizes[k % 2])
 
 

@@ -68,6 +68,27 @@ def snakemake_many(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _compute():
+    """Every test computes as a job of the schema's defaults (memloc.core.device.use); a test
+    sets its own with use_compute."""
+    from schema_defaults import compute
+
+    from memloc.core import device
+
+    device.use(compute())
+
+
+@pytest.fixture
+def use_compute(monkeypatch):
+    """use_compute(precision="fp16", ...): compute so for the rest of the test."""
+    from schema_defaults import compute
+
+    from memloc.core import device
+
+    return lambda **fields: monkeypatch.setattr(device, "_compute", compute(**fields))
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _threads():
     # pytest-xdist runs about one worker per core: one thread each
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
@@ -107,16 +128,20 @@ def trained_run(fashion_root, tmp_path_factory):
     """A real run laid out as the train rule leaves it: 200 Fashion-MNIST examples (20% label
     noise: 40 noisy), a width-0.125 ResNet-9 trained for 2 epochs; checkpoints of epochs 0-2;
     100 test images."""
+    from dataclasses import asdict
+
+    from schema_defaults import model_settings, run_inputs, source_fields, train_config
+
     from memloc.runs.jobs import train_run, write_corrupted_dataset
 
     run = tmp_path_factory.mktemp("run")
-    source = {"root": fashion_root}
+    source = source_fields(fashion_root)
     table = run / "data.parquet"
     write_corrupted_dataset(table, "fashion_mnist", source, noise=0.2, subset=200, seed=0)
     outputs = {name: str(run / f"{name}.parquet") for name in ("metrics", "examples", "gradients")}
     outputs["checkpoints"] = str(run / "checkpoints.txt")
-    train_settings = {"epochs": 2, "peak_epoch": 1, "batch_size": 64, "seed": 0, "eval_batch_size": 256}
-    model = {"name": "resnet9", "width": 0.125}
-    train_run(table, outputs, "fashion_mnist", source, 100, model, train_settings, device="cpu", threads=2)
+    train_settings = asdict(train_config(epochs=2, peak_epoch=1, batch_size=64, seed=0, eval_batch_size=256))
+    inputs = run_inputs(str(table), "fashion_mnist", source, 100)
+    train_run(inputs, model_settings("resnet9", width=0.125), train_settings, outputs, torch.device("cpu"))
     return {"data_table": str(table), "checkpoints": outputs["checkpoints"], "dataset": "fashion_mnist",
-            "source": source, "test_subset": 100, "train": train_settings}
+            "source": source, "test_subset": 100, "train": train_settings, "inputs": inputs}

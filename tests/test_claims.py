@@ -11,7 +11,7 @@ from memloc.report.criteria import Setting, accuracy_curves, late_memorization, 
 from memloc.report.example_criteria import roc_auc
 from memloc.report.verdicts import Condition, Verdict, bootstrap, conclude, judged
 
-SETTING = Setting(dataset="d", model="m", noise=0.1, fig01_window=(2, 6))
+SETTING = Setting(dataset="d", model="m", noise=0.1, fig01_window=(2, 6), groups=("clean", "noisy"))
 RUN = {"dataset": "d", "model": "m", "noise": 0.1}
 EPOCHS = range(0, 11)
 LAYERS = range(9)

@@ -2,11 +2,13 @@
 from any column."""
 
 import hashlib
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from schema_defaults import data_source, holdout_config, model_config, source_fields, train_config
 
 from memloc.atypical.cscores import (
     CScoreFileError,
@@ -21,10 +23,8 @@ from memloc.atypical.fetch import fetch_cscores
 from memloc.atypical.jobs import fetch_published_cscores, write_atypical_table, write_holdout_report
 from memloc.atypical.precision import bootstrap_stability, resampling_units, split_half_jaccard
 from memloc.core.data.noise import make_corrupted_table
-from memloc.core.data.run_data import training_set
+from memloc.core.data.run_data import RunData, training_set
 from memloc.core.data.source import DataSource
-from memloc.core.models.build import ModelConfig
-from memloc.core.train.config import TrainConfig
 from memloc.core.train.run import train
 from memloc.core.train.tables import run_tables
 
@@ -46,7 +46,7 @@ def test_holdout_estimate_scores_and_unscored():
 
 @pytest.mark.parametrize("n", [400, 401])
 def test_complementary_subsets_hold_every_example_out_exactly_k_over_2_times(n):
-    cfg = HoldoutConfig(models=8, seed=3)
+    cfg = holdout_config(models=8, seed=3)
     masks = np.stack([holdout_subset(n, k, cfg) for k in range(8)])
     assert ((~masks).sum(0) == 4).all()  # every example held out of exactly K / 2 models
     for pair in range(4):
@@ -54,19 +54,19 @@ def test_complementary_subsets_hold_every_example_out_exactly_k_over_2_times(n):
         assert np.array_equal(first, ~second)  # complementary halves
         assert first.sum() == n // 2 and second.sum() == n - n // 2
     assert len({m.tobytes() for m in masks[::2]}) == 4  # each pair its own random half
-    again = np.stack([holdout_subset(n, k, HoldoutConfig(models=8, seed=3)) for k in range(8)])
+    again = np.stack([holdout_subset(n, k, holdout_config(models=8, seed=3)) for k in range(8)])
     assert np.array_equal(masks, again)  # deterministic
-    assert not np.array_equal(masks[0], holdout_subset(n, 0, HoldoutConfig(models=8, seed=4)))
+    assert not np.array_equal(masks[0], holdout_subset(n, 0, holdout_config(models=8, seed=4)))
 
 
 @pytest.mark.parametrize("settings", [dict(models=7), dict(models=8, fraction=0.25), dict(scheme="bagging")])
 def test_holdout_config_refuses_what_the_scheme_cannot_do(settings):
     with pytest.raises(ValueError, match="atypical.holdout"):
-        HoldoutConfig(**settings)
+        holdout_config(**settings)
 
 
 def test_independent_holdout_subsets_are_seeded_and_sized():
-    cfg = HoldoutConfig(models=4, fraction=0.25, seed=3, scheme="independent")
+    cfg = holdout_config(models=4, fraction=0.25, seed=3, scheme="independent")
     masks = [holdout_subset(400, k, cfg) for k in range(4)]
     assert all(m.sum() == 100 for m in masks)
     assert not np.array_equal(masks[0], masks[1])
@@ -113,17 +113,16 @@ def test_published_npy_needs_an_order(tmp_path, labels):
 
 def test_groups_come_from_any_column(fashion_root, tmp_path):
     """The same split under another column name gives the same numbers: nothing is special-cased."""
-    src = DataSource(fashion_root)
+    src = data_source(fashion_root)
     table = make_corrupted_table("fashion_mnist", src, 0.2, subset=120, seed=0)
     table["is_atypical"] = table["is_noisy"]
     split, test = src.load("fashion_mnist", True), src.load("fashion_mnist", False)
-    model_cfg = ModelConfig("resnet9", 10, 1, 28, width=0.125)
+    model_cfg = model_config("resnet9", 10, 1, 28, width=0.125)
     out = {}
     for column, names in (("is_noisy", ("clean", "noisy")), ("is_atypical", ("typical", "atypical"))):
-        cfg = TrainConfig(epochs=2, peak_epoch=1, batch_size=40, group_column=column, group_names=names)
-        data = training_set(table, split, column)
-        paths = train(model_cfg, cfg, data, test.images[:50], test.labels[:50], tmp_path / column,
-                      torch.device("cpu"), progress=False)
+        cfg = train_config(epochs=2, peak_epoch=1, batch_size=40, group_names=names)
+        data = RunData(training_set(table, split, column), test.images[:50], test.labels[:50])
+        paths = train(model_cfg, cfg, data, tmp_path / column, torch.device("cpu"), progress=False)
         out[column] = run_tables(paths)["gradients"]
     a, b = out["is_noisy"], out["is_atypical"]
     assert a["group"].map({"clean": "typical", "noisy": "atypical", "total": "total"}).tolist() == b["group"].tolist()
@@ -147,7 +146,7 @@ def test_write_atypical_table_from_holdout_parts(tmp_path):
 
 def test_write_atypical_table_from_published_scores(fashion_root, tmp_path):
     """Published scores are checked against the split's labels and picked by source_index."""
-    source = {"root": fashion_root}
+    source = source_fields(fashion_root)
     base = make_corrupted_table("fashion_mnist", DataSource(**source), 0.0, subset=50, seed=0)
     base.to_parquet(tmp_path / "noise0.parquet")
     labels = DataSource(**source).load("fashion_mnist", train=True).labels.numpy()
@@ -170,7 +169,7 @@ def complementary_parts(n: int, cfg: HoldoutConfig, correct_of) -> list[pd.DataF
 
 
 def test_bootstrap_stability_separates_clear_from_borderline_examples():
-    cfg = HoldoutConfig(models=8)
+    cfg = holdout_config(models=8)
     held = np.stack([~holdout_subset(200, k, cfg) for k in range(8)])
     clear = np.tile(np.arange(200) % 4 == 0, (8, 1)).astype(float)  # a quarter always right, the rest never
     units = resampling_units(cfg)
@@ -181,12 +180,12 @@ def test_bootstrap_stability_separates_clear_from_borderline_examples():
     assert flip > 10 and jaccard < 0.8  # (measured: 21 % and 0.61)
     assert split_half_jaccard(held, coin.astype(float), units, 0.5) < 0.6
     assert units.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # pairs are resampled whole
-    one_pair = resampling_units(HoldoutConfig(models=2))  # nothing to resample: unknown, not stable
+    one_pair = resampling_units(holdout_config(models=2))  # nothing to resample: unknown, not stable
     assert np.isnan(bootstrap_stability(held[:2], clear[:2], one_pair, 0.5)).all()
 
 
 def test_write_holdout_report(tmp_path):
-    cfg = HoldoutConfig(models=4)
+    cfg = holdout_config(models=4)
     rng = np.random.default_rng(1)
     parts = complementary_parts(50, cfg, lambda k, held: (rng.random(50) < 0.8).astype(float))
     files = []
@@ -198,7 +197,8 @@ def test_write_holdout_report(tmp_path):
     write_atypical_table(tmp_path / "noise0.parquet", tmp_path / "atypical.parquet", 0.5, holdout_parts=files)
     out = {k: tmp_path / f"cscore_holdout.{k}" for k in ("parquet", "csv", "md")}
     datasets = {"fashion_mnist": {"table": str(tmp_path / "atypical.parquet"), "parts": files}}
-    table = write_holdout_report(datasets, {"models": 4}, 0.5, out["parquet"], out["csv"], out["md"])
+    holdout = asdict(holdout_config(models=4))
+    table = write_holdout_report(datasets, holdout, 0.5, out["parquet"], out["csv"], out["md"])
     row = table.iloc[0]
     assert (row["source"], row["scheme"], row["models"], row["examples"]) == ("hold-out", "complementary", 4, 50)
     assert (row["held_out_min"], row["held_out_max"], row["times_held_out"]) == (2, 2, "2: 50")
@@ -273,7 +273,7 @@ def test_fetch_refuses_a_file_that_does_not_fit_the_dataset(tmp_path):
 def test_fetched_tfds_ordered_scores_reach_the_data_table(fashion_root, tmp_path):
     """The MNIST path end to end on real data: a bare .npy in TFDS order (Fashion-MNIST has
     MNIST's TFDS builder, so the same order), fetched, then aligned by order "tfds"."""
-    source = {"root": fashion_root}
+    source = source_fields(fashion_root)
     labels = DataSource(**source).load("fashion_mnist", train=True).labels.numpy()
     truth = (labels + np.arange(len(labels)) % 7) / 16  # per original index, in [0, 1)
     np.save(tmp_path / "published.npy", truth[tfds_order(len(labels))])  # as TFDS lists the split

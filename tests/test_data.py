@@ -7,12 +7,12 @@ import struct
 import numpy as np
 import pytest
 import torch
+from schema_defaults import data_source
 
 from memloc.core.data import builtin
 from memloc.core.data.builtin import load_dataset
 from memloc.core.data.noise import balanced_subset, corrupt_labels, make_corrupted_table
 from memloc.core.data.run_data import training_set
-from memloc.core.data.source import DataSource
 
 
 def test_noise_exact_count_never_true_label_all_classes_reachable():
@@ -51,7 +51,7 @@ def test_balanced_subset():
 
 
 def test_corrupted_table_from_real_fashion_mnist(fashion_root):
-    src = DataSource(fashion_root)
+    src = data_source(fashion_root)
     table = make_corrupted_table("fashion_mnist", src, 0.2, subset=500, seed=0)
     assert list(table.columns) == ["index", "source_index", "true_label", "label", "is_noisy"]
     assert table["is_noisy"].sum() == 100
@@ -59,12 +59,12 @@ def test_corrupted_table_from_real_fashion_mnist(fashion_root):
     assert np.bincount(table["true_label"], minlength=10).tolist() == [50] * 10
     data = src.load("fashion_mnist", train=True)
     assert data.images.shape == (60000, 1, 28, 28) and data.images.dtype == torch.uint8
-    ts = training_set(table, data)
+    ts = training_set(table, data, "is_noisy")
     assert ts.images.shape == (500, 1, 28, 28)
     assert torch.equal(ts.group, torch.tensor(table["is_noisy"].to_numpy()))
     table.loc[0, "true_label"] = (table.loc[0, "true_label"] + 1) % 10
     with pytest.raises(ValueError, match="does not match"):
-        training_set(table, data)
+        training_set(table, data, "is_noisy")
 
 
 # -- tiny files in each dataset's real on-disk format -------------------------------------
@@ -108,7 +108,7 @@ def test_fashion_mnist_from_debian_layout(tmp_path, monkeypatch):
         _write_idx(debian / f"{prefix}-labels-idx1-ubyte.gz", labels, gz=True)
     monkeypatch.setitem(builtin.DEBIAN_SOURCES, "fashion_mnist", str(debian))
     root = tmp_path / "root"
-    assert DataSource(str(root)).available("fashion_mnist")
+    assert data_source(str(root)).available("fashion_mnist")
     data = load_dataset("fashion_mnist", root, train=True)
     assert np.array_equal(data.images[:, 0].numpy(), images)
     assert sorted(p.name for p in (root / "FashionMNIST").iterdir()) == ["raw"]  # no temp folder left

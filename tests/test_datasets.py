@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from schema_defaults import data_source, model_settings, run_inputs, source_fields, train_config
 
 from memloc.config import ConfigError, load_config
 from memloc.config_checks import check_config
@@ -55,7 +57,7 @@ def write_folder(root, classes=("ant", "bee", "cat"), per_class=6, size=8, chann
 
 
 def declared(name, **definition):
-    return {"root": "unused", "definitions": {name: definition}}
+    return source_fields("unused", definitions={name: definition})
 
 
 def nchw(images):
@@ -125,12 +127,12 @@ def test_builtin_info_equals_the_table():
 
 def test_label_noise_and_subsets_on_a_declared_dataset(tmp_path):
     write_folder(tmp_path / "shapes", per_class=10)
-    src = DataSource(definitions={"shapes": {"format": "imagefolder", "path": str(tmp_path / "shapes")}})
+    src = data_source("data", definitions={"shapes": {"format": "imagefolder", "path": str(tmp_path / "shapes")}})
     table = make_corrupted_table("shapes", src, noise=0.2, subset=15, seed=0)
     assert np.bincount(table["true_label"], minlength=3).tolist() == [5, 5, 5]
     assert table["is_noisy"].sum() == 3 and (table["label"] != table["true_label"]).sum() == 3
     assert set(table["label"]) <= {0, 1, 2}
-    ts = training_set(table, src.load("shapes", train=True))
+    ts = training_set(table, src.load("shapes", train=True), "is_noisy")
     assert ts.images.shape == (15, 1, 8, 8) and ts.images.dtype == torch.float32
 
 
@@ -249,7 +251,7 @@ def test_torchvision_class_by_name(tmp_path):
         for kind, array in (("images-idx3", x), ("labels-idx1", y)):
             header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
             (raw / f"{prefix}-{kind}-ubyte").write_bytes(header + array.astype(np.uint8).tobytes())
-    source = {"root": str(tmp_path), "definitions": {"digits": {"format": "torchvision", "class": "MNIST"}}}
+    source = source_fields(str(tmp_path), definitions={"digits": {"format": "torchvision", "class": "MNIST"}})
     record = fetch_dataset(tmp_path / "digits.json", "digits", source)
     assert (record["num_classes"], record["channels"], record["height"], record["n_train"]) == (10, 1, 28, 12)
     assert np.array_equal(read_split(source["definitions"]["digits"], str(tmp_path), True).images[:, 0], x)
@@ -257,8 +259,8 @@ def test_torchvision_class_by_name(tmp_path):
     svhn = np.random.default_rng(0).integers(0, 256, size=(32, 32, 3, 4), dtype=np.uint8)  # [H, W, C, N]
     savemat(tmp_path / "train_32x32.mat", {"X": svhn, "y": np.array([[10], [1], [2], [3]], dtype=np.uint8)})
     savemat(tmp_path / "test_32x32.mat", {"X": svhn[..., :2], "y": np.array([[1], [2]], dtype=np.uint8)})
-    source = {"root": str(tmp_path), "verify_checksums": False,
-              "definitions": {"house": {"format": "torchvision", "class": "SVHN"}}}
+    source = source_fields(str(tmp_path), verify_checksums=False,
+                           definitions={"house": {"format": "torchvision", "class": "SVHN"}})
     record = fetch_dataset(tmp_path / "house.json", "house", source)
     assert (record["channels"], record["n_train"], record["n_test"]) == (3, 4, 2)
     with pytest.raises(FileNotFoundError, match="SVHN not found"):  # MD5 differs from the official files
@@ -280,8 +282,8 @@ def test_png_writer_round_trips_through_pil(shape):
 @pytest.mark.slow  # writes and reads 70,000 PNGs
 def test_export_from_fashion_mnist_equals_the_built_in(fashion_root, tmp_path):
     folder = tmp_path / "fashion_png"
-    source = {"root": fashion_root, "definitions": {"fpng": {"format": "imagefolder", "path": str(folder),
-                                                              "export_from": "fashion_mnist"}}}
+    source = source_fields(fashion_root, definitions={"fpng": {"format": "imagefolder", "path": str(folder),
+                                                               "export_from": "fashion_mnist"}})
     assert dataset_info("fpng", source).num_classes == 10  # before the export: the built-in's info
     record = fetch_dataset(tmp_path / "dataset.json", "fpng", source)
     assert (record["n_train"], record["n_test"], record["channels"], record["height"]) == (60000, 10000, 1, 28)
@@ -358,26 +360,27 @@ def test_a_declared_dataset_trains_rewinds_and_retrains(tmp_path):
     x_train = (rng.integers(0, 60, size=(60, 16, 16, 3)) + 60 * y_train[:, None, None, None]).astype(np.uint8)
     x_test = (rng.integers(0, 60, size=(12, 16, 16, 3)) + 60 * y_test[:, None, None, None]).astype(np.uint8)
     np.savez(tmp_path / "blobs.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    source = {"definitions": {"blobs": {"format": "npz", "path": str(tmp_path / "blobs.npz")}}}
+    source = source_fields("data", definitions={"blobs": {"format": "npz", "path": str(tmp_path / "blobs.npz")}})
     table = tmp_path / "data.parquet"
     write_corrupted_dataset(table, "blobs", source, noise=0.1, subset=None, seed=0)
     outputs = {name: str(tmp_path / f"{name}.parquet") for name in ("metrics", "examples", "gradients")}
     outputs["checkpoints"] = str(tmp_path / "checkpoints.txt")
-    settings = {"epochs": 2, "peak_epoch": 1, "batch_size": 16, "seed": 0, "eval_batch_size": 64}
-    train_run(table, outputs, "blobs", source, None, {"name": "resnet9", "width": 0.125}, settings, device="cpu")
+    settings = asdict(train_config(epochs=2, peak_epoch=1, batch_size=16, seed=0, eval_batch_size=64))
+    inputs, cpu = run_inputs(table, "blobs", source, None), torch.device("cpu")
+    train_run(inputs, model_settings("resnet9", width=0.125), settings, outputs, cpu)
     examples = __import__("pandas").read_parquet(outputs["examples"])
     assert len(examples[examples["epoch"] == 2]) == 60 and examples["loss"].notna().all()
-    rewound = rewind_run(table, outputs["checkpoints"], tmp_path / "rewinding.parquet", "blobs", source, None,
-                         batch_size=64, device="cpu", progress=False)
+    rewound = rewind_run(inputs, outputs["checkpoints"], tmp_path / "rewinding.parquet", None, 64, cpu)
     assert set(rewound["subset"]) >= {"clean", "noisy", "test"} and rewound["accuracy"].between(0, 1).all()
-    retrained = retrain_run_layer(table, outputs["checkpoints"], tmp_path / "layer.parquet", "blobs", source, None,
-                                  "layer9", settings, device="cpu", progress=False)
+    retraining = {k: v for k, v in settings.items() if k != "group_names"} | {"gradient_accounting": False}
+    retrained = retrain_run_layer(inputs, outputs["checkpoints"], tmp_path / "layer.parquet", "layer9", retraining,
+                                  False, cpu)
     assert retrained["accuracy"].between(0, 1).all() and len(retrained)
 
 
 def test_fetch_of_a_built_in_dataset(fashion_root, tmp_path):
     """Fashion-MNIST from Debian's files: both splits checked, the info and statistics written."""
-    record = fetch_dataset(tmp_path / "dataset.json", "fashion_mnist", {"root": fashion_root})
+    record = fetch_dataset(tmp_path / "dataset.json", "fashion_mnist", source_fields(fashion_root))
     assert (record["format"], record["n_train"], record["n_test"], record["num_classes"]) == ("builtin", 60000,
                                                                                                 10000, 10)
     assert record["mean"] == pytest.approx([0.2860], abs=1e-4) and record["std"] == pytest.approx([0.3530], abs=1e-4)

@@ -1,38 +1,40 @@
 """One source for every default: the schema (filled in by snakemake.utils.validate) writes
-them; a dataclass default may exist for library use, but must not contradict the schema.
-And the nulls that mean "another key's value" are resolved once (memloc.config)."""
+them, and no settings object has one of its own: each is built from the resolved config by the
+plans (memloc.*.plan), every field given.  And the nulls that mean "another key's value" are
+resolved once (memloc.config)."""
 
 import copy
 import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 from snakemake.utils import validate
 
+from memloc.atypical import plan as atypical_plan
 from memloc.atypical.cscores import HoldoutConfig
 from memloc.config import SCHEMA, load_config, resolve_config
 from memloc.config_checks import check_config
+from memloc.core.data.inputs import RunInputs
 from memloc.core.data.source import DataSource
+from memloc.core.device import Compute
 from memloc.core.models.build import ModelConfig
 from memloc.core.train.config import TrainConfig
+from memloc.dropout import plan as dropout_plan
+from memloc.dropout.model import DropoutModelConfig
 from memloc.dropout.tied import DropoutConfig
+from memloc.flipping import plan as flipping_plan
 from memloc.flipping.objective import FlipConfig
+from memloc.layers import plan as layers_plan
+from memloc.plan.compute import compute_settings
+from memloc.report import plan as report_plan
+from memloc.report.criteria import Setting
+from memloc.runs import plan as runs_plan
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# (dataclass, schema section, {field: key} where the names differ, the fields expected to
-# have a schema key: so that a renamed key or field fails here instead of going unchecked)
-SECTIONS = [
-    (TrainConfig, ("train",), {}, {"epochs", "batch_size", "peak_lr", "peak_epoch", "momentum", "weight_decay",
-                                   "eval_batch_size"}),
-    (ModelConfig, ("model_settings", "resnet9"), {}, {"width"}),
-    (ModelConfig, ("model_settings", "vit_small"), {}, {"patch_size", "dim", "depth", "heads", "mlp_dim"}),
-    (HoldoutConfig, ("atypical", "holdout"), {}, {"models", "fraction", "seed", "scheme"}),
-    (FlipConfig, ("flipping",), {}, {"max_removals", "noise_copies", "noise_scale", "population_batch",
-                                     "resample_every", "examples_per_batch", "max_rows", "memory_gb"}),
-    (DropoutConfig, ("dropout",), {}, {"p_gen", "p_mem", "placement", "drop_scale"}),
-    (DataSource, (), {"root": "data_root"}, {"root", "download", "verify_checksums"}),
-]
+# Every settings object the workflow's jobs build (a job gets its fields as rule parameters).
+SETTINGS = (TrainConfig, ModelConfig, DropoutModelConfig, DropoutConfig, FlipConfig, HoldoutConfig, DataSource,
+            RunInputs, Compute, Setting)
 
 
 @pytest.fixture(scope="module")
@@ -43,36 +45,53 @@ def defaults():
     return config
 
 
-def section_of(config, path):
-    for key in path:
-        config = config[key]
-    return config
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+def test_no_settings_object_has_a_default_of_its_own(cls):
+    with_default = [f.name for f in dataclasses.fields(cls)
+                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+    assert not with_default, f"{cls.__name__} fields with a default (the schema's job): {with_default}"
 
 
-def field_defaults(cls):
-    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
-
-
-@pytest.mark.parametrize("cls,path,renamed,expected", SECTIONS, ids=lambda v: getattr(v, "__name__", None))
-def test_no_dataclass_default_contradicts_the_schema(defaults, cls, path, renamed, expected):
-    section = section_of(defaults, path)
-    matched = {}
-    for name, value in field_defaults(cls).items():
-        key = renamed.get(name, name)
-        if key in section:
-            matched[name] = (value, section[key])
-    assert set(matched) == expected
-    contradictions = {name: pair for name, pair in matched.items() if pair[0] != pair[1]}
-    assert not contradictions, f"{cls.__name__} (code default, schema default) differ: {contradictions}"
+def test_every_settings_object_builds_from_a_config_that_sets_nothing(defaults):
+    """The plans make every field of every settings object from the schema's defaults alone."""
+    config = resolve_config(copy.deepcopy(defaults))
+    p, variant = config["primary"], f"noise{config['primary']['noise']}"
+    run = {"dataset": p["dataset"], "variant": variant, "seed": "0"}
+    source = runs_plan.data_source(config)
+    built = [
+        TrainConfig(**runs_plan.train_settings(config, variant, 0)),
+        TrainConfig(**layers_plan.retraining_settings(config, 0), group_names=("clean", "noisy")),
+        TrainConfig(**flipping_plan.second_split_settings(config, 0).first),
+        TrainConfig(**dropout_plan.train_settings(config, 0)),
+        TrainConfig(**atypical_plan.holdout_settings(config), seed=0),
+        ModelConfig.for_dataset(p["dataset"], source, **runs_plan.model_settings(config, p["model"])),
+        HoldoutConfig(**config["atypical"]["holdout"]),
+        FlipConfig(**flipping_plan.flip_settings(config, 0)),
+        DataSource(**runs_plan.data_source(config)),
+        DataSource(**runs_plan.fetch_source(config)),
+        RunInputs("data.parquet", **runs_plan.run_inputs(config, p["dataset"], variant)),
+        Setting(**report_plan.claim_setting(config)),
+    ]
+    for dropout_run in dropout_plan.dropout_runs(config):
+        fields = dropout_plan.model_settings(config, dropout_run["model"], dropout_run["dropout"], dropout_run["seed"])
+        built.append(DropoutConfig(**fields["dropout"]))
+        built.append(DropoutModelConfig.for_dataset(dropout_run["dataset"], runs_plan.data_source(config), **fields))
+    for rule in ("train", "rewind_layers", "flip_shard"):
+        compute = compute_settings(config, rule, run)
+        built.append(Compute(compute["precision"], compute["compile"], compute["deterministic"]))
+        assert compute["job"].startswith(f"rule {rule} (dataset=")
+    assert {type(s) for s in built} == set(SETTINGS)
+    assert built[0].gradient_accounting and not built[1].gradient_accounting
+    model = built[5].build()  # the primary model of the default config, for CIFAR-10's images
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_every_train_key_is_a_train_config_field(defaults):
-    # rules pass config["train"] as TrainConfig(**...): a schema key without a field would fail in a job
+    # rules pass config["train"] as TrainConfig fields: a schema key without a field would fail in a job
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(defaults["train"]) <= fields
-    assert set(defaults["atypical"]["holdout"]) <= {f.name for f in dataclasses.fields(HoldoutConfig)}
-    for model, settings in defaults["model_settings"].items():
-        assert set(settings) <= {f.name for f in dataclasses.fields(ModelConfig)}, model
+    assert set(defaults["atypical"]["holdout"]) == {f.name for f in dataclasses.fields(HoldoutConfig)}
+    assert set(flipping_plan.FLIP_SETTINGS) == {f.name for f in dataclasses.fields(FlipConfig)} - {"seed"}
 
 
 def test_default_run_keeps_population_batch_64():

@@ -1,13 +1,15 @@
 """Mislabeled-example detection: the AUC helper, the per-epoch scores on hand-made records,
 and the second-split forgetting job on a tiny real run."""
 
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from schema_defaults import data_source, model_settings, run_inputs, source_fields, train_config
 
 from memloc.core.data.noise import make_corrupted_table
-from memloc.core.data.source import DataSource
 from memloc.core.files import write_parquet
 from memloc.flipping.detection import (
     METHODS,
@@ -156,14 +158,13 @@ def test_fig05_rows_of_a_group_with_no_initially_correct_example_say_why(tmp_pat
 
 def test_second_split_forgetting_on_a_tiny_run(fashion_root, tmp_path):
     torch.set_num_threads(1)
-    table = make_corrupted_table("fashion_mnist", DataSource(fashion_root), 0.2, subset=120, seed=0)
+    table = make_corrupted_table("fashion_mnist", data_source(fashion_root), 0.2, subset=120, seed=0)
     write_parquet(table, tmp_path / "data.parquet")
-    first = {"epochs": 3, "peak_epoch": 1, "batch_size": 32, "seed": 0}
-    out = second_split_forgetting(
-        tmp_path / "data.parquet", tmp_path / "run" / "ssft.parquet", "fashion_mnist",
-        {"root": fashion_root}, {"name": "resnet9", "width": 0.0625}, first,
-        {"epochs": 2, "peak_epoch": 1}, fraction=0.5, split_seed=3, threads=1,
-    )
+    first = asdict(train_config(epochs=3, peak_epoch=1, batch_size=32, seed=0, gradient_accounting=False))
+    inputs = run_inputs(tmp_path / "data.parquet", "fashion_mnist", source_fields(fashion_root), None)
+    out = second_split_forgetting(inputs, tmp_path / "run" / "ssft.parquet", model_settings("resnet9", width=0.0625),
+                                  first, {"epochs": 2, "peak_epoch": 1}, {"fraction": 0.5, "seed": 3},
+                                  torch.device("cpu"))
     assert out["index"].tolist() == split_rows(120, 0.5, 3).tolist()  # split A, 60 rows
     assert len(out) == 60 and out["ssft"].between(0, 3).all()
     assert not out.loc[out["ssft"] == 0, "learned_first"].any()  # 0: wrong from before fine-tuning on

@@ -10,22 +10,21 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from schema_defaults import data_source, model_config, train_config
 
 from memloc.core.data.noise import make_corrupted_table
-from memloc.core.data.run_data import TrainingSet, training_set
-from memloc.core.data.source import DataSource
+from memloc.core.data.run_data import RunData, TrainingSet, training_set
 from memloc.core.device import (
+    Compute,
     autocast_for,
     choose_precision,
-    compile_enabled,
     grad_scaler_for,
     job_label,
     precision_for,
     resolve_device,
 )
-from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.models.build import build_model
 from memloc.core.train.checkpoints import load_checkpoint, resume_path
-from memloc.core.train.config import TrainConfig
 from memloc.core.train.evaluation import prepare_batch
 from memloc.core.train.gradients import GradientAccountant
 from memloc.core.train.run import train
@@ -55,10 +54,12 @@ def test_precision_rule(setting, device_type, bf16_native, expected):
     assert choose_precision(setting, device_type, bf16_native) == expected
 
 
-def test_precision_setting_and_its_tools(monkeypatch):
-    with pytest.raises(ValueError, match="MEMLOC_PRECISION / config key precision"):
+def test_precision_setting_and_its_tools(use_compute):
+    with pytest.raises(ValueError, match="config key precision"):
         choose_precision("fp8", "cuda", True)
-    monkeypatch.setenv("MEMLOC_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="config key precision"):
+        Compute("fp8", False, True)
+    use_compute(precision="fp16")
     assert precision_for(CPU) == "fp16" and precision_for(CPU, "fp32") == "fp32"
     assert isinstance(grad_scaler_for(CPU), torch.amp.GradScaler) and grad_scaler_for(CPU, "bf16") is None
     conv = torch.nn.Conv2d(1, 2, 3)
@@ -66,10 +67,6 @@ def test_precision_setting_and_its_tools(monkeypatch):
         assert conv(torch.randn(1, 1, 5, 5)).dtype == torch.float16
     with autocast_for(CPU, "fp32"):
         assert conv(torch.randn(1, 1, 5, 5)).dtype == torch.float32
-    monkeypatch.setenv("MEMLOC_COMPILE", "yes")
-    with pytest.raises(ValueError, match="MEMLOC_COMPILE"):
-        compile_enabled()
-    assert compile_enabled("true") and not compile_enabled("false")
 
 
 def test_a_cuda_device_that_is_not_there_is_an_error_naming_the_job():
@@ -99,11 +96,11 @@ def test_a_gpu_job_without_a_gpu_stops_before_training(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny(fashion_root):
-    src = DataSource(fashion_root)
+    src = data_source(fashion_root)
     data = training_set(make_corrupted_table("fashion_mnist", src, 0.2, subset=200, seed=0),
-                        src.load("fashion_mnist", train=True))
+                        src.load("fashion_mnist", train=True), "is_noisy")
     test = src.load("fashion_mnist", train=False)
-    return ModelConfig("resnet9", 10, 1, 28, width=0.125), data, test.images[:100], test.labels[:100]
+    return model_config("resnet9", 10, 1, 28, width=0.125), data, test.images[:100], test.labels[:100]
 
 
 def test_loss_scaled_gradient_accounting_equals_unscaled(tiny):
@@ -131,15 +128,16 @@ def test_loss_scaled_gradient_accounting_equals_unscaled(tiny):
     assert accountant.batches == 0 and all(not s.any() for s in accountant.sum_a)
 
 
-def test_fp16_training_steps_through_a_loss_scaler(tiny, tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMLOC_PRECISION", "fp16")
+def test_fp16_training_steps_through_a_loss_scaler(tiny, tmp_path, use_compute):
+    use_compute(precision="fp16")
     model_cfg, data, ti, tl = tiny
     # 64 examples, 4 steps: fp16 convolutions are emulated on a CPU (~20x slower than fp32)
     data = TrainingSet(data.images[:64], data.labels[:64], data.group[:64], data.true_labels[:64])
-    cfg = TrainConfig(epochs=1, peak_epoch=0.5, batch_size=16, seed=1)
-    paths = train(model_cfg, cfg, data, ti[:32], tl[:32], tmp_path / "fp16", CPU, progress=False)
+    cfg = train_config(epochs=1, peak_epoch=0.5, batch_size=16, seed=1)
+    paths = train(model_cfg, cfg, RunData(data, ti[:32], tl[:32]), tmp_path / "fp16", CPU, progress=False)
     state = load_checkpoint(resume_path(tmp_path / "fp16"))
     assert state["scaler"]["scale"] > 0 and state["scaler"]["_growth_tracker"] >= 0  # kept for resuming
+    assert load_checkpoint(paths[0])["config"]["precision"] == "fp16"  # the checkpoints say which precision
     first, last = (load_checkpoint(p)["model"] for p in (paths[0], paths[-1]))
     assert not torch.equal(first["0.0.weight"], last["0.0.weight"])  # it trained
     tables = run_tables(paths)
@@ -147,12 +145,13 @@ def test_fp16_training_steps_through_a_loss_scaler(tiny, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow  # a real Snakemake job / torch.compile: tens of seconds
-def test_compiled_training_saves_the_plain_modules_state(tiny, tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMLOC_PRECISION", "fp32")
+def test_compiled_training_saves_the_plain_modules_state(tiny, tmp_path, use_compute):
     model_cfg, data, ti, tl = tiny
-    cfg = TrainConfig(epochs=1, peak_epoch=0.5, batch_size=50, seed=1)  # 4 equal batches: one compilation
-    eager = train(model_cfg, cfg, data, ti, tl, tmp_path / "eager", CPU, progress=False, compile_model=False)
-    compiled = train(model_cfg, cfg, data, ti, tl, tmp_path / "compiled", CPU, progress=False, compile_model=True)
+    cfg = train_config(epochs=1, peak_epoch=0.5, batch_size=50, seed=1)  # 4 equal batches: one compilation
+    use_compute(precision="fp32", compile=False)
+    eager = train(model_cfg, cfg, RunData(data, ti, tl), tmp_path / "eager", CPU, progress=False)
+    use_compute(precision="fp32", compile=True)
+    compiled = train(model_cfg, cfg, RunData(data, ti, tl), tmp_path / "compiled", CPU, progress=False)
     init, a, b = (load_checkpoint(p)["model"] for p in (eager[0], eager[-1], compiled[-1]))
     assert list(a) == list(b)  # no "_orig_mod." names: the checkpoints are those of the plain module
     # the same training up to the compiled kernels' rounding (gradients agree to ~1e-6 relative; a

@@ -2,30 +2,33 @@
 
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pandas as pd
 import pytest
 import torch
+from schema_defaults import data_source, dropout_config, dropout_model_config, train_config
 from torch import nn
 
 from memloc.core.data.noise import make_corrupted_table
-from memloc.core.data.run_data import training_set
-from memloc.core.data.source import DataSource
+from memloc.core.data.run_data import RunData, training_set
 from memloc.core.example_index import index_mode
 from memloc.core.models.blocks import Residual
 from memloc.core.models.layer_rule import model_layers
 from memloc.core.train.run import train
 from memloc.core.train.tables import run_tables
 from memloc.dropout import plan, tables
-from memloc.dropout.model import DropoutModelConfig
 from memloc.dropout.tied import DROP_SCALES, PLACEMENTS, ExampleTiedDropout, FixedSparseDropout, mix32, tied_modules
 from memloc.report.paper_vs_ours import comparison_row, dropout_rows, join_rows, write_rows
 
 TIED = {"dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3}}
 
 
+TIED_7 = dropout_config(p_gen=0.4, p_mem=0.2, seed=7)
+
+
 def tied_resnet9(width=1.0, extra=TIED):
-    return DropoutModelConfig("resnet9", 10, 1, 28, width=width, dropout=extra["dropout"]).build()
+    return dropout_model_config("resnet9", 10, 1, 28, width=width, dropout=extra["dropout"]).build()
 
 
 def test_hash_matches_a_plain_python_lowbias32():
@@ -41,7 +44,7 @@ def test_hash_matches_a_plain_python_lowbias32():
 
 
 def test_masks_are_fixed_per_example_across_batches_and_processes():
-    layer = ExampleTiedDropout(64, 0.4, 0.2, layer=3, seed=7)
+    layer = ExampleTiedDropout(64, TIED_7, layer=3)
     index = torch.tensor([5, 17, 123456789, 0])
     masks = layer.example_masks(index, "cpu")
     # the same example in another batch, another position, another epoch: the same units
@@ -49,8 +52,8 @@ def test_masks_are_fixed_per_example_across_batches_and_processes():
     assert torch.equal(again[0], masks[3]) and torch.equal(again[2], masks[0])
     # another process
     code = (
-        "import torch; from memloc.dropout.tied import ExampleTiedDropout;"
-        "m = ExampleTiedDropout(64, 0.4, 0.2, layer=3, seed=7);"
+        "import torch; from memloc.dropout.tied import DropoutConfig, ExampleTiedDropout;"
+        f"m = ExampleTiedDropout(64, DropoutConfig(**{asdict(TIED_7)!r}), layer=3);"
         "m = m.example_masks(torch.tensor([5, 17, 123456789, 0]), 'cpu');"
         "print(''.join('1' if v else '0' for v in m.flatten().tolist()))"
     )
@@ -60,7 +63,7 @@ def test_masks_are_fixed_per_example_across_batches_and_processes():
     gen = layer.generalization("cpu")
     assert (masks[:, gen]).all()
     assert len({tuple(m.tolist()) for m in masks}) == 4
-    other_layer = ExampleTiedDropout(64, 0.4, 0.2, layer=4, seed=7)
+    other_layer = ExampleTiedDropout(64, TIED_7, layer=4)
     assert not torch.equal(other_layer.example_masks(index, "cpu"), masks)
 
 
@@ -180,23 +183,22 @@ def test_standard_dropout_baseline_drops_p_and_rescales_in_training_only():
 
 @pytest.fixture(scope="module")
 def tiny_data(fashion_root):
-    src = DataSource(fashion_root)
+    src = data_source(fashion_root)
     table = make_corrupted_table("fashion_mnist", src, 0.2, subset=200, seed=0)
-    data = training_set(table, src.load("fashion_mnist", train=True))
+    data = training_set(table, src.load("fashion_mnist", train=True), "is_noisy")
     test = src.load("fashion_mnist", train=False)
     return data, test.images[:100], test.labels[:100]
 
 
 def test_resume_with_dropout_equals_uninterrupted_run_and_records_both_modes(tiny_data, tmp_path):
-    from memloc.core.train.config import TrainConfig
-
     data, ti, tl = tiny_data
     cpu = torch.device("cpu")
-    model_cfg = DropoutModelConfig("resnet9", 10, 1, 28, width=0.125, dropout=TIED["dropout"])
-    cfg = TrainConfig(epochs=3, peak_epoch=1, batch_size=64, seed=5, gradient_accounting=False)
-    straight = train(model_cfg, cfg, data, ti, tl, tmp_path / "straight", cpu, progress=False)
-    train(model_cfg, cfg, data, ti, tl, tmp_path / "resumed", cpu, stop_after_epoch=1, progress=False)
-    resumed = train(model_cfg, cfg, data, ti, tl, tmp_path / "resumed", cpu, progress=False)
+    model_cfg = dropout_model_config("resnet9", 10, 1, 28, width=0.125, dropout=TIED["dropout"])
+    cfg = train_config(epochs=3, peak_epoch=1, batch_size=64, seed=5, gradient_accounting=False)
+    run_data = RunData(data, ti, tl)
+    straight = train(model_cfg, cfg, run_data, tmp_path / "straight", cpu, progress=False)
+    train(model_cfg, cfg, run_data, tmp_path / "resumed", cpu, stop_after_epoch=1, progress=False)
+    resumed = train(model_cfg, cfg, run_data, tmp_path / "resumed", cpu, progress=False)
     a = torch.load(straight[-1], weights_only=False)
     b = torch.load(resumed[-1], weights_only=False)
     for key in a["model"]:
@@ -219,7 +221,7 @@ def test_resume_with_dropout_equals_uninterrupted_run_and_records_both_modes(tin
 
 
 STUDY = {"dropout": {"datasets": ["fashion_mnist"], "noise": 0.1, "seeds": [0, 1], "p_gen": 0.4, "p_mem": 0.2,
-                     "grid": {"p_gen": [0.4, 0.6], "p_mem": [0.2]}}}
+                     "model": "resnet9", "grid": {"p_gen": [0.4, 0.6], "p_mem": [0.2]}}}
 
 
 def study_metrics() -> pd.DataFrame:

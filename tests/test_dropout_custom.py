@@ -6,22 +6,20 @@ import copy
 
 import pytest
 import torch
+from schema_defaults import data_source, dropout_fields, dropout_model_config, resolved_config, train_config
 from torch import nn
 
 from memloc.core.data.noise import make_corrupted_table
-from memloc.core.data.run_data import training_set
-from memloc.core.data.source import DataSource
+from memloc.core.data.run_data import RunData, training_set
 from memloc.core.example_index import forward_with_index, held_layer, index_mode
 from memloc.core.models.layer_rule import model_layers
-from memloc.core.train.config import TrainConfig
 from memloc.core.train.run import train
 from memloc.core.train.tables import run_tables
 from memloc.dropout import plan, tables
-from memloc.dropout.model import DropoutModelConfig
 from memloc.dropout.placement import add_dropout, default_after
 from memloc.dropout.tied import FixedSparseDropout, dropout_layers, tied_modules
 
-TIED = {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3}
+TIED = dropout_fields(kind="example_tied", p_gen=0.4, p_mem=0.2, seed=3)
 SHAPE = (1, 28, 28)  # Fashion-MNIST
 
 
@@ -208,21 +206,21 @@ STUDY = {"dropout": {"model": "small_cnn", "datasets": ["fashion_mnist"], "noise
 def test_training_a_custom_model_with_tied_dropout_gives_tab1_tab2_and_fig07(fashion_root, tmp_path):
     from memloc.report.figures import fig07
 
-    source = DataSource(fashion_root)  # 200 training examples, 20% noisy; 100 test examples
+    source = data_source(fashion_root)  # 200 training examples, 20% noisy; 100 test examples
     table = make_corrupted_table("fashion_mnist", source, 0.2, subset=200, seed=0)
-    data = training_set(table, source.load("fashion_mnist", train=True))
+    data = training_set(table, source.load("fashion_mnist", train=True), "is_noisy")
     test = source.load("fashion_mnist", train=False)
     test_images, test_labels = test.images[:100], test.labels[:100]
     run = plan.fig07_run(STUDY)
     assert run["model"] == "small_cnn" and plan.table_runs(STUDY, "tab2") == [run]
     # the model as build_model makes it from model_definitions (a factory in this file)
     dropout = {**plan.parse_dropout(run["dropout"]), "seed": 0}
-    model_cfg = DropoutModelConfig("small_cnn", 10, 1, 28, factory=f"{__file__}:small_cnn", settings={"width": 8},
-                                   dropout_after=["features.0", "features.1", "features.2"], dropout=dropout)
+    model_cfg = dropout_model_config("small_cnn", 10, 1, 28, factory=f"{__file__}:small_cnn", settings={"width": 8},
+                                     dropout_after=["features.0", "features.1", "features.2"], dropout=dropout)
     assert [m.after for m in tied_modules(model_cfg.build())] == ["features.0", "features.1", "features.2"]
-    cfg = TrainConfig(epochs=4, peak_epoch=1, batch_size=50, seed=0, gradient_accounting=False)
-    checkpoints = train(model_cfg, cfg, data, test_images, test_labels, tmp_path / "run", torch.device("cpu"),
-                        progress=False, compile_model=False)
+    cfg = train_config(epochs=4, peak_epoch=1, batch_size=50, seed=0, gradient_accounting=False)
+    checkpoints = train(model_cfg, cfg, RunData(data, test_images, test_labels), tmp_path / "run", torch.device("cpu"),
+                        progress=False)
     run_table = run_tables(checkpoints)
     metrics, examples = run_table["metrics"], run_table["examples"]
     assert {"clean/drop", "noisy/drop", "test/drop"} <= set(metrics["subset"])
@@ -284,10 +282,11 @@ def test_the_config_check_builds_the_study_model_with_its_dropout():
     from memloc.config import ConfigError
     from memloc.config_checks import _check_dropout
 
-    config = {"train": {"peak_epoch": 2}, "primary": {"dataset": "fashion_mnist"}, "model_settings": {},
-              "model_definitions": {"split_net": {"factory": f"{__file__}:split_net", "dropout_after": ["conv"]}},
-              "dropout": {"epochs": 4, "model": "split_net", "datasets": ["fashion_mnist"], "p_gen": 0.4,
-                          "p_mem": 0.2, "placement": "stages"}}
+    config = resolved_config({
+        "train": {"peak_epoch": 2}, "primary": {"dataset": "fashion_mnist"},
+        "model_definitions": {"split_net": {"factory": f"{__file__}:split_net", "dropout_after": ["conv"]}},
+        "dropout": {"epochs": 4, "model": "split_net", "datasets": ["fashion_mnist"], "p_gen": 0.4, "p_mem": 0.2,
+                    "placement": "stages"}})
     _check_dropout(config)  # after the conv: fine
     config["model_definitions"]["split_net"]["dropout_after"] = ["split"]
     with pytest.raises(ConfigError, match=r"dropout.model: 'split_net' with dropout layers: cannot tell the units of "

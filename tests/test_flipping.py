@@ -14,15 +14,13 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from schema_defaults import data_source, flip_config, model_config, train_config
 from torch import nn
 
 from memloc.core.data.noise import make_corrupted_table
-from memloc.core.data.run_data import training_set
-from memloc.core.data.source import DataSource
+from memloc.core.data.run_data import RunData, training_set
 from memloc.core.models.blocks import ConvBN
-from memloc.core.models.build import ModelConfig
 from memloc.core.train.checkpoints import model_from_checkpoint
-from memloc.core.train.config import TrainConfig
 from memloc.core.train.evaluation import prepare_batch
 from memloc.core.train.run import train
 from memloc.flipping.accuracy import accuracy_rows
@@ -30,7 +28,7 @@ from memloc.flipping.batched import flip_examples, folded_batchnorm
 from memloc.flipping.jobs import select_examples
 from memloc.flipping.masks import full_masks, mask_gradients, remove
 from memloc.flipping.objective import (
-    FlipConfig,
+    FlippingProblem,
     flip_until_misclassified,
     input_noise,
     noisy_copies,
@@ -44,7 +42,7 @@ from memloc.flipping.units import candidate_units
 CPU = torch.device("cpu")
 # noise at 20% of the input's norm (the default is the authors' 1%), so that F̄ and its
 # noise matter here: a wrong seed or scale shows as different removals
-CFG = FlipConfig(max_removals=25, noise_copies=3, noise_scale=0.2, population_batch=16, resample_every=0, seed=3,
+CFG = flip_config(max_removals=25, noise_copies=3, noise_scale=0.2, population_batch=16, resample_every=0, seed=3,
                  examples_per_batch=3, max_rows=256)
 
 
@@ -61,11 +59,12 @@ def _one_thread():
 def trained(fashion_root, tmp_path_factory):
     """A width-1/8 ResNet-9 trained 16 epochs on 200 Fashion-MNIST examples, 20% noise
     (fits ~80% of the clean and ~70% of the noisy examples)."""
-    table = make_corrupted_table("fashion_mnist", DataSource(fashion_root), 0.2, subset=200, seed=0)
-    data = training_set(table, DataSource(fashion_root).load("fashion_mnist", train=True))
-    cfg = TrainConfig(epochs=16, peak_epoch=8, batch_size=32, seed=0, gradient_accounting=False)
-    ckpts = train(ModelConfig("resnet9", 10, 1, 28, width=0.125), cfg, data, data.images[:10], data.labels[:10],
-                  tmp_path_factory.mktemp("flip_run"), CPU, progress=False)
+    table = make_corrupted_table("fashion_mnist", data_source(fashion_root), 0.2, subset=200, seed=0)
+    data = training_set(table, data_source(fashion_root).load("fashion_mnist", train=True), "is_noisy")
+    cfg = train_config(epochs=16, peak_epoch=8, batch_size=32, seed=0, gradient_accounting=False)
+    run_data = RunData(data, data.images[:10], data.labels[:10])
+    ckpts = train(model_config("resnet9", 10, 1, 28, width=0.125), cfg, run_data, tmp_path_factory.mktemp("flip_run"),
+                  CPU, progress=False)
     model = model_from_checkpoint(ckpts[-1], CPU).eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -156,8 +155,8 @@ def flipped(trained, request):
     table, data, model = trained
     examples = select_examples(table, 6, seed=1)["index"].tolist()
     double = copy.deepcopy(model).double()
-    cfg = FlipConfig(**{**CFG.__dict__, "resample_every": request.param})
-    args = (data.images, data.labels, data.group, cfg, CPU)
+    cfg = flip_config(**{**CFG.__dict__, "resample_every": request.param})
+    args = (data, cfg, CPU)
     batched = results_frame(flip_examples(double, examples, *args, progress=False))
     plain = results_frame([flip_until_misclassified(double, i, *args) for i in examples])
     reference = {i: reference_flip(model, i, data, cfg) for i in examples}
@@ -228,14 +227,13 @@ def test_a_search_that_hits_the_maximum_is_censored(trained, flipped):
     _, batched, _, _ = flipped
     long = batched[batched["removals"] >= 2].iloc[0]
     cut = int(long["removals"]) - 1
-    cfg = FlipConfig(**{**CFG.__dict__, "max_removals": cut})
-    [res] = flip_examples(copy.deepcopy(model).double(), [int(long["index"])], data.images, data.labels, data.group,
-                          cfg, CPU, progress=False)
+    cfg = flip_config(**{**CFG.__dict__, "max_removals": cut})
+    [res] = flip_examples(copy.deepcopy(model).double(), [int(long["index"])], data, cfg, CPU, progress=False)
     assert res.censored and res.removals == cut and res.flipped_to == -1 and res.initially_correct
     assert res.removed_units == list(long["removed_units"][:cut])
     # max_removals = 0: every correctly classified example is censored at 0
-    cfg0 = FlipConfig(**{**CFG.__dict__, "max_removals": 0})
-    zero = results_frame(flip_examples(model, batched["index"].tolist(), data.images, data.labels, data.group, cfg0,
+    cfg0 = flip_config(**{**CFG.__dict__, "max_removals": 0})
+    zero = results_frame(flip_examples(model, batched["index"].tolist(), data, cfg0,
                                        CPU, progress=False))
     assert (zero["removals"] == 0).all()
     assert (zero["censored"] == batched["initially_correct"]).all()
@@ -248,7 +246,7 @@ def test_population_states_equal_the_masked_model(trained):
     _, data, model = trained
     double = copy.deepcopy(model).double().eval()
     units = candidate_units(double)
-    term = PopulationTerm(double, units, data.images, data.labels, CFG, CPU, torch.float64)
+    term = PopulationTerm(FlippingProblem(double, units, data, CFG, CPU, torch.float64))
     rng = np.random.default_rng(0)
     n = term.candidates
     linear, block = units[-1], units[-2]
@@ -279,7 +277,7 @@ def test_noise_is_seeded_by_seed_step_and_row(trained):
     term draws for a row exactly what the example term draws for it, whatever else is asked
     for with it; each copy's noise norm is noise_scale times the input's norm."""
     _, data, _ = trained
-    cfg = FlipConfig(**{**CFG.__dict__, "population_batch": 40})
+    cfg = flip_config(**{**CFG.__dict__, "population_batch": 40})
     K, step = cfg.noise_copies, 4
     idx = population_indices(cfg.seed, step, len(data.labels), cfg)
     px, _ = population_rows(data.images, data.labels, step, cfg, CPU, torch.float64)
@@ -297,7 +295,7 @@ def test_noise_is_seeded_by_seed_step_and_row(trained):
     assert not torch.equal(a[0], a[1]) and not torch.equal(a[0, 0], a[0, 1])  # rows and copies differ
     assert not torch.equal(a, input_noise(3, 5, [10, 11], 2, shape))  # a new draw at every step
     assert not torch.equal(a, input_noise(4, 4, [10, 11], 2, shape))  # seeded by the run
-    quiet = FlipConfig(**{**cfg.__dict__, "noise_scale": 0.0})
+    quiet = flip_config(**{**cfg.__dict__, "noise_scale": 0.0})
     torch.testing.assert_close(population_rows(data.images, data.labels, step, quiet, CPU, torch.float64)[0],
                                x.repeat_interleave(quiet.noise_copies, 0), rtol=0, atol=0)
 
@@ -321,18 +319,18 @@ def test_folded_batchnorm_is_the_same_function(trained):
 
 def test_population_batch_is_resampled_as_configured():
     n = 1000
-    every_step = FlipConfig(population_batch=32, resample_every=1, seed=5)
+    every_step = flip_config(population_batch=32, resample_every=1, seed=5)
     batches = [population_indices(5, t, n, every_step) for t in range(6)]
     assert all(len(b) == 32 and len(set(b.tolist())) == 32 for b in batches)
     assert all(not torch.equal(batches[t], batches[t + 1]) for t in range(5))
     assert not torch.equal(batches[0], torch.arange(32))  # a random batch, not the first rows
     assert len(set(torch.cat(batches).tolist())) > 150  # drawn from the whole training set
-    every_third = FlipConfig(population_batch=32, resample_every=3, seed=5)
+    every_third = flip_config(population_batch=32, resample_every=3, seed=5)
     b = [population_indices(5, t, n, every_third) for t in range(6)]
     assert torch.equal(b[0], b[1]) and torch.equal(b[1], b[2]) and torch.equal(b[3], b[5])
     assert not torch.equal(b[2], b[3])
     assert not torch.equal(population_indices(6, 0, n, every_step), batches[0])  # seeded per run
-    once = FlipConfig(population_batch=32, resample_every=0, seed=5)  # one batch for the whole search
+    once = flip_config(population_batch=32, resample_every=0, seed=5)  # one batch for the whole search
     assert all(torch.equal(population_indices(5, t, n, once), batches[0]) for t in range(50))
 
 
@@ -341,13 +339,13 @@ def test_sharded_equals_unsharded(trained):
     examples' and the population's noise, the population batch) depends on (seed, step, row)."""
     table, data, model = trained
     chosen = select_examples(table, 5, seed=2, shards=3)
-    cfg = FlipConfig(**{**CFG.__dict__, "examples_per_batch": 12})
+    cfg = flip_config(**{**CFG.__dict__, "examples_per_batch": 12})
     evaluate = accuracy_rows(len(table), 100, seed=0)
-    args = (data.images, data.labels, data.group)
+    args = (data,)
     whole = results_frame(flip_examples(model, chosen["index"].tolist(), *args, cfg, CPU, evaluate, progress=False))
     parts = []
     for shard, part in chosen.groupby("shard"):
-        small = FlipConfig(**{**CFG.__dict__, "examples_per_batch": 1 + int(shard)})
+        small = flip_config(**{**CFG.__dict__, "examples_per_batch": 1 + int(shard)})
         parts.append(results_frame(flip_examples(model, part["index"].tolist(), *args, small, CPU, evaluate,
                                                  progress=False)))
     sharded = pd.concat(parts).set_index("index").loc[whole["index"]].reset_index()

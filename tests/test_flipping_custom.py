@@ -13,23 +13,23 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from schema_defaults import data_source, flip_config
 from torch import nn
 
 from memloc.core.data.noise import make_corrupted_table
 from memloc.core.data.run_data import training_set
-from memloc.core.data.source import DataSource
 from memloc.core.train.evaluation import prepare_batch
 from memloc.flipping.batched import flip_examples, folded_batchnorm
 from memloc.flipping.budget import GIB, SavedBytes, budget_rows, memory_budget, row_budget, row_cost
 from memloc.flipping.jobs import select_examples
 from memloc.flipping.masks import flat_masks, full_masks, mask_gradients, masked_logits, model_stages, remove
-from memloc.flipping.objective import FlipConfig, flip_until_misclassified, noisy_copies, results_frame
+from memloc.flipping.objective import FlippingProblem, flip_until_misclassified, noisy_copies, results_frame
 from memloc.flipping.population import PopulationTerm
 from memloc.flipping.units import candidate_units, check_units
 
 CPU = torch.device("cpu")
 # 20% input noise (the authors' 1% hardly matters on this model), 8 population rows
-CFG = FlipConfig(seed=3, max_removals=20, noise_copies=3, noise_scale=0.2, population_batch=8, examples_per_batch=4,
+CFG = flip_config(seed=3, max_removals=20, noise_copies=3, noise_scale=0.2, population_batch=8, examples_per_batch=4,
                  max_rows=4096, resample_every=0)
 
 
@@ -74,8 +74,8 @@ def trained(fashion_root):
     """SmallCNN trained 60 epochs (SGD) on 200 Fashion-MNIST examples with 20% label noise
     (fits ~97% of the clean and ~60% of the noisy ones), in float64 from here on (the
     comparisons below are of removal sequences)."""
-    table = make_corrupted_table("fashion_mnist", DataSource(fashion_root), 0.2, subset=200, seed=0)
-    data = training_set(table, DataSource(fashion_root).load("fashion_mnist", train=True))
+    table = make_corrupted_table("fashion_mnist", data_source(fashion_root), 0.2, subset=200, seed=0)
+    data = training_set(table, data_source(fashion_root).load("fashion_mnist", train=True), "is_noisy")
     torch.manual_seed(0)
     net = SmallCNN()
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
@@ -181,7 +181,7 @@ def flipped(trained):
     one-example reference loop."""
     table, data, net = trained
     examples = select_examples(table, 4, seed=1)["index"].tolist()
-    args = (data.images, data.labels, data.group, CFG, CPU)
+    args = (data, CFG, CPU)
     out = {}
     for name, model in (("net", net), ("seq", sequential(net))):
         out[name] = (results_frame(flip_examples(model, examples, *args, progress=False)),
@@ -224,9 +224,9 @@ def test_functional_and_module_relu_give_the_same_search(trained, flipped):
 def test_row_cost_is_measured_at_the_jobs_precision(trained):
     _, data, net = trained
     units = candidate_units(net)
-    cost64 = row_cost(net, units, data.images, data.labels, CFG, CPU, torch.float64)
+    cost64 = row_cost(FlippingProblem(net, units, data, CFG, CPU, torch.float64))
     net32 = copy.deepcopy(net).float()
-    cost32 = row_cost(net32, candidate_units(net32), data.images, data.labels, CFG, CPU, torch.float32)
+    cost32 = row_cost(FlippingProblem(net32, candidate_units(net32), data, CFG, CPU, torch.float32))
     assert 1.6 * cost32.per_row < cost64.per_row <= 2 * cost32.per_row  # max-pool indices stay int64
     assert cost64.per_row > 28 * 28 * 8  # at least the input row, saved by the first conv
 
@@ -238,19 +238,19 @@ def test_saved_bytes_at_the_derived_rows_stay_within_the_cap(trained):
     _, data, net = trained
     seq = sequential(net)
     units = candidate_units(seq)
-    cost = row_cost(seq, units, data.images, data.labels, CFG, CPU, torch.float64)
+    cost = row_cost(FlippingProblem(seq, units, data, CFG, CPU, torch.float64))
     K, P = CFG.noise_copies, CFG.population_batch
     cap = cost.rest + (5 * P * K + 0.5) * cost.per_row  # room for 4 population states beside the shared pass
-    cfg = FlipConfig(**{**CFG.__dict__, "memory_gb": cap / GIB})
-    rows = row_budget(seq, units, data.images, data.labels, cfg, CPU, torch.float64)
+    cfg = flip_config(**{**CFG.__dict__, "memory_gb": cap / GIB})
+    rows = row_budget(FlippingProblem(seq, units, data, cfg, CPU, torch.float64))
     assert rows == 4 * P * K < cfg.max_rows
     owners = rows // K
     noisy = noisy_copies(prepare_batch(data.images[:owners], CPU).double(), list(range(owners)), 0, cfg)
     with SavedBytes() as example_pass:
         mask_gradients(seq, units, full_masks(units, owners, CPU, torch.float64), noisy, data.labels[:owners], K, K)
     assert 0.7 * cap < example_pass.total <= cap
-    term = PopulationTerm(seq, units, data.images, data.labels, FlipConfig(**{**cfg.__dict__, "max_rows": rows}),
-                          CPU, torch.float64)
+    term = PopulationTerm(FlippingProblem(seq, units, data, flip_config(**{**cfg.__dict__, "max_rows": rows}), CPU,
+                                          torch.float64))
     states = [frozenset({f}) for f in (0, 2, 3, 5, 40)]  # 4 from stage 0 (one chunk), 1 from the last stage
     assert [term.first_stage(st) for st in states] == [0, 0, 0, 0, 8]
     masks = full_masks(units, len(states), CPU, torch.float64)
@@ -262,7 +262,7 @@ def test_saved_bytes_at_the_derived_rows_stay_within_the_cap(trained):
     with pytest.raises(ValueError, match="flipping.memory_gb"):
         budget_rows(cost, int(cost.rest + 1.5 * P * K * cost.per_row), cfg)
     assert memory_budget(None, CPU) is None  # CPU, no cap set: max_rows alone bounds a pass
-    assert row_budget(seq, units, data.images, data.labels, CFG, CPU, torch.float64) == CFG.max_rows
+    assert row_budget(FlippingProblem(seq, units, data, CFG, CPU, torch.float64)) == CFG.max_rows
 
 
 def test_results_do_not_depend_on_the_row_budget(trained):
@@ -270,14 +270,14 @@ def test_results_do_not_depend_on_the_row_budget(trained):
     chunk of the population term) gives the uncapped search's results."""
     table, data, net = trained
     examples = select_examples(table, 3, seed=2)["index"].tolist()
-    cfg = FlipConfig(**{**CFG.__dict__, "population_batch": 2})
+    cfg = flip_config(**{**CFG.__dict__, "population_batch": 2})
     K, P = cfg.noise_copies, cfg.population_batch
     for model in (net, sequential(net)):
         folded = folded_batchnorm(model)
-        cost = row_cost(folded, candidate_units(folded), data.images, data.labels, cfg, CPU, torch.float64)
-        capped = FlipConfig(**{**cfg.__dict__, "memory_gb": (cost.rest + (2 * P * K + 1.5) * cost.per_row) / GIB})
+        cost = row_cost(FlippingProblem(folded, candidate_units(folded), data, cfg, CPU, torch.float64))
+        capped = flip_config(**{**cfg.__dict__, "memory_gb": (cost.rest + (2 * P * K + 1.5) * cost.per_row) / GIB})
         assert budget_rows(cost, memory_budget(capped.memory_gb, CPU), capped) == P * K + 1  # 2 owners of 3 rows
-        args = (examples, data.images, data.labels, data.group)
+        args = (examples, data)
         small = results_frame(flip_examples(model, *args, capped, CPU, progress=False))
         whole = results_frame(flip_examples(model, *args, cfg, CPU, progress=False))
         pd.testing.assert_frame_equal(small, whole)

@@ -6,15 +6,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from schema_defaults import data_source, model_config, train_config
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from memloc.core.data.noise import make_corrupted_table
-from memloc.core.data.run_data import training_set
-from memloc.core.data.source import DataSource
+from memloc.core.data.run_data import RunData, training_set
 from memloc.core.device import autocast_for
-from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.models.build import build_model
 from memloc.core.models.layer_rule import model_layers
-from memloc.core.train.config import TrainConfig
 from memloc.core.train.evaluation import prepare_batch
 from memloc.core.train.gradients import BATCH_STATISTICS, EPOCH_STATISTICS, GradientAccountant
 from memloc.core.train.run import train
@@ -39,25 +38,25 @@ def _group_gradients(model, losses: torch.Tensor, noisy: torch.Tensor) -> tuple[
 
 @pytest.fixture(scope="module")
 def real_data(fashion_root):
-    src = DataSource(fashion_root)
+    src = data_source(fashion_root)
     table = make_corrupted_table("fashion_mnist", src, 0.2, subset=200, seed=0)
     test = src.load("fashion_mnist", train=False)
-    return training_set(table, src.load("fashion_mnist", train=True)), test.images[:50], test.labels[:50]
+    return training_set(table, src.load("fashion_mnist", train=True), "is_noisy"), test.images[:50], test.labels[:50]
 
 
-def test_epoch_statistics_equal_brute_force_over_the_epochs_batches(real_data, tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMLOC_PRECISION", "fp32")  # fp32 forwards for tight tolerances; bf16 accounts alike
+def test_epoch_statistics_equal_brute_force_over_the_epochs_batches(real_data, tmp_path, use_compute):
+    use_compute(precision="fp32")  # fp32 forwards for tight tolerances; bf16 accounts alike
     data, test_images, test_labels = real_data
     cpu = torch.device("cpu")
-    model_cfg = ModelConfig("resnet9", 10, 1, 28, width=0.125)
-    cfg = TrainConfig(epochs=2, peak_epoch=1, batch_size=48, seed=3)  # 5 batches an epoch, the last of 8
+    model_cfg = model_config("resnet9", 10, 1, 28, width=0.125)
+    cfg = train_config(epochs=2, peak_epoch=1, batch_size=48, seed=3)  # 5 batches an epoch, the last of 8
     steps = math.ceil(len(data.labels) / cfg.batch_size)
     # hook the optimizer: the parameters each step starts from are those of its batch's forward
     seen = []
     hook = register_optimizer_step_pre_hook(
         lambda opt, args, kwargs: seen.append([p.detach().clone() for g in opt.param_groups for p in g["params"]]))
     try:
-        paths = train(model_cfg, cfg, data, test_images, test_labels, tmp_path, cpu, progress=False)
+        paths = train(model_cfg, cfg, RunData(data, test_images, test_labels), tmp_path, cpu, progress=False)
     finally:
         hook.remove()
     assert len(seen) == cfg.epochs * steps
@@ -95,7 +94,7 @@ def test_epoch_statistics_equal_brute_force_over_the_epochs_batches(real_data, t
 def test_batch_statistics_and_one_group_batches():
     # double precision, a fixed model: 3 batches, the last without a noisy example
     torch.manual_seed(0)
-    model = build_model(ModelConfig("resnet9", 10, 1, 16, width=0.125)).double()
+    model = build_model(model_config("resnet9", 10, 1, 16, width=0.125)).double()
     batches = [(torch.randn(b, 1, 16, 16, dtype=torch.float64), torch.randint(0, 10, (b,)), noisy)
                for b, noisy in ((12, [0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]), (6, [1, 0, 0, 0, 0, 1]), (5, [0] * 5))]
     acct = GradientAccountant(model, torch.device("cpu"))

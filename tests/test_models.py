@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from schema_defaults import data_source, dropout_model_config, model_config, train_config
 from torch import nn
 
 from memloc.config import ConfigError, load_config, resolve_factories
 from memloc.config_checks import check_config
 from memloc.core.data.noise import make_corrupted_table
-from memloc.core.data.run_data import training_set
-from memloc.core.data.source import DataSource
+from memloc.core.data.run_data import RunData, training_set
 from memloc.core.models.blocks import ConvBN
 from memloc.core.models.build import ModelConfig, build_model
 from memloc.core.models.config import planning_config
@@ -22,9 +22,7 @@ from memloc.core.models.factory import call_factory, resolve_factory
 from memloc.core.models.layer_rule import model_layers, named_modules_or_error, rule_layers
 from memloc.core.models.zoo import resnet9
 from memloc.core.train.checkpoints import list_checkpoints, load_checkpoint, model_from_checkpoint
-from memloc.core.train.config import TrainConfig
 from memloc.core.train.run import train
-from memloc.dropout.model import DropoutModelConfig
 from memloc.layers.plan import layer_names
 from memloc.layers.retraining import retrain_layer
 from memloc.layers.rewinding import layer_state_keys
@@ -64,7 +62,7 @@ def not_a_module(num_classes, in_channels, image_size):
 
 
 def tiny(factory: str = THIS_FILE, **fields) -> ModelConfig:
-    return ModelConfig("tinycnn", 10, 1, 28, factory=factory, **fields)
+    return model_config("tinycnn", 10, 1, 28, factory=factory, **fields)
 
 
 # -- built-in models ------------------------------------------------------------------------
@@ -73,11 +71,11 @@ def tiny(factory: str = THIS_FILE, **fields) -> ModelConfig:
 @pytest.mark.parametrize(
     "cfg,layers",
     [
-        (ModelConfig("resnet9", 10, 3, 32, width=0.25), [f"layer{i}" for i in range(1, 10)]),
-        (ModelConfig("resnet9", 7, 1, 28, width=0.125), [f"layer{i}" for i in range(1, 10)]),
-        (ModelConfig("resnet50", 10, 1, 28), ["stem", "layer1", "layer2", "layer3", "layer4", "fc"]),
+        (model_config("resnet9", 10, 3, 32, width=0.25), [f"layer{i}" for i in range(1, 10)]),
+        (model_config("resnet9", 7, 1, 28, width=0.125), [f"layer{i}" for i in range(1, 10)]),
+        (model_config("resnet50", 10, 1, 28), ["stem", "layer1", "layer2", "layer3", "layer4", "fc"]),
         (
-            ModelConfig("vit_small", 10, 3, 32, patch_size=4, dim=32, depth=3, heads=4, mlp_dim=64),
+            model_config("vit_small", 10, 3, 32, patch_size=4, dim=32, depth=3, heads=4, mlp_dim=64),
             ["embedding", "block1", "block2", "block3", "head"],
         ),
         (tiny(), TINY_LAYERS),
@@ -109,17 +107,16 @@ def test_resnet9_matches_the_paper():
 
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown model 'resnet18'"):
-        build_model(ModelConfig("resnet18"))
+        build_model(model_config("resnet18", 10, 3, 32))
 
 
 @pytest.mark.parametrize("placement", [None, "stages", "blocks"])
 def test_rule_gives_resnet9s_conv_bn_blocks_and_linear(placement):
     # the hand-written rule it replaces: every ConvBN block, then the Linear, in module order
-    fields = {"name": "resnet9", "num_classes": 10, "in_channels": 1, "image_size": 28, "width": 0.125}
     if placement:
-        model = DropoutModelConfig(**fields, dropout={"kind": "example_tied", "placement": placement}).build()
+        model = dropout_model_config("resnet9", 10, 1, 28, width=0.125, dropout={"placement": placement}).build()
     else:
-        model = build_model(ModelConfig(**fields))
+        model = build_model(model_config("resnet9", 10, 1, 28, width=0.125))
     expected = [m for m in model.modules() if isinstance(m, (ConvBN, nn.Linear))]
     assert len(expected) == 9
     assert [layer.modules for layer in rule_layers(model)] == [[m] for m in expected]
@@ -143,8 +140,8 @@ def unions_of_consecutive(rule, groups) -> bool:
 
 
 @pytest.mark.parametrize("cfg,rule_count", [
-    (ModelConfig("resnet50", 10, 1, 28), 2 + 3 + 4 + 6 + 3 + 1),  # conv1, bn1, each bottleneck, fc
-    (ModelConfig("vit_small", 10, 3, 32, patch_size=4, dim=32, depth=3, heads=4, mlp_dim=64), 1 + 3 + 2),
+    (model_config("resnet50", 10, 1, 28), 2 + 3 + 4 + 6 + 3 + 1),  # conv1, bn1, each bottleneck, fc
+    (model_config("vit_small", 10, 3, 32, patch_size=4, dim=32, depth=3, heads=4, mlp_dim=64), 1 + 3 + 2),
 ])
 def test_rule_agrees_with_the_historical_groups_of_resnet50_and_vit(cfg, rule_count):
     model = build_model(cfg)
@@ -294,8 +291,9 @@ def test_declared_model_in_the_config(tmp_path, monkeypatch):
     (lambda c: c.update(models=["tinycnn", "mynet"]), "models: model 'mynet' is neither built in"),
     (lambda c: c["primary"].update(model="mynet"), "primary.model: model 'mynet' is neither built in"),
     (lambda c: c["model_settings"].update(mynet={}), "model_settings: model 'mynet' is neither built in"),
-    (lambda c: c["model_definitions"].update(resnet9={"factory": THIS_FILE}), "model_definitions.resnet9: "
-                                                                              "'resnet9' is a built-in model"),
+    (lambda c: c["model_definitions"].update(resnet9={"factory": THIS_FILE, "layers": None, "flip_modules": None,
+                                                      "dropout_after": None}),
+     "model_definitions.resnet9: 'resnet9' is a built-in model"),
     (lambda c: c["model_settings"].update(tinycnn={"depth": 3}), r"model_definitions\.tinycnn\.factory: .*"
                                                                   "unexpected keyword argument 'depth'"),
     (lambda c: c["model_definitions"]["tinycnn"].update(layers=["features"]), r"model_definitions\.tinycnn\."
@@ -327,14 +325,14 @@ def test_relative_factory_without_its_file_is_a_config_error(tmp_path, monkeypat
 @pytest.fixture(scope="module")
 def tiny_run(fashion_root, tmp_path_factory):
     """TinyCNN trained one epoch on 200 Fashion-MNIST examples (20% label noise)."""
-    src = DataSource(fashion_root)
+    src = data_source(fashion_root)
     table = make_corrupted_table("fashion_mnist", src, 0.2, subset=200, seed=0)
-    data = training_set(table, src.load("fashion_mnist", train=True))
+    data = training_set(table, src.load("fashion_mnist", train=True), "is_noisy")
     test = src.load("fashion_mnist", train=False)
-    cfg = TrainConfig(epochs=1, peak_epoch=0.5, batch_size=50, seed=0, eval_batch_size=256)
+    cfg = train_config(epochs=1, peak_epoch=0.5, batch_size=50, seed=0, eval_batch_size=256)
     folder = tmp_path_factory.mktemp("tinycnn")
-    paths = train(tiny(settings={"width": 4}), cfg, data, test.images[:100], test.labels[:100], folder, CPU,
-                  progress=False)
+    run_data = RunData(data, test.images[:100], test.labels[:100])
+    paths = train(tiny(settings={"width": 4}), cfg, run_data, folder, CPU, progress=False)
     return paths, data, test
 
 
@@ -356,11 +354,11 @@ def test_retraining_a_layer_of_the_custom_model(tiny_run):
     paths, data, test = tiny_run
     model, init = model_from_checkpoint(paths[-1], CPU), load_checkpoint(paths[0])["model"]
     final = {k: v.clone() for k, v in model.state_dict().items()}
-    cfg = TrainConfig(epochs=2, peak_epoch=1, batch_size=50, seed=0, eval_batch_size=256, gradient_accounting=False)
+    cfg = train_config(epochs=2, peak_epoch=1, batch_size=50, seed=0, eval_batch_size=256, gradient_accounting=False)
     layer = model_layers(model)[1]
     own = set(layer_state_keys(model, layer))
     assert own == {k for k in final if k.startswith("features.1.")}  # conv weight, BN affine and running stats
-    table = retrain_layer(model, 1, init, data, test.images[:100], test.labels[:100], cfg, CPU, progress=False,
+    table = retrain_layer(model, 1, init, RunData(data, test.images[:100], test.labels[:100]), cfg, CPU,
                           recalibrate_bn=True)
     assert sorted(table["epoch"].unique()) == [0, 1, 2] and table["accuracy"].between(0, 1).all()
     after = model.state_dict()

@@ -14,9 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+from schema_defaults import data_source
 from torch import nn
-
-from memloc.core.data.source import DataSource
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "tests" / "config" / "test.yaml"
@@ -57,7 +56,7 @@ def build(num_classes: int, in_channels: int, image_size: int, width: int = 8) -
 def write_imagefolder(root: Path) -> None:
     """<root>/{train,test}/<class>/<i>.png: the first PER_CLASS images of each class of the
     Fashion-MNIST splits, as 8-bit grayscale PNGs."""
-    source = DataSource()
+    source = data_source("data")
     for split, per_class in PER_CLASS.items():
         data = source.load("fashion_mnist", train=split == "train")
         labels = data.labels.numpy()

@@ -18,6 +18,7 @@ from memloc.atypical.plan import (
     holdout_model,
     holdout_parts,
     holdout_report,
+    holdout_settings,
     published_cscores,
 )
 from memloc.config import ConfigError, load_config
@@ -106,10 +107,13 @@ def test_published_scores_replace_the_holdout_estimate(config):
 
 
 def test_holdout_model_is_the_primary_model_with_its_settings(config):
-    assert holdout_model(config) == {"name": "resnet9", "width": 0.25}
+    builtin = {"factory": None, "layers": None, "flip_modules": None, "dropout_after": None}
+    assert holdout_model(config) == {"name": "resnet9", "settings": {"width": 0.25}, **builtin}
     config = copy.deepcopy(config)
     config["primary"]["model"] = "resnet50"  # model_settings.resnet50: {}
-    assert holdout_model(config) == {"name": "resnet50"}
+    assert holdout_model(config) == {"name": "resnet50", "settings": {}, **builtin}
+    assert holdout_settings(config) == {**config["train"], "gradient_accounting": False,
+                                        "group_names": ["clean", "noisy"]}  # the seed: each model's own
 
 
 def test_fig08_selection(config):

@@ -73,7 +73,7 @@ def test_every_run_is_trained_once(config):
 
 def test_a_larger_study_plans_every_cell():
     config = {"dropout": {"datasets": ["fashion_mnist", "mnist"], "noise": 0.1, "seeds": [0, 1], "p_gen": 0.4,
-                          "p_mem": 0.2, "grid": {"p_gen": [0.2, 0.4], "p_mem": [0.1, 0.2]}}}
+                          "p_mem": 0.2, "grid": {"p_gen": [0.2, 0.4], "p_mem": [0.1, 0.2]}, "model": "resnet9"}}
     assert len(plan.table_runs(config, "tab1")) == 2 * 2 and len(plan.table_runs(config, "tab2")) == 4 * 2
     assert [r["method"] for r in plan.table_runs(config, "tab3")[::2]] == ["standard", "fixed_sparse", "example_tied"]
     assert len(plan.dropout_runs(config)) == (2 + 4 - 1 + 2) * 2
@@ -82,15 +82,16 @@ def test_a_larger_study_plans_every_cell():
 def test_settings_of_a_run(config):
     epochs = config["dropout"]["epochs"]  # (a null is resolved to train.epochs by load_config)
     assert plan.train_settings(config, 3) == {**config["train"], "epochs": epochs, "seed": 3,
-                                              "gradient_accounting": False}
+                                              "gradient_accounting": False, "group_names": ["clean", "noisy"]}
     placement, scale = config["dropout"]["placement"], config["dropout"]["drop_scale"]
     assert plan.model_settings(config, "resnet9", "tied_pgen0.4_pmem0.2", 3) == {
-        "width": 0.25, "dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3,
-                                   "placement": placement, "drop_scale": scale},
+        "name": "resnet9", "settings": {"width": 0.25}, "factory": None, "layers": None, "flip_modules": None,
+        "dropout_after": None, "dropout": {"kind": "example_tied", "p_gen": 0.4, "p_mem": 0.2, "seed": 3,
+                                           "placement": placement, "drop_scale": scale},
     }
     # a baseline has no drop scale: its config (and checkpoints) do not depend on it
     assert plan.model_settings(config, "resnet9", "sparse_s0.4", 3)["dropout"] == {
-        "kind": "fixed_sparse", "p_gen": 0.4, "p_mem": 0.0, "seed": 3, "placement": placement}
+        "kind": "fixed_sparse", "p_gen": 0.4, "p_mem": 0.0, "seed": 3, "placement": placement, "drop_scale": None}
     config["dropout"]["placement"] = "blocks"
     assert plan.model_settings(config, "resnet9", "standard_p0.4", 0)["dropout"]["placement"] == "blocks"
     config["dropout"]["epochs"] = 4

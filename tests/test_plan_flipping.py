@@ -40,17 +40,20 @@ def test_flipped_runs_and_the_parts_of_the_flipping_table(config):
 def test_flip_settings_are_the_flip_config_fields_but_the_seed(config):
     from memloc.flipping.objective import FlipConfig
 
-    settings = plan.flip_settings(config)
+    settings = plan.flip_settings(config, "1")  # the seed: the {seed} wildcard's
     assert settings == {"max_removals": 50, "noise_copies": 5, "noise_scale": 0.01, "population_batch": 64,
-                        "resample_every": 0, "examples_per_batch": 32, "max_rows": 2048, "memory_gb": None}
+                        "resample_every": 0, "examples_per_batch": 32, "max_rows": 2048, "memory_gb": None,
+                        "accuracy_examples": None, "seed": 1}
     assert set(plan.FLIP_SETTINGS) == {f.name for f in dataclasses.fields(FlipConfig)} - {"seed"}
-    assert FlipConfig(**settings, seed=1).population_batch == 64
+    assert FlipConfig(**settings).population_batch == 64
 
 
 def test_second_split_settings_fill_in_the_train_schedule(config):
     settings = plan.second_split_settings(config, 1)
     # split A: the run's training (epochs_first / peak_epoch_first are null: train's 16 and 5)
-    assert settings.first == {**config["train"], "seed": 1, "epochs": 20, "peak_epoch": 6}
+    assert settings.first == {**config["train"], "seed": 1, "epochs": 20, "peak_epoch": 6,
+                              "gradient_accounting": False, "group_names": ["clean", "noisy"]}
+    assert plan.second_split(config) == {"fraction": 0.5, "seed": 0}
     assert settings.second == {"epochs": 8, "peak_epoch": 2}  # fine-tuning on split B
     assert settings == (settings.first, settings.second)
     assert plan.second_split_settings(config, "1") == settings  # as the {seed} wildcard gives it
@@ -75,7 +78,7 @@ def test_fig05_selection_and_our_setting(config):
 def test_the_paper_preset_plans_its_30_models(config):
     paper = load_config(ROOT / "config" / "paper.yaml")
     assert len(plan.flip_runs(paper)) == 30 and len(plan.flip_parts(paper)) == 30 * 20
-    assert plan.flip_settings(paper)["population_batch"] == 128
+    assert plan.flip_settings(paper, 0)["population_batch"] == 128
     assert plan.second_split_settings(paper, 0).second == {"epochs": 50, "peak_epoch": paper["train"]["peak_epoch"]}
     assert plan.our_setting(paper).startswith("CIFAR-10 (full training set), ResNet-9 width 1")
 

@@ -20,6 +20,7 @@ from memloc.runs.plan import (
     gradient_runs,
     noise_sweep_runs,
     primary_runs,
+    run_inputs,
     train_settings,
 )
 
@@ -79,10 +80,14 @@ def test_more_datasets_add_their_grids(config):
 
 def test_train_settings_follow_the_data_variant(config):
     noisy = train_settings(config, "noise0.1", "1")
-    assert noisy == {**config["train"], "seed": 1, "group_column": "is_noisy", "group_names": ["clean", "noisy"]}
+    assert noisy == {**config["train"], "seed": 1, "gradient_accounting": True, "group_names": ["clean", "noisy"]}
     assert (noisy["epochs"], noisy["batch_size"], noisy["peak_epoch"]) == (20, 128, 6)
-    atypical = train_settings(config, "atypical", 0)
-    assert (atypical["group_column"], atypical["group_names"]) == ("is_atypical", ["typical", "atypical"])
+    assert train_settings(config, "atypical", 0)["group_names"] == ["typical", "atypical"]
+    # the data a job reads: the group column follows the variant too
+    inputs = run_inputs(config, "fashion_mnist", "atypical")
+    assert inputs == {"dataset": "fashion_mnist", "source": data_source(config), "test_subset": 1000,
+                      "group_column": "is_atypical"}
+    assert run_inputs(config, "fashion_mnist", "noise0.1")["group_column"] == "is_noisy"
 
 
 def test_gradient_figures_select_the_primary_run(config):

@@ -1,36 +1,38 @@
 """Layer retraining on a real (tiny) trained run: what is frozen, where the layer starts,
 and which examples it is trained on."""
 
+from dataclasses import asdict
+
 import pytest
 import torch
+from schema_defaults import train_config
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from memloc.core.data.run_data import load_run_data
 from memloc.core.models.layer_rule import model_layers
 from memloc.core.train.checkpoints import load_checkpoint, model_from_checkpoint
-from memloc.core.train.config import TrainConfig
 from memloc.core.train.evaluation import prepare_batch
 from memloc.layers.jobs import read_manifest, retrain_run_layer
 from memloc.layers.retraining import recalibrate_batchnorm, retrain_layer
 from memloc.layers.rewinding import layer_state_keys
 
 CPU = torch.device("cpu")
-CFG = TrainConfig(epochs=2, peak_epoch=1, peak_lr=0.1, batch_size=64, seed=0, eval_batch_size=256,
-                  gradient_accounting=False)
+CFG = train_config(epochs=2, peak_epoch=1, peak_lr=0.1, batch_size=64, seed=0, eval_batch_size=256,
+                   gradient_accounting=False)
 
 
 @pytest.fixture(scope="module")
 def run(trained_run):
     r = trained_run
     paths = read_manifest(r["checkpoints"])
-    data = load_run_data(r["data_table"], r["dataset"], r["source"], r["test_subset"])
+    data = r["inputs"].load()
     return paths, load_checkpoint(paths[0])["model"], load_checkpoint(paths[-1])["model"], data
 
 
 @pytest.mark.parametrize("li", [0, 4, 8])  # first conv, a middle conv, the final linear
 def test_only_layer_l_trains_from_its_init_and_never_on_noisy_examples(run, li):
-    paths, init, final, (trainset, test_images, test_labels) = run
+    paths, init, final, data = run
+    trainset = data.train
     model = model_from_checkpoint(paths[-1], CPU)
     layer = model_layers(model)[li]
     keys = set(layer_state_keys(model, layer))
@@ -62,7 +64,7 @@ def test_only_layer_l_trains_from_its_init_and_never_on_noisy_examples(run, li):
     step_hook = register_optimizer_step_pre_hook(before_step)
     input_hook = model.register_forward_pre_hook(record)
     try:
-        table = retrain_layer(model, li, init, trainset, test_images, test_labels, CFG, CPU, progress=False)
+        table = retrain_layer(model, li, init, data, CFG, CPU, recalibrate_bn=False)
     finally:
         step_hook.remove()
         input_hook.remove()
@@ -84,15 +86,13 @@ def test_only_layer_l_trains_from_its_init_and_never_on_noisy_examples(run, li):
 def test_retraining_job_writes_one_layer_table(trained_run, tmp_path):
     r = trained_run
     out = tmp_path / "layer9.parquet"
-    settings = {"epochs": 2, "peak_epoch": 1, "peak_lr": 0.1, "batch_size": 128, "seed": 0, "eval_batch_size": 256}
-    table = retrain_run_layer(r["data_table"], r["checkpoints"], out, r["dataset"], r["source"], r["test_subset"],
-                              "layer9", settings, device="cpu", threads=2, progress=False)
+    settings = {k: v for k, v in asdict(CFG).items() if k != "group_names"} | {"batch_size": 128}
+    table = retrain_run_layer(r["inputs"], r["checkpoints"], out, "layer9", settings, False, CPU)
     assert out.exists() and set(table["layer"]) == {"layer9"} and set(table["layer_index"]) == {8}
     assert sorted(table["epoch"].unique()) == [0, 1, 2]
     assert table["accuracy"].between(0, 1).all()
     with pytest.raises(ValueError, match="no layer 'layer10'"):
-        retrain_run_layer(r["data_table"], r["checkpoints"], out, r["dataset"], r["source"], r["test_subset"],
-                          "layer10", settings, device="cpu", progress=False)
+        retrain_run_layer(r["inputs"], r["checkpoints"], out, "layer10", settings, False, CPU)
 
 
 def test_recalibration_replaces_running_stats_by_the_examples_statistics():
@@ -121,12 +121,11 @@ def test_recalibration_replaces_running_stats_by_the_examples_statistics():
 
 
 def test_recalibration_changes_the_measurements_not_the_training(run):
-    paths, init, final, (trainset, test_images, test_labels) = run
+    paths, init, final, data = run
     out = {}
     for recalibrate in (False, True):
         model = model_from_checkpoint(paths[-1], CPU)
-        table = retrain_layer(model, 4, init, trainset, test_images, test_labels, CFG, CPU, progress=False,
-                              recalibrate_bn=recalibrate)
+        table = retrain_layer(model, 4, init, data, CFG, CPU, recalibrate_bn=recalibrate)
         out[recalibrate] = (table, {k: p.detach().clone() for k, p in model.named_parameters()},
                             model_layers(model)[4].modules[0][1].running_mean.clone())
     (plain, params, stats), (recal, params_r, stats_r) = out[False], out[True]

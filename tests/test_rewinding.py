@@ -7,24 +7,30 @@ import json
 import pandas as pd
 import pytest
 import torch
+from schema_defaults import model_config, model_settings
 from torch import nn
 
 import memloc.layers.jobs as layer_jobs
-from memloc.core.data.run_data import load_run_data
-from memloc.core.models.build import ModelConfig, build_model
+from memloc.core.models.build import build_model
 from memloc.core.models.layer_rule import model_layers
 from memloc.core.train.checkpoints import load_checkpoint, model_from_checkpoint, save_atomic
 from memloc.core.train.evaluation import evaluate_examples, prepare_batch
 from memloc.layers.jobs import partial_path, read_manifest, rewind_run
-from memloc.layers.rewinding import first_stage, forward_stages, layer_state_keys, rewind_layer, rewound_layers
+from memloc.layers.rewinding import (
+    Examples,
+    first_stage,
+    forward_stages,
+    layer_state_keys,
+    rewind_layer,
+    rewound_layers,
+)
 
 CPU = torch.device("cpu")
 
 
 def rewind(run: dict, out) -> bytes:
     """rewind_run on `run` (a trained_run-like dict) to `out`; the table file's bytes."""
-    rewind_run(run["data_table"], run["checkpoints"], out, run["dataset"], run["source"], run["test_subset"],
-               batch_size=run["train"]["eval_batch_size"], device="cpu", threads=2, progress=False)
+    rewind_run(run["inputs"], run["checkpoints"], out, None, run["train"]["eval_batch_size"], CPU)
     return out.read_bytes()
 
 
@@ -42,8 +48,8 @@ def rewound(rewound_file):
 
 @pytest.fixture(scope="module")
 def data(trained_run):
-    r = trained_run
-    return load_run_data(r["data_table"], r["dataset"], r["source"], r["test_subset"])
+    data = trained_run["inputs"].load()
+    return data.train, data.test_images, data.test_labels
 
 
 def accuracies(model, data) -> dict[str, float]:
@@ -125,10 +131,9 @@ def vit_run(trained_run, tmp_path_factory):
     run = tmp_path_factory.mktemp("vit_run")
     outputs = {name: str(run / f"{name}.parquet") for name in ("metrics", "examples", "gradients")}
     outputs["checkpoints"] = str(run / "checkpoints.txt")
-    model = {"name": "vit_small", "patch_size": 4, "dim": 32, "depth": 2, "heads": 2, "mlp_dim": 64}
+    model = model_settings("vit_small", patch_size=4, dim=32, depth=2, heads=2, mlp_dim=64)
     r = trained_run
-    train_run(r["data_table"], outputs, r["dataset"], r["source"], r["test_subset"], model, r["train"],
-              device="cpu", threads=2)
+    train_run(r["inputs"], model, r["train"], outputs, CPU)
     return {**r, "checkpoints": outputs["checkpoints"]}
 
 
@@ -172,9 +177,9 @@ def perturbed(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
 
 
 MODELS = {
-    "vit": (lambda: build_model(ModelConfig("vit_small", 10, 1, 16, patch_size=4, dim=32, depth=2, heads=2,
-                                            mlp_dim=64)), 16, [0, 1, 2, 3]),
-    "resnet50": (lambda: build_model(ModelConfig("resnet50", 10, 1, 8)), 8, [0, 4, 5, 6, 7, 10]),
+    "vit": (lambda: build_model(model_config("vit_small", 10, 1, 16, patch_size=4, dim=32, depth=2, heads=2,
+                                             mlp_dim=64)), 16, [0, 1, 2, 3]),
+    "resnet50": (lambda: build_model(model_config("resnet50", 10, 1, 8)), 8, [0, 4, 5, 6, 7, 10]),
     "sequential": (sequential_model, 28, [0, 1, 3, 7]),
     "unknown": (Unknown, 28, [0, 0, 0]),
 }
@@ -230,7 +235,8 @@ def test_models_of_no_known_family_are_rewound_like_plain_evaluation(name, data)
     subset = torch.cat([trainset.group.long(), torch.full((len(test_labels),), 2)])
     layers = model_layers(model)  # the default rule: the top-level children with parameters
     assert [x.name for x in layers] == (["0", "1", "3", "7"] if name == "sequential" else ["conv", "bn", "fc"])
-    rows = rewound_layers(model, states, images, labels, subset, ["clean", "noisy", "test"], CPU, 64, progress=False)
+    rows = rewound_layers(model, states, Examples(images, labels, subset, ["clean", "noisy", "test"]), CPU, 64,
+                          progress=False)
     table = pd.DataFrame([row for _, layer_rows in rows for row in layer_rows])
     assert len(table) == len(layers) * 3 * 3
     for li, layer in enumerate(layers):

@@ -106,7 +106,7 @@ SCHEMES = ("complementary", "independent")
 class HoldoutConfig:
     """The subset models of the hold-out estimate.
 
-    complementary (default): models come in pairs; pair p draws a seeded random half of the
+    complementary: models come in pairs; pair p draws a seeded random half of the
     examples, model 2p trains on it and model 2p+1 on the other half, so every example is
     held out of exactly models / 2 models and its score has a fixed resolution of
     2 / models.  Needs an even number of models and fraction 0.5.
@@ -114,10 +114,10 @@ class HoldoutConfig:
     sampling); an example is held out Binomial(models, 1 - fraction) times, possibly never.
     """
 
-    models: int = 16  # K subset models (complementary: every example held out K / 2 times)
-    fraction: float = 0.5  # fraction of the training set each model sees
-    seed: int = 0
-    scheme: str = "complementary"
+    models: int  # K subset models (complementary: every example held out K / 2 times)
+    fraction: float  # fraction of the training set each model sees
+    seed: int
+    scheme: str
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:

@@ -19,55 +19,41 @@ from memloc.atypical.cscores import (
 )
 from memloc.atypical.fetch import fetch_cscores
 from memloc.atypical.precision import precision_table, summary_row
+from memloc.core.data.inputs import RunInputs
 from memloc.core.files import save_table, write_parquet
 
 
-def train_holdout_model(
-    data_table: str | os.PathLike,
-    out: str | os.PathLike,
-    dataset: str,
-    source: dict,
-    model: dict,
-    train_settings: dict,
-    model_index: int,
-    holdout: dict,
-    device: str = "auto",
-    threads: int = 1,
-) -> pd.DataFrame:
-    """Train subset model `model_index` and write its correctness on every example.
+def train_holdout_model(inputs: RunInputs, out: str | os.PathLike, model: dict, settings: dict, holdout: dict,
+                        model_index: int, device) -> pd.DataFrame:
+    """Train subset model `model_index` and write its correctness on every example.  model:
+    ModelConfig fields less the dataset's shape; settings: TrainConfig fields but the seed
+    (each subset model its own: seed * 1000 + model_index); holdout: HoldoutConfig fields.
 
     Checkpoints go to `<out without suffix>/checkpoints`, so the job resumes like a run.
     """
-    import torch
-
-    from memloc.core.data.run_data import training_set
-    from memloc.core.data.source import DataSource
-    from memloc.core.device import resolve_device
+    from memloc.core.data.run_data import RunData, training_set
     from memloc.core.models.build import ModelConfig
     from memloc.core.train.checkpoints import model_from_checkpoint
     from memloc.core.train.config import TrainConfig
     from memloc.core.train.evaluation import evaluate_examples
     from memloc.core.train.run import train
 
-    torch.set_num_threads(threads)
     cfg = HoldoutConfig(**holdout)
-    table = pd.read_parquet(data_table)
-    data = DataSource(**source)
-    split = data.load(dataset, train=True)
-    full = training_set(table, split)
+    table = inputs.read_table()
+    split = inputs.split(train=True)
+    full = training_set(table, split, inputs.group_column)
     mask = holdout_subset(len(table), model_index, cfg)
-    subset = training_set(table[mask].reset_index(drop=True), split)
-    model_cfg = ModelConfig.for_dataset(dataset, source, **model)
+    subset = training_set(table[mask].reset_index(drop=True), split, inputs.group_column)
+    model_cfg = ModelConfig.for_dataset(inputs.dataset, inputs.source, **model)
     # Each subset model its own seed (data order, initialization), distinct across models.
-    tcfg = TrainConfig(**{**train_settings, "seed": cfg.seed * 1000 + model_index, "gradient_accounting": False})
-    dev = resolve_device(device)
+    tcfg = TrainConfig(**settings, seed=cfg.seed * 1000 + model_index)
     ckpt_dir = Path(out).with_suffix("") / "checkpoints"
     # The test set plays no part in the estimate: one example keeps train()'s per-epoch
     # measurement cheap.
-    test = data.load(dataset, train=False)
-    paths = train(model_cfg, tcfg, subset, test.images[:1], test.labels[:1], ckpt_dir, dev, progress=True)
-    final = model_from_checkpoint(paths[-1], dev)
-    stats = evaluate_examples(final, full.images, full.labels, dev, tcfg.eval_batch_size)
+    test = inputs.split(train=False)
+    paths = train(model_cfg, tcfg, RunData(subset, test.images[:1], test.labels[:1]), ckpt_dir, device)
+    final = model_from_checkpoint(paths[-1], device)
+    stats = evaluate_examples(final, full.images, full.labels, device, tcfg.eval_batch_size)
     result = pd.DataFrame({"index": table["index"], "in_subset": mask, "correct": stats.correct.numpy().astype(float)})
     write_parquet(result, out)
     return result

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from memloc.atypical.cscores import HoldoutConfig
 from memloc.atypical.fetch import url_suffix
 from memloc.core.paths import HOLDOUT_PART, run_dir
+from memloc.runs import plan as runs_plan
 
 # Where rule fetch_cscores puts a published C-score file (ext: the URL's, npz or npy).
 CSCORE_DOWNLOAD = "data/cscores/{dataset}.{ext}"
@@ -99,12 +100,17 @@ def published_cscores(config: dict, dataset: str, source: dict) -> dict | None:
 
 
 def holdout_model(config: dict) -> dict:
-    """ModelConfig settings of the hold-out subset models: the primary model, as the runs
-    whose groups the scores define (its model_settings included)."""
-    from memloc.core.models.config import model_fields
+    """ModelConfig fields of the hold-out subset models (less the dataset's shape): the primary
+    model, as the runs whose groups the scores define (its model_settings included)."""
+    return runs_plan.model_settings(config, config["primary"]["model"])
 
-    name = config["primary"]["model"]
-    return {"name": name, **model_fields(config, name)}
+
+def holdout_settings(config: dict) -> dict:
+    """TrainConfig fields of the hold-out subset models but the seed (each model its own):
+    the `train` settings on the noise-free data table, without gradient accounting."""
+    settings = runs_plan.train_settings(config, "noise0", 0)
+    del settings["seed"]
+    return {**settings, "gradient_accounting": False}
 
 
 def fig08_selection(config: dict) -> dict:

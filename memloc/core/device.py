@@ -1,11 +1,12 @@
 """Where and how a job computes: its torch device (a clear error when a GPU was asked for and
-none is visible), the precision of its forward passes, the fp16 loss scaler and the opt-in
-torch.compile.
+none is visible), the precision of its forward passes, the fp16 loss scaler, the opt-in
+torch.compile and deterministic CUDA kernels.
 
-The workflow passes the config key `device` to every compute job; `precision`, `compile` and
-`deterministic` are exported to every job by the Snakefile as MEMLOC_PRECISION /
-MEMLOC_COMPILE / MEMLOC_DETERMINISTIC (they change how fast a job runs, not what it computes,
-so they are not part of a run's checkpointed config; results/tables/provenance records them).
+The workflow passes the config keys `device`, `precision`, `deterministic` (and, to the jobs
+that train, `compile`) to every compute job as a rule parameter (memloc.plan.compute), so
+Snakemake reruns the jobs a change affects; the job's start (memloc.core.job.start) sets them
+for its process (`use`), a run's checkpoints record the precision its forward passes ran in,
+and results/tables/provenance records them all.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 
@@ -24,11 +26,41 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+@dataclass(frozen=True)
+class Compute:
+    """How this process computes (config keys precision, compile, deterministic)."""
+
+    precision: str  # one of PRECISIONS (auto: choose_precision's rule)
+    compile: bool  # training runs a torch.compile'd model
+    deterministic: bool  # deterministic CUDA kernels (configure_cuda_determinism)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} (config key precision): use one of {PRECISIONS}")
+
+
+_compute: Compute | None = None
+
+
+def use(compute: Compute) -> None:
+    """Set how this process computes (a job's start does; tests and notebooks call it too)."""
+    global _compute
+    _compute = compute
+
+
+def current() -> Compute:
+    """How this process computes: what `use` set; an error before it was called."""
+    if _compute is None:
+        raise RuntimeError("how this process computes is not set: call memloc.core.device.use(Compute(...)) first "
+                           "(memloc.core.job.start does, from the job's compute parameter)")
+    return _compute
+
+
 def choose_precision(setting: str, device_type: str, bf16_native: bool) -> str:
     """'bf16', 'fp16' or 'fp32' for a `precision` setting on a device of `device_type` that does
     (or does not) run bf16 natively.  Pure, so that the rule is tested without the hardware."""
     if setting not in PRECISIONS:
-        raise ValueError(f"precision {setting!r} (MEMLOC_PRECISION / config key precision): use one of {PRECISIONS}")
+        raise ValueError(f"precision {setting!r} (config key precision): use one of {PRECISIONS}")
     if setting != "auto":
         return setting
     if bf16_native:
@@ -45,8 +77,8 @@ def bf16_native(device: torch.device) -> bool:
 
 def precision_for(device: torch.device, precision: str | None = None) -> str:
     """'bf16', 'fp16' or 'fp32': the precision forward passes on `device` run in (`precision`:
-    the setting; None = MEMLOC_PRECISION, default auto)."""
-    setting = precision or os.environ.get("MEMLOC_PRECISION", "auto")
+    the setting; None = this process's, `current`)."""
+    setting = precision or current().precision
     return choose_precision(setting, device.type, setting == "auto" and bf16_native(device))
 
 
@@ -61,25 +93,6 @@ def grad_scaler_for(device: torch.device, precision: str | None = None) -> torch
     """A loss scaler for training in fp16 (small gradients underflow in fp16 without one);
     None in bf16 / fp32, which have fp32's exponent range."""
     return torch.amp.GradScaler(device.type) if precision_for(device, precision) == "fp16" else None
-
-
-def compile_enabled(setting: str | None = None) -> bool:
-    """Whether training runs a torch.compile'd model (`setting`: None = MEMLOC_COMPILE,
-    default false)."""
-    value = (setting or os.environ.get("MEMLOC_COMPILE", "false")).lower()
-    if value not in ("true", "false"):
-        raise ValueError(f"compile {value!r} (MEMLOC_COMPILE / config key compile): use true or false")
-    return value == "true"
-
-
-def deterministic_enabled(setting: str | None = None) -> bool:
-    """Whether CUDA jobs run deterministic kernels (`setting`: None = MEMLOC_DETERMINISTIC,
-    default true: the schema's default for reproductions)."""
-    value = (setting or os.environ.get("MEMLOC_DETERMINISTIC", "true")).lower()
-    if value not in ("true", "false"):
-        raise ValueError(f"deterministic {value!r} (MEMLOC_DETERMINISTIC / config key deterministic): "
-                         "use true or false")
-    return value == "true"
 
 
 def configure_cuda_determinism(deterministic: bool) -> None:
@@ -123,7 +136,7 @@ def resolve_device(name: str | torch.device, job: str | None = None) -> torch.de
                 f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}). Stopped before loading data "
                 "instead of training on the CPU: request a GPU for the job (SLURM: resources gpu=1, with "
                 "snakemake-executor-plugin-slurm>=1.0), or set `device: auto` / `device: cpu` in the config.")
-        configure_cuda_determinism(deterministic_enabled())
+        configure_cuda_determinism(current().deterministic)
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError(f"{job or 'this job'}: config key `device: {name}`, but torch sees no MPS device; "
                            "set `device: auto` or `device: cpu` in the config.")

@@ -122,7 +122,7 @@ def compute_record(device, threads: int | None = None) -> dict[str, str]:
     forward passes run in on it, threads, and the determinism settings in force."""
     import torch
 
-    from memloc.core.device import deterministic_enabled, precision_for
+    from memloc.core.device import current, precision_for
 
     device = torch.device(device)
     record = {"device": str(device), **cpu_record(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
@@ -133,7 +133,7 @@ def compute_record(device, threads: int | None = None) -> dict[str, str]:
             "precision": precision_for(device),
             "threads": str(threads if threads is not None else torch.get_num_threads()),
             # the config key (CUDA only; CPU kernels are not switched) and what is in force
-            "deterministic_setting": str(deterministic_enabled()).lower(),
+            "deterministic_setting": str(current().deterministic).lower(),
             "deterministic_algorithms": ("warn only" if torch.is_deterministic_algorithms_warn_only_enabled()
                                          else "on") if torch.are_deterministic_algorithms_enabled() else "off",
             "cudnn_deterministic": str(torch.backends.cudnn.deterministic).lower(),

@@ -1,8 +1,8 @@
-"""Workflow steps of the example-tied dropout study after training: tab1-tab3 and fig07's
-table (their paper-vs-ours rows: memloc.report.paper_vs_ours).  Paths in, files out; only workflow/scripts call
-these (memloc.dropout.tables computes the tables; the runs train with the train rule's
-memloc.runs.jobs.train_run).  Only fig07's table, which reads pixels, imports torch (when
-called): the table jobs start in a second instead of four."""
+"""Workflow steps of the example-tied dropout study: train a run with dropout layers
+(through memloc.runs.jobs.train_model), tab1-tab3 and fig07's table (their paper-vs-ours rows:
+memloc.report.paper_vs_ours).  Paths in, files out; only workflow/scripts call these
+(memloc.dropout.tables computes the tables).  Only the training and fig07's table, which
+reads pixels, import torch (when called): the table jobs start in a second instead of four."""
 
 from __future__ import annotations
 
@@ -10,8 +10,19 @@ import os
 
 import pandas as pd
 
+from memloc.core.data.inputs import RunInputs
 from memloc.core.files import save_table, write_parquet
 from memloc.dropout import tables
+
+
+def train_run(inputs: RunInputs, model: dict, settings: dict, outputs: dict[str, str], device) -> None:
+    """Train one run with dropout layers (memloc.runs.jobs.train_model).  model:
+    DropoutModelConfig fields less the dataset's shape; settings: TrainConfig fields."""
+    from memloc.dropout.model import DropoutModelConfig
+    from memloc.runs.jobs import train_model
+
+    train_model(inputs, DropoutModelConfig.for_dataset(inputs.dataset, inputs.source, **model), settings, outputs,
+                device)
 
 
 def write_table(table: str, metrics: str | os.PathLike, outputs: dict[str, str], runs: list[dict]) -> pd.DataFrame:

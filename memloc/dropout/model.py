@@ -5,7 +5,7 @@ them.  Training builds a run's model through `ModelConfig.build`, so a dropout r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -16,7 +16,7 @@ from memloc.dropout.tied import DropoutConfig
 
 @dataclass
 class DropoutModelConfig(ModelConfig):
-    dropout: dict = field(default_factory=dict)  # DropoutConfig fields (example-tied dropout or a tab3 baseline)
+    dropout: dict  # DropoutConfig fields (example-tied dropout or a tab3 baseline)
 
     def build(self) -> nn.Module:
         """The model with dropout layers after the modules that add_dropout names (ResNet-9:

@@ -60,7 +60,7 @@ _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 def make_dropout(cfg: DropoutConfig, units: int, layer: int, dim: int = 1, after: str | None = None) -> nn.Module:
     """The dropout layer of `cfg.kind` for `units` units; `layer` numbers it (its unit choice)."""
     if cfg.kind == "example_tied":
-        return ExampleTiedDropout(units, cfg.p_gen, cfg.p_mem, layer, cfg.seed, cfg.drop_scale, dim=dim, after=after)
+        return ExampleTiedDropout(units, cfg, layer, dim=dim, after=after)
     if cfg.kind == "fixed_sparse":
         return FixedSparseDropout(units, cfg.p_gen, layer, cfg.seed)
     return nn.Dropout(cfg.p_gen)

@@ -19,8 +19,9 @@ import re
 from memloc.core.paths import DATA_TABLE, noise_label
 from memloc.core.paths import DROPOUT_RUN_DIR as RUN_DIR
 from memloc.core.titles import dataset_title, model_title
+from memloc.runs import plan as runs_plan
+from memloc.runs.plan import run_groups
 
-PAPER_MODEL = "resnet9"  # the paper's: the model of a hand-written config without dropout.model
 TABLES = ("tab1", "tab2", "tab3")
 # A dropout name of each kind; the numbers are its p_gen (and p_mem).
 NAME_PATTERNS = {
@@ -56,7 +57,7 @@ def parse_dropout(name: str) -> dict:
 
 def study_model(config: dict) -> str:
     """The model of every run: dropout.model (memloc.config resolves its null to primary.model)."""
-    model = config["dropout"].get("model", PAPER_MODEL)
+    model = config["dropout"]["model"]
     if model is None:
         raise ValueError("dropout.model is null: resolve the config first (memloc.config.resolve_config)")
     return model
@@ -120,24 +121,30 @@ def metrics_columns(config: dict) -> list[dict]:
 
 
 def train_settings(config: dict, seed: int) -> dict:
-    """memloc.core.train.config.TrainConfig settings of a dropout run: the shared ones, the study's
-    epochs, and no gradient accounting (nothing reads it; it costs ~40% of a run)."""
+    """memloc.core.train.config.TrainConfig fields of a dropout run: the shared ones, the study's
+    epochs, the label-noise groups, and no gradient accounting (nothing reads it; it costs ~40%
+    of a run)."""
     epochs = config["dropout"]["epochs"]  # null = train.epochs, resolved by memloc.config.resolve_config
-    return {**config["train"], "epochs": epochs, "seed": seed, "gradient_accounting": False}
+    groups = run_groups(f"noise{noise_label(config['dropout']['noise'])}")["group_names"]
+    return {**config["train"], "epochs": epochs, "seed": seed, "gradient_accounting": False, "group_names": groups}
+
+
+def run_inputs(config: dict, dataset: str) -> dict:
+    """memloc.core.data.inputs.RunInputs fields of a dropout run's training, less its data table."""
+    return runs_plan.run_inputs(config, dataset, f"noise{noise_label(config['dropout']['noise'])}")
 
 
 def model_settings(config: dict, model: str, dropout: str, seed: int) -> dict:
-    """ModelConfig fields of a run: the model's configured ones, and the dropout (`extra`)
-    with its units chosen from the training seed, the configured placement (used by ResNet-9
-    only; where the layers of other models go: memloc.dropout.placement) and
-    (example-tied only, so that a baseline's config does not change with it) the drop scale."""
+    """memloc.dropout.model.DropoutModelConfig fields of a run, less the dataset's shape: the
+    model's configured ones, and the dropout with its units chosen from the training seed, the
+    configured placement (used by ResNet-9 only; where the layers of other models go:
+    memloc.dropout.placement) and (example-tied only, None for a baseline, so that a baseline's
+    config does not change with it) the drop scale."""
     d = config["dropout"]
-    dropout = {**parse_dropout(dropout), "seed": seed, "placement": d["placement"]}
-    if dropout["kind"] == "example_tied":
-        dropout["drop_scale"] = d["drop_scale"]
-    from memloc.core.models.config import model_fields
-
-    return {**model_fields(config, model), "dropout": dropout}
+    kind = parse_dropout(dropout)
+    scale = d["drop_scale"] if kind["kind"] == "example_tied" else None
+    dropout = {**kind, "seed": seed, "placement": d["placement"], "drop_scale": scale}
+    return {**runs_plan.model_settings(config, model), "dropout": dropout}
 
 
 def our_setting(config: dict, dataset: str) -> str:

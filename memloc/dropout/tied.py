@@ -47,7 +47,7 @@ DROP_SCALES = ("none", "mass", "authors")
 
 @dataclass
 class DropoutConfig:
-    """Which dropout `add_dropout` inserts, and where (stored in ModelConfig.extra["dropout"]).
+    """Which dropout `add_dropout` inserts, and where (memloc.dropout.model.DropoutModelConfig.dropout).
 
     kind: example_tied | standard | fixed_sparse.  The baselines of tab3 have the paper's
     "same sparsity" s = p_gen, a fraction s of the activations zeroed (as in the authors'
@@ -55,22 +55,23 @@ class DropoutConfig:
     training); fixed_sparse = one fixed random element-wise mask keeping 1 - p_gen of the
     activations, rescaled by 1/(1 - p_gen), the same in training and evaluation.
     placement (stages | blocks; ResNet-9 only, memloc.dropout.placement) and drop_scale
-    (none | mass | authors; module docstring).
+    (none | mass | authors; module docstring; None for the baselines, which have nothing to
+    drop, so that their config does not change with it).
     """
 
-    kind: str = "example_tied"
-    p_gen: float = 0.4
-    p_mem: float = 0.2  # example_tied only
-    seed: int = 0  # of the unit choice (example_tied, fixed_sparse)
-    placement: str = "stages"
-    drop_scale: str = "none"  # example_tied only
+    kind: str
+    p_gen: float
+    p_mem: float  # example_tied only (0 for the baselines)
+    seed: int  # of the unit choice (example_tied, fixed_sparse)
+    placement: str
+    drop_scale: str | None  # example_tied only
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown dropout kind {self.kind!r}; known: {', '.join(KINDS)}")
         if self.placement not in PLACEMENTS:
             raise ValueError(f"unknown dropout placement {self.placement!r}; known: {', '.join(PLACEMENTS)}")
-        if self.drop_scale not in DROP_SCALES:
+        if self.drop_scale not in (DROP_SCALES if self.kind == "example_tied" else (*DROP_SCALES, None)):
             raise ValueError(f"unknown drop_scale {self.drop_scale!r}; known: {', '.join(DROP_SCALES)}")
         if not 0 < self.p_gen < 1 or not 0 <= self.p_mem <= 1:
             raise ValueError(f"need 0 < p_gen < 1 and 0 <= p_mem <= 1, got p_gen={self.p_gen}, p_mem={self.p_mem}")
@@ -138,15 +139,14 @@ class ExampleTiedDropout(ExampleIndexed):
     indices) is set for each forward by `forward_with_index`; `after` names the module whose
     output it acts on (for messages; None inside ResNet-9's Sequential)."""
 
-    def __init__(self, units: int, p_gen: float, p_mem: float, layer: int, seed: int, drop_scale: str = "none",
-                 dim: int = 1, after: str | None = None):
+    def __init__(self, units: int, cfg: DropoutConfig, layer: int, dim: int = 1, after: str | None = None):
         super().__init__()
         if dim not in (1, -1):
             raise ValueError(f"example-tied dropout acts on dim 1 or -1 of its input, not {dim}")
-        self.units, self.layer, self.seed, self.dim, self.after = units, layer, seed, dim, after
-        self.k_gen, self.k_mem = unit_counts(units, p_gen, p_mem)
+        self.units, self.layer, self.seed, self.dim, self.after = units, layer, cfg.seed, dim, after
+        self.k_gen, self.k_mem = unit_counts(units, cfg.p_gen, cfg.p_mem)
         self.drop_factor = {"none": 1.0, "mass": (self.k_gen + self.k_mem) / self.k_gen,
-                            "authors": (p_gen + p_mem) / p_gen}[drop_scale]
+                            "authors": (cfg.p_gen + cfg.p_mem) / cfg.p_gen}[cfg.drop_scale]
         self._gen: dict[torch.device, torch.Tensor] = {}  # cache of generalization_mask per device
 
     def extra_repr(self) -> str:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from memloc.core.train.evaluation import prepare_batch
 from memloc.flipping.masks import masks_applied, model_stages, owner_chunks, scaled
+from memloc.flipping.objective import FlippingProblem
 
 
 def accuracy_rows(n: int, size: int | None, seed: int) -> torch.Tensor:
@@ -28,8 +29,8 @@ def accuracy_rows(n: int, size: int | None, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def final_correct(model, units, masks, removed, images, labels, eval_index, device, dtype, eval_batch, max_rows,
-                  progress=False):
+def final_correct(problem: FlippingProblem, masks: list[torch.Tensor], removed: list[list[int]],
+                  eval_index: torch.Tensor, eval_batch: int, progress: bool = False) -> torch.Tensor:
     """Correctness [examples, n_eval] of each example's masked model on the evaluation rows.
 
     Runs the model stage by stage as a tree: examples that removed the same units in
@@ -39,6 +40,9 @@ def final_correct(model, units, masks, removed, images, labels, eval_index, devi
     computed together, with hooks only on the units some of them removed (a mask of ones
     is the identity); a stage that is one ConvBN block is computed once and its children
     are its output times their channel masks."""
+    model, units, device, dtype, max_rows = problem.model, problem.units, problem.device, problem.dtype, \
+        problem.cfg.max_rows
+    images, labels = problem.data.images, problem.data.labels
     stages, where = model_stages(model, units)
     sizes = [u.size for u in units]
     stage_of = np.repeat(where, sizes)  # stage of each flat candidate

@@ -28,21 +28,32 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from memloc.core.data.run_data import TrainingSet
 from memloc.core.train.evaluation import prepare_batch
 from memloc.flipping.accuracy import final_correct
 from memloc.flipping.budget import row_budget
 from memloc.flipping.masks import flat_masks, full_masks, mask_gradients, owner_chunks, remove, smoothed_predictions
-from memloc.flipping.objective import FlipConfig, FlipResult, accuracies_without, make_result, noisy_copies
+from memloc.flipping.objective import (
+    FlipConfig,
+    FlippingProblem,
+    FlipResult,
+    accuracies_without,
+    make_result,
+    noisy_copies,
+)
 from memloc.flipping.population import PopulationTerm
 from memloc.flipping.units import Unit, candidate_units, check_units, units_in
+
+EVAL_BATCH = 512  # evaluation rows per pass of the post-removal accuracy
 
 # -- the lockstep search ---------------------------------------------------------------
 
 
-def _example_terms(model, units, masks, x, y, rows: list[int], step: int, cfg: FlipConfig, grad: bool):
+def _example_terms(problem: FlippingProblem, masks, x, y, rows: list[int], step: int, grad: bool):
     """F̄ on each example: (d CE(F̄(x_k), y_k) / d(its masks) [owners, candidates], or None
     without `grad`; F̄'s predicted class [owners]).  x [owners, C, H, W] clean inputs of the
     training rows `rows`; their noise is that of (seed, step, row)."""
+    model, units, cfg = problem.model, problem.units, problem.cfg
     noisy = noisy_copies(x, rows, step, cfg)
     K = cfg.noise_copies
     grads, preds = [], []
@@ -57,17 +68,18 @@ def _example_terms(model, units, masks, x, y, rows: list[int], step: int, cfg: F
     return (torch.cat(grads) if grad else None), torch.cat(preds).tolist()
 
 
-def _search(model, units, batch: list[int], images, labels, cfg: FlipConfig, device, dtype, population: PopulationTerm):
+def _search(problem: FlippingProblem, batch: list[int], population: PopulationTerm):
     """The greedy search for several examples in lockstep: at every step, F̄ on each active
     example decides whether it is flipped (or censored at max_removals) and gives J's first
     term; the rest remove their best unit.
 
     Returns (removed flat candidate indices per example, F̄'s final prediction per example,
     masks [examples, ...] per unit)."""
+    units, labels, cfg, device = problem.units, problem.data.labels, problem.cfg, problem.device
     B = len(batch)
-    masks = full_masks(units, B, device, dtype)
+    masks = full_masks(units, B, device, problem.dtype)
     idx = torch.tensor(batch)
-    x = prepare_batch(images[idx], device).to(dtype)
+    x = prepare_batch(problem.data.images[idx], device).to(problem.dtype)
     y = labels[idx].to(device)
     removed: list[list[int]] = [[] for _ in range(B)]
     final = [-1] * B
@@ -75,8 +87,8 @@ def _search(model, units, batch: list[int], images, labels, cfg: FlipConfig, dev
     for step in range(cfg.max_removals + 1):
         last = step == cfg.max_removals  # censored unless F̄ is wrong now: no gradient needed
         a = torch.tensor(active, device=device)
-        grad, pred = _example_terms(model, units, [m[a] for m in masks], x[a], y[a], [batch[k] for k in active],
-                                    step, cfg, grad=not last)
+        grad, pred = _example_terms(problem, [m[a] for m in masks], x[a], y[a], [batch[k] for k in active], step,
+                                    grad=not last)
         go = []  # positions in `active` of the examples F̄ still gets right
         for j, (k, p) in enumerate(zip(active, pred)):
             final[k] = p  # the last value is F̄'s prediction when the search stops
@@ -143,34 +155,25 @@ def folded_batchnorm(model: nn.Module, units: list[Unit] | None = None) -> nn.Mo
     return folded.requires_grad_(False)
 
 
-def flip_examples(
-    model: nn.Module,
-    indices: list[int],
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    group: torch.Tensor,
-    cfg: FlipConfig,
-    device: torch.device,
-    eval_index: torch.Tensor | None = None,
-    eval_batch: int = 512,
-    progress: bool = True,
-) -> list[FlipResult]:
-    """`flip_until_misclassified` for every training row in `indices`, cfg.examples_per_batch
-    at a time; the same results (see the module docstring for what is shared)."""
+def flip_examples(model: nn.Module, indices: list[int], data: TrainingSet, cfg: FlipConfig, device: torch.device,
+                  eval_index: torch.Tensor | None = None, progress: bool = True) -> list[FlipResult]:
+    """`flip_until_misclassified` for every training row in `indices` of `data`,
+    cfg.examples_per_batch at a time; the same results (see the module docstring for what is
+    shared).  eval_index: the training rows of the post-removal accuracy (None: all)."""
     model.eval()
     units = candidate_units(model)  # on the model as given (an override may name a BN that folding removes)
     dtype = next(model.parameters()).dtype
-    check_units(model, units, prepare_batch(images[:1], device).to(dtype))
+    check_units(model, units, prepare_batch(data.images[:1], device).to(dtype))
     model = folded_batchnorm(model, units)
-    units = units_in(model, units)
-    cfg = replace(cfg, max_rows=row_budget(model, units, images, labels, cfg, device, dtype))
-    eval_index = torch.arange(len(labels)) if eval_index is None else eval_index
-    population = PopulationTerm(model, units, images, labels, cfg, device, dtype)
+    problem = FlippingProblem(model, units_in(model, units), data, cfg, device, dtype)
+    problem = replace(problem, cfg=replace(cfg, max_rows=row_budget(problem)))
+    eval_index = torch.arange(len(data.labels)) if eval_index is None else eval_index
+    population = PopulationTerm(problem)
     removed, final, masks = [], [], []
     B = cfg.examples_per_batch
     for start in tqdm(range(0, len(indices), B), desc="flip", disable=not progress):
         batch = [int(i) for i in indices[start : start + B]]
-        r, f, m = _search(model, units, batch, images, labels, cfg, device, dtype, population)
+        r, f, m = _search(problem, batch, population)
         removed += r
         final += f
         masks.append(m)
@@ -179,11 +182,9 @@ def flip_examples(
     # the post-removal accuracy of all examples in one tree (the unmasked prefix is shared
     # by every example, not only by those searched together)
     masks = [torch.cat(per_unit) for per_unit in zip(*masks)]
-    correct = final_correct(
-        model, units, masks, removed, images, labels, eval_index, device, dtype, eval_batch, cfg.max_rows, progress
-    )
+    correct = final_correct(problem, masks, removed, eval_index, EVAL_BATCH, progress)
     return [
-        make_result(units, index, removed[k], final[k], int(labels[index]),
-                    accuracies_without(correct[k], group[eval_index], eval_index, index))
+        make_result(problem.units, index, removed[k], final[k], int(data.labels[index]),
+                    accuracies_without(correct[k], data.group[eval_index], eval_index, index))
         for k, index in enumerate(int(i) for i in indices)
     ]

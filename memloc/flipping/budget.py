@@ -26,7 +26,7 @@ import torch
 
 from memloc.core.train.evaluation import prepare_batch
 from memloc.flipping.masks import full_masks, mask_gradients
-from memloc.flipping.objective import FlipConfig, noisy_copies
+from memloc.flipping.objective import FlipConfig, FlippingProblem, noisy_copies
 
 CUDA_SAFETY = 0.75  # share of the free CUDA memory a job's passes may fill (the rest: allocator slack, transients)
 GIB = 2**30
@@ -79,14 +79,14 @@ def pass_saved_bytes(model, units, x: torch.Tensor, labels: torch.Tensor, rows: 
     return saved.total
 
 
-def row_cost(model, units, images, labels, cfg: FlipConfig, device, dtype) -> RowCost:
+def row_cost(problem: FlippingProblem) -> RowCost:
     """The saved bytes of the example term's masked pass per row, measured on training row 0
     (1 and 2 owners of noise_copies rows each; the shapes, not the values, matter)."""
-    K = cfg.noise_copies
-    x = noisy_copies(prepare_batch(images[:1], device).to(dtype), [0], 0, cfg)
-    y = labels[:1].to(device)
-    one = pass_saved_bytes(model, units, x, y, K, K)
-    two = pass_saved_bytes(model, units, x.repeat(2, *([1] * (x.ndim - 1))), y.repeat(2), K, K)
+    p, K = problem, problem.cfg.noise_copies
+    x = noisy_copies(prepare_batch(p.data.images[:1], p.device).to(p.dtype), [0], 0, p.cfg)
+    y = p.data.labels[:1].to(p.device)
+    one = pass_saved_bytes(p.model, p.units, x, y, K, K)
+    two = pass_saved_bytes(p.model, p.units, x.repeat(2, *([1] * (x.ndim - 1))), y.repeat(2), K, K)
     per_row = max(two - one, 1) / K
     return RowCost(per_row, max(0, int(one - K * per_row)))
 
@@ -115,9 +115,9 @@ def budget_rows(cost: RowCost, budget: int, cfg: FlipConfig) -> int:
     return min(cfg.max_rows, rows)
 
 
-def row_budget(model, units, images, labels, cfg: FlipConfig, device, dtype) -> int:
+def row_budget(problem: FlippingProblem) -> int:
     """max_rows, or fewer where the memory budget (memory_gb / free CUDA memory) says so."""
-    budget = memory_budget(cfg.memory_gb, device)
+    budget = memory_budget(problem.cfg.memory_gb, problem.device)
     if budget is None:
-        return cfg.max_rows
-    return budget_rows(row_cost(model, units, images, labels, cfg, device, dtype), budget, cfg)
+        return problem.cfg.max_rows
+    return budget_rows(row_cost(problem), budget, problem.cfg)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from memloc.core.data.inputs import RunInputs
 from memloc.core.files import save_table, write_parquet
 
 
@@ -40,48 +41,28 @@ def write_selection(
     write_parquet(select_examples(pd.read_parquet(data_table), per_group, seed, shards), out)
 
 
-def flip_shard(
-    checkpoints: str | os.PathLike,
-    data_table: str | os.PathLike,
-    selection: str | os.PathLike,
-    out: str | os.PathLike,
-    shard: int,
-    dataset: str,
-    source: dict,
-    settings: dict,
-    seed: int,
-    accuracy_examples: int | None,
-    device: str = "auto",
-    threads: int = 1,
-) -> pd.DataFrame:
+def flip_shard(inputs: RunInputs, checkpoints: str | os.PathLike, selection: str | os.PathLike, shard: int,
+               out: str | os.PathLike, settings: dict, device) -> pd.DataFrame:
     """Flip the selected examples of one shard on the final checkpoint of a run.
 
     checkpoints: the run's checkpoints.txt (the last line is the trained model); settings:
-    FlipConfig fields; seed: the run's training seed (seeds the search's noise and batches;
-    the accuracy rows are drawn with seed 0, the same for every run).  Writes one row per
-    example: the FlipResult fields plus label and is_noisy."""
-    import torch
-
-    from memloc.core.data.run_data import training_set
-    from memloc.core.data.source import DataSource
-    from memloc.core.device import resolve_device
+    FlipConfig fields, the seed the run's training seed (it seeds the search's noise and
+    batches; the accuracy rows are drawn with seed 0, the same for every run).  Writes one
+    row per example: the FlipResult fields plus label and is_noisy."""
     from memloc.core.train.checkpoints import model_from_checkpoint
     from memloc.flipping.accuracy import accuracy_rows
     from memloc.flipping.batched import flip_examples
     from memloc.flipping.objective import FlipConfig, results_frame
 
-    torch.set_num_threads(threads)
-    dev = resolve_device(device)
-    model = model_from_checkpoint(Path(checkpoints).read_text().split()[-1], dev)
+    model = model_from_checkpoint(Path(checkpoints).read_text().split()[-1], device)
     for p in model.parameters():
         p.requires_grad_(False)  # gradients are taken w.r.t. the masks only
-    table = pd.read_parquet(data_table)
-    data = training_set(table, DataSource(**source).load(dataset, train=True))
+    data = inputs.training_set()
     chosen = pd.read_parquet(selection)
     indices = chosen.loc[chosen["shard"] == shard, "index"].tolist()
-    cfg = FlipConfig(**settings, seed=seed)
-    results = flip_examples(model, indices, data.images, data.labels, data.group, cfg, dev,
-                            eval_index=accuracy_rows(len(table), accuracy_examples, seed=0))
+    cfg = FlipConfig(**settings)
+    evaluated = accuracy_rows(len(data.labels), cfg.accuracy_examples, seed=0)
+    results = flip_examples(model, indices, data, cfg, device, evaluated)
     df = results_frame(results)
     df.insert(1, "label", data.labels[indices].numpy() if indices else np.zeros(0, dtype=np.int64))
     df.insert(2, "is_noisy", data.group[indices].numpy() if indices else np.zeros(0, dtype=bool))
@@ -92,38 +73,20 @@ def flip_shard(
 # -- detection ---------------------------------------------------------------------------
 
 
-def second_split_forgetting(
-    data_table: str | os.PathLike,
-    out: str | os.PathLike,
-    dataset: str,
-    source: dict,
-    model: dict,
-    first: dict,
-    second: dict,
-    fraction: float,
-    split_seed: int,
-    device: str = "auto",
-    threads: int = 1,
-) -> pd.DataFrame:
-    """Train on split A (TrainConfig fields `first`), fine-tune on split B (`second`), and
-    write every A example's second-split forgetting time (memloc.flipping.second_split.
-    second_split_forgetting).  A's checkpoints go to a folder `first_split/` beside `out`
-    (not a declared output, so an interrupted job resumes)."""
-    import torch
-
-    from memloc.core.data.run_data import training_set
-    from memloc.core.data.source import DataSource
-    from memloc.core.device import resolve_device
+def second_split_forgetting(inputs: RunInputs, out: str | os.PathLike, model: dict, first: dict, second: dict,
+                            split: dict, device) -> pd.DataFrame:
+    """Train on split A (TrainConfig fields `first`), fine-tune on split B (`first` with the
+    fields `second` replaced), and write every A example's second-split forgetting time
+    (memloc.flipping.second_split.second_split_forgetting; split: its fraction and seed).  A's
+    checkpoints go to a folder `first_split/` beside `out` (not a declared output, so an
+    interrupted job resumes)."""
     from memloc.core.models.build import ModelConfig
     from memloc.core.train.config import TrainConfig
     from memloc.flipping.second_split import second_split_forgetting
 
-    torch.set_num_threads(threads)
-    dev = resolve_device(device)
-    data = training_set(pd.read_parquet(data_table), DataSource(**source).load(dataset, train=True))
-    first_cfg = TrainConfig(**{**first, "gradient_accounting": False})  # nothing reads it here
-    df = second_split_forgetting(data, ModelConfig.for_dataset(dataset, source, **model), first_cfg, second,
-                                 fraction, split_seed, Path(out).parent / "first_split", dev)
+    data = inputs.training_set()
+    df = second_split_forgetting(data, ModelConfig.for_dataset(inputs.dataset, inputs.source, **model),
+                                 TrainConfig(**first), second, split, Path(out).parent / "first_split", device)
     write_parquet(df, out)
     return df
 

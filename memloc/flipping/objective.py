@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from memloc.core.data.run_data import TrainingSet
 from memloc.core.train.evaluation import prepare_batch
 from memloc.flipping.masks import (
     describe,
@@ -53,15 +54,32 @@ from memloc.flipping.units import Unit, candidate_units, check_units
 
 @dataclass
 class FlipConfig:
-    max_removals: int = 100  # stop (censored) after this many removals
-    noise_copies: int = 5  # noisy copies of an input whose logits F̄ averages (the paper's 5)
-    noise_scale: float = 0.01  # each copy's noise norm as a fraction of its input's norm (the authors' 1%)
-    population_batch: int = 128  # training examples in J's population term
-    resample_every: int = 0  # draw a new population batch every this many steps (0: never)
-    seed: int = 0
-    examples_per_batch: int = 32  # examples flipped together by flip_examples
-    max_rows: int = 2048  # inputs per forward pass (memory bound of flip_examples)
-    memory_gb: float | None = None  # memory cap of a pass's saved tensors (None: free CUDA memory; CPU: none)
+    """The settings of a search (config section `flipping`; seed: the run's training seed)."""
+
+    max_removals: int  # stop (censored) after this many removals
+    noise_copies: int  # noisy copies of an input whose logits F̄ averages (the paper's 5)
+    noise_scale: float  # each copy's noise norm as a fraction of its input's norm (the authors' 1%)
+    population_batch: int  # training examples in J's population term
+    resample_every: int  # draw a new population batch every this many steps (0: never)
+    seed: int
+    examples_per_batch: int  # examples flipped together by flip_examples
+    max_rows: int  # inputs per forward pass (memory bound of flip_examples)
+    memory_gb: float | None  # memory cap of a pass's saved tensors (None: free CUDA memory; CPU: none)
+    accuracy_examples: int | None  # training rows the post-removal accuracy is measured on (None: all)
+
+
+@dataclass
+class FlippingProblem:
+    """What a batched search flips on (memloc.flipping.batched): the model (in eval mode), its
+    candidate units, the training set (images [N, ...], labels [N], group [N] = is noisy), the
+    settings, and where and in which dtype the passes compute."""
+
+    model: nn.Module
+    units: list[Unit]
+    data: TrainingSet
+    cfg: FlipConfig
+    device: torch.device
+    dtype: torch.dtype
 
 
 # -- the objective J and its randomness ------------------------------------------------
@@ -167,24 +185,16 @@ def make_result(
 # -- the reference: one example at a time ----------------------------------------------
 
 
-def flip_until_misclassified(
-    model: nn.Module,
-    index: int,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    group: torch.Tensor,
-    cfg: FlipConfig,
-    device: torch.device,
-    eval_index: torch.Tensor | None = None,
-    eval_batch: int = 512,
-) -> FlipResult:
-    """Flip training example `index` of (images uint8 [N, ...], labels [N], group [N] =
+def flip_until_misclassified(model: nn.Module, index: int, data: TrainingSet, cfg: FlipConfig, device: torch.device,
+                             eval_index: torch.Tensor | None = None, eval_batch: int = 512) -> FlipResult:
+    """Flip training example `index` of `data` (images uint8 [N, ...], labels [N], group [N] =
     is noisy) on `model` (put in eval mode): the plain per-example loop.
 
     Each step evaluates F̄ on the example (its prediction decides whether the search
     stops, its loss is J's first term) and on the step's population batch.  Accuracy after
     the removals is measured on the clean inputs of the training rows `eval_index`
     (default: all of them), leaving the example itself out."""
+    images, labels, group = data.images, data.labels, data.group
     model.eval()
     units = candidate_units(model)
     dtype = next(model.parameters()).dtype

@@ -9,11 +9,12 @@ from typing import NamedTuple
 
 from memloc.core.paths import DATA_TABLE, DETECTION_DIR, FLIP_DIR, noise_label, run_dir
 from memloc.core.titles import dataset_title, model_title
+from memloc.runs.plan import train_settings
 
 # The `flipping` keys that are memloc.flipping.objective.FlipConfig fields; the seed is the
 # run's training seed (flip_shard's wildcard).
 FLIP_SETTINGS = ("max_removals", "noise_copies", "noise_scale", "population_batch", "resample_every",
-                 "examples_per_batch", "max_rows", "memory_gb")
+                 "examples_per_batch", "max_rows", "memory_gb", "accuracy_examples")
 
 
 class FlipPart(NamedTuple):
@@ -50,9 +51,10 @@ def flip_parts(config: dict) -> list[FlipPart]:
             for k in shards]
 
 
-def flip_settings(config: dict) -> dict:
-    """FlipConfig fields of every flip_shard job (all but the seed)."""
-    return {k: config["flipping"][k] for k in FLIP_SETTINGS}
+def flip_settings(config: dict, seed: int | str) -> dict:
+    """FlipConfig fields of the flip_shard jobs of training seed `seed` (also as the {seed}
+    wildcard's text)."""
+    return {**{k: config["flipping"][k] for k in FLIP_SETTINGS}, "seed": int(seed)}
 
 
 def flip_data_table(config: dict) -> str:
@@ -77,12 +79,21 @@ def fig05_selection(config: dict) -> dict:
             "seeds": config["flipping"]["seeds"]}
 
 
+def second_split(config: dict) -> dict:
+    """The split of the second-split forgetting time: the fraction of the examples in split A
+    and the seed of the split (memloc.flipping.second_split.split_rows)."""
+    ss = config["detection"]["second_split"]
+    return {"fraction": ss["fraction"], "seed": ss["seed"]}
+
+
 def second_split_settings(config: dict, seed: int | str) -> SecondSplitSettings:
     """TrainConfig fields of the training on split A and of the fine-tuning on split B
     (seed: the training seed, also as the {seed} wildcard's text)."""
-    ss, train = config["detection"]["second_split"], config["train"]
-    # nulls (= the train setting) were resolved by memloc.config.resolve_config
-    first = {**train, "seed": int(seed), "epochs": ss["epochs_first"], "peak_epoch": ss["peak_epoch_first"]}
+    ss = config["detection"]["second_split"]
+    # nulls (= the train setting) were resolved by memloc.config.resolve_config; no gradient
+    # accounting (nothing reads it here)
+    run = train_settings(config, f"noise{noise_label(config['primary']['noise'])}", seed)
+    first = {**run, "epochs": ss["epochs_first"], "peak_epoch": ss["peak_epoch_first"], "gradient_accounting": False}
     second = {"epochs": ss["epochs_second"], "peak_epoch": ss["peak_epoch_second"]}
     return SecondSplitSettings(first, second)
 

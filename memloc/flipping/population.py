@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from memloc.flipping.masks import masks_applied, model_stages, owner_chunks, smoothed_loss
-from memloc.flipping.objective import FlipConfig, population_rows
-from memloc.flipping.units import Unit
+from memloc.flipping.objective import FlippingProblem, population_rows
 
 
 class PopulationTerm:
@@ -35,10 +34,12 @@ class PopulationTerm:
     A state is (step, frozenset of removed flat unit indices); its gradient is a row
     [candidates]."""
 
-    def __init__(self, model, units: list[Unit], images, labels, cfg: FlipConfig, device, dtype):
-        self.model, self.units, self.images, self.labels = model, units, images, labels
-        self.cfg, self.device, self.dtype = cfg, device, dtype
-        self.stages, self.unit_stage = model_stages(model, units)
+    def __init__(self, problem: FlippingProblem):
+        p = problem
+        self.model, self.units, self.images, self.labels = p.model, p.units, p.data.images, p.data.labels
+        self.cfg, self.device, self.dtype = p.cfg, p.device, p.dtype
+        units = p.units
+        self.stages, self.unit_stage = model_stages(p.model, units)
         self.stage_of = np.repeat(self.unit_stage, [u.size for u in units])  # stage of each flat candidate
         self.candidates = sum(u.size for u in units)
         self.memo: dict = {}

@@ -13,14 +13,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from memloc.core.data.run_data import TrainingSet
-from memloc.core.device import grad_scaler_for
+from memloc.core.data.run_data import RunData, TrainingSet
 from memloc.core.models.build import ModelConfig
 from memloc.core.train.checkpoints import model_from_checkpoint
 from memloc.core.train.config import TrainConfig
 from memloc.core.train.evaluation import evaluate_examples
 from memloc.core.train.run import train
-from memloc.core.train.sgd import cross_entropy, scheduled_sgd, sgd_epoch
+from memloc.core.train.sgd import make_sgd, run_sgd
 from memloc.flipping.detection import settled_epoch
 
 
@@ -41,42 +40,32 @@ def fine_tune_tracking(model, train_on: TrainingSet, tracked: TrainingSet, cfg: 
     which `tracked` examples it classifies correctly: [epochs + 1, n_tracked] bool, row 0
     before fine-tuning."""
     torch.manual_seed(cfg.seed)
-    order = torch.Generator().manual_seed(cfg.seed)
     n = len(train_on.labels)
-    optimizer, scheduler = scheduled_sgd(model.parameters(), cfg, n)
-    loss = cross_entropy(model, train_on.images, train_on.labels.to(device), device)
+    sgd = make_sgd(model, model.parameters(), cfg, n, device)
+    records = []
 
-    def record():
-        return evaluate_examples(model, tracked.images, tracked.labels, device, cfg.eval_batch_size).correct.numpy()
+    def record(epoch: int) -> None:
+        correct = evaluate_examples(model, tracked.images, tracked.labels, device, cfg.eval_batch_size).correct
+        records.append(correct.numpy())
 
-    records = [record()]
-    scaler = grad_scaler_for(device)  # fp16 only: a loss scale, else None
-    for _ in tqdm(range(cfg.epochs), desc="fine-tune", disable=not progress):
-        perm = torch.randperm(n, generator=order)
-        sgd_epoch(model, optimizer, scheduler, perm, cfg.batch_size, loss, scaler=scaler)
-        records.append(record())
+    record(0)
+    run_sgd(sgd, train_on, torch.arange(n), tqdm(range(1, cfg.epochs + 1), desc="fine-tune", disable=not progress),
+            record, device)
     return np.stack(records)
 
 
-def second_split_forgetting(
-    data: TrainingSet,
-    model: ModelConfig,
-    first: TrainConfig,
-    second: dict,
-    fraction: float,
-    split_seed: int,
-    checkpoints: str | os.PathLike,
-    device: torch.device,
-) -> pd.DataFrame:
+def second_split_forgetting(data: TrainingSet, model: ModelConfig, first: TrainConfig, second: dict, split: dict,
+                            checkpoints: str | os.PathLike, device: torch.device) -> pd.DataFrame:
     """Train on split A (`first`), fine-tune on split B (`first` with the fields `second`
     replaced), and return every A example's second-split forgetting time: columns index,
-    ssft, learned_first (correct after training on A).  A's checkpoints go to the folder
-    `checkpoints`, from which an interrupted training resumes."""
+    ssft, learned_first (correct after training on A).  split: {fraction: of the examples in
+    A, seed: of the split}.  A's checkpoints go to the folder `checkpoints`, from which an
+    interrupted training resumes."""
     n = len(data.labels)
-    rows_a = split_rows(n, fraction, split_seed)
+    rows_a = split_rows(n, split["fraction"], split["seed"])
     rows_b = np.setdiff1d(np.arange(n), rows_a)
     split_a, split_b = _subset(data, rows_a), _subset(data, rows_b)
-    ckpts = train(model, first, split_a, split_b.images, split_b.labels, checkpoints, device)
+    ckpts = train(model, first, RunData(split_a, split_b.images, split_b.labels), checkpoints, device)
     net = model_from_checkpoint(ckpts[-1], device)
     correct = fine_tune_tracking(net, split_b, split_a, replace(first, **second), device)
     return pd.DataFrame({"index": rows_a, "ssft": settled_epoch(correct, False), "learned_first": correct[0]})

@@ -17,14 +17,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from memloc.core.data.run_data import load_run_data
-from memloc.core.device import precision_for, resolve_device
+from memloc.core.data.inputs import RunInputs
+from memloc.core.device import precision_for
 from memloc.core.files import write_parquet, write_text_atomic
 from memloc.core.models.layer_rule import model_layers
 from memloc.core.train.checkpoints import load_checkpoint, model_from_checkpoint
 from memloc.core.train.config import TrainConfig
 from memloc.layers.retraining import retrain_layer
-from memloc.layers.rewinding import open_checkpoint, rewound_layers
+from memloc.layers.rewinding import Examples, open_checkpoint, rewound_layers
 
 # Rows of the rewinding table with every layer at epoch t: the checkpoint itself, whose
 # accuracies training measured (the training curve beside the heatmaps in fig03).
@@ -76,20 +76,8 @@ def _save_partial(path: Path, key: dict, done: dict[int, list[dict]]) -> None:
     write_text_atomic(json.dumps({"key": key, "layers": done}), path)
 
 
-def rewind_run(
-    data_table: str | os.PathLike,
-    checkpoints: str | os.PathLike,
-    out: str | os.PathLike,
-    dataset: str,
-    source: dict,
-    test_subset: int | None,
-    epochs: list[int] | None = None,
-    batch_size: int = 1024,
-    device: str = "auto",
-    threads: int = 1,
-    group_column: str = "is_noisy",
-    progress: bool = True,
-) -> pd.DataFrame:
+def rewind_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.PathLike, epochs: list[int] | None,
+               batch_size: int, device: torch.device) -> pd.DataFrame:
     """Rewind every layer of a run to every epoch of `epochs` (None: every checkpoint).
 
     Writes rows (layer_index, layer, epoch, subset, accuracy): subsets are the two group
@@ -99,30 +87,28 @@ def rewind_run(
     layer's rows go to `partial_path(out)`: a job that dies resumes at its first unfinished
     layer, and its table is the one an uninterrupted job writes.
     """
-    torch.set_num_threads(threads)
-    dev = resolve_device(device)
     paths = read_manifest(checkpoints)
     by_epoch, curve, group_names = checkpoint_index(paths)
     missing = sorted(set(epochs or []) - set(by_epoch))
     if missing:
         raise ValueError(f"rewind epochs {missing} have no checkpoint in {checkpoints}")
     states = {t: p for t, p in by_epoch.items() if epochs is None or t in epochs}
-    model = model_from_checkpoint(paths[-1], dev)
+    model = model_from_checkpoint(paths[-1], device)
     layers = model_layers(model)
     names = [*group_names, "test"]
-    key = {"files": [_file_id(p) for p in [*paths, data_table]], "epochs": sorted(states), "subsets": names,
-           "layers": [x.name for x in layers], "dataset": dataset, "test_subset": test_subset,
-           "group_column": group_column, "batch_size": batch_size, "device": dev.type,
-           "precision": precision_for(dev)}  # the partial rows of another job are not reused
+    key = {"files": [_file_id(p) for p in [*paths, inputs.table]], "epochs": sorted(states), "subsets": names,
+           "layers": [x.name for x in layers], "dataset": inputs.dataset, "test_subset": inputs.test_subset,
+           "group_column": inputs.group_column, "batch_size": batch_size, "device": device.type,
+           "precision": precision_for(device)}  # the partial rows of another job are not reused
     partial = partial_path(out)
     done = _load_partial(partial, key)
     if len(done) < len(layers):
-        trainset, test_images, test_labels = load_run_data(data_table, dataset, source, test_subset, group_column)
-        images = torch.cat([trainset.images, test_images])
-        labels = torch.cat([trainset.labels, test_labels])
-        subset = torch.cat([trainset.group.long(), torch.full((len(test_labels),), 2)])  # 0/1: groups, 2: test
-        for li, rows in rewound_layers(model, states, images, labels, subset, names, dev, batch_size, progress,
-                                       layers, skip=set(done)):
+        data = inputs.load()
+        examples = Examples(torch.cat([data.train.images, data.test_images]),
+                            torch.cat([data.train.labels, data.test_labels]),
+                            torch.cat([data.train.group.long(), torch.full((len(data.test_labels),), 2)]),  # 2: test
+                            names)
+        for li, rows in rewound_layers(model, states, examples, device, batch_size, skip=set(done)):
             done[li] = rows
             _save_partial(partial, key, done)
     rewound = pd.DataFrame([row for li in range(len(layers)) for row in done[li]])
@@ -133,43 +119,26 @@ def rewind_run(
     return table
 
 
-def retrain_run_layer(
-    data_table: str | os.PathLike,
-    checkpoints: str | os.PathLike,
-    out: str | os.PathLike,
-    dataset: str,
-    source: dict,
-    test_subset: int | None,
-    layer: str,
-    settings: dict,
-    device: str = "auto",
-    threads: int = 1,
-    group_column: str = "is_noisy",
-    progress: bool = True,
-    recalibrate_bn: bool = False,
-) -> pd.DataFrame:
+def retrain_run_layer(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.PathLike, layer: str,
+                      settings: dict, recalibrate_bn: bool, device: torch.device) -> pd.DataFrame:
     """Retrain one layer of a run from its initialization on group False (memloc.layers.retraining).
 
-    settings: TrainConfig fields (epochs, batch_size, peak_lr, peak_epoch, momentum,
-    weight_decay, seed, eval_batch_size).  recalibrate_bn: re-estimate the BatchNorm running
-    statistics on group False before each measurement.  Writes rows (layer_index, layer,
-    epoch, subset, accuracy, loss), epoch 0 being the reset model.
+    settings: TrainConfig fields but the groups' names, which are the run's (its final
+    checkpoint's).  recalibrate_bn: re-estimate the BatchNorm running statistics on group False
+    before each measurement.  Writes rows (layer_index, layer, epoch, subset, accuracy, loss),
+    epoch 0 being the reset model.
     """
-    torch.set_num_threads(threads)
-    dev = resolve_device(device)
     paths = read_manifest(checkpoints)
     init = load_checkpoint(paths[0])["model"]
     group_names = load_checkpoint(paths[-1])["config"]["train"]["group_names"]
-    model = model_from_checkpoint(paths[-1], dev)
+    model = model_from_checkpoint(paths[-1], device)
     names = [x.name for x in model_layers(model)]
     if layer not in names:
         raise ValueError(f"model has no layer {layer!r}; its layers: {names}")
-    cfg = TrainConfig(**{**settings, "gradient_accounting": False, "group_names": tuple(group_names)})
-    trainset, test_images, test_labels = load_run_data(data_table, dataset, source, test_subset, group_column)
+    cfg = TrainConfig(**settings, group_names=tuple(group_names))
     li = names.index(layer)
-    table = retrain_layer(model, li, init, trainset, test_images, test_labels, cfg, dev, progress, recalibrate_bn)
+    table = retrain_layer(model, li, init, inputs.load(), cfg, device, recalibrate_bn)
     table.insert(0, "layer", layer)
     table.insert(0, "layer_index", li)
     write_parquet(table, out)
     return table
-

@@ -100,11 +100,12 @@ def layer_figure(config: dict, fig: str) -> LayerFigure:
     return LayerFigure("retraining", "retraining", dict(datasets=datasets, noise_rates=noises, **retrained))
 
 
-def retraining_settings(config: dict, seed: int) -> dict:
-    """memloc.core.train.config.TrainConfig fields of a retraining job: the schedule from
-    `retraining`; momentum, weight decay and the eval batch size from `train`."""
+def retraining_settings(config: dict, seed: int | str) -> dict:
+    """memloc.core.train.config.TrainConfig fields of a retraining job but the groups' names
+    (the job takes the retrained run's): the schedule from `retraining`; momentum, weight decay
+    and the eval batch size from `train`; no gradient accounting."""
     schedule = {k: config["retraining"][k] for k in ("epochs", "peak_epoch", "peak_lr", "batch_size")}
-    return {**config["train"], **schedule, "seed": int(seed)}
+    return {**config["train"], **schedule, "seed": int(seed), "gradient_accounting": False}
 
 
 _LAYER_NAMES: dict[str, list[str]] = {}  # repr of a planning ModelConfig -> its layer names

@@ -3,8 +3,8 @@
 Layer l of the final model is reset to its initialization (its whole epoch-0 state, as
 `memloc.layers.rewinding.rewind_layer` puts it back), every other parameter is frozen, and the
 model is trained on the examples of group False only (the clean ones; a later experiment
-uses typical ones) with the one-cycle schedule of `memloc.core.train.run`.  The model is in
-train mode while it trains, so every BatchNorm layer -- frozen or not -- normalises with
+uses typical ones) with the one-cycle schedule and the SGD loop of memloc.core.train.sgd.
+The model is in train mode while it trains, so every BatchNorm layer -- frozen or not -- normalises with
 batch statistics and updates its running statistics, as the paper states.  After every
 retraining epoch the accuracy on each group and on the test set is measured (eval mode).
 If the examples of group True (never seen in retraining) are then predicted with their
@@ -24,20 +24,17 @@ running averages that the next epoch updates start from the re-estimated values.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pandas as pd
 import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
-from memloc.core.data.run_data import TrainingSet
-from memloc.core.device import grad_scaler_for
+from memloc.core.data.run_data import RunData
 from memloc.core.models.layer_rule import model_layers
 from memloc.core.train.config import TrainConfig
 from memloc.core.train.evaluation import measure, prepare_batch
-from memloc.core.train.sgd import cross_entropy, scheduled_sgd, sgd_epoch
+from memloc.core.train.sgd import make_sgd, run_sgd
 from memloc.layers.rewinding import rewind_layer
 
 
@@ -58,18 +55,8 @@ def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, rows: torch.Te
     update_bn(batches, model)
 
 
-def retrain_layer(
-    model: nn.Module,
-    layer_index: int,
-    init_state: dict[str, torch.Tensor],
-    data: TrainingSet,
-    test_images: torch.Tensor,
-    test_labels: torch.Tensor,
-    cfg: TrainConfig,
-    device: torch.device,
-    progress: bool = True,
-    recalibrate_bn: bool = False,
-) -> pd.DataFrame:
+def retrain_layer(model: nn.Module, layer_index: int, init_state: dict[str, torch.Tensor], data: RunData,
+                  cfg: TrainConfig, device: torch.device, recalibrate_bn: bool) -> pd.DataFrame:
     """Reset layer `layer_index` of `model` (the final model, on `device`; changed in place)
     to `init_state` (the epoch-0 state_dict), freeze the rest, retrain it on group False.
     recalibrate_bn: re-estimate the BatchNorm running statistics on group False before each
@@ -80,29 +67,22 @@ def retrain_layer(
     Returns rows (epoch, subset, accuracy, loss); epoch 0 is the reset model before any
     retraining step, subsets are "train", the two group names and "test".
     """
-    # one copy of the images on the device per job (a no-op on CPU); batches index it there
-    data, test_images = replace(data, images=data.images.to(device)), test_images.to(device)
+    data = data.to(device)  # one copy of the images on the device per job (a no-op on CPU); batches index it there
     layer = model_layers(model)[layer_index]
     rewind_layer(model, layer, init_state)
     freeze_all_but(model, layer.parameters())
-    seen = torch.nonzero(~data.group).squeeze(1)  # [m] indices of group False: the only ones trained on
-    optimizer, scheduler = scheduled_sgd(layer.parameters(), cfg, len(seen))
-    order = torch.Generator().manual_seed(cfg.seed)
-    loss = cross_entropy(model, data.images, data.labels.to(device), device)
+    seen = torch.nonzero(~data.train.group).squeeze(1)  # [m] indices of group False: the only ones trained on
+    sgd = make_sgd(model, layer.parameters(), cfg, len(seen), device)
     rows = []
 
     def record(epoch: int) -> None:
         if recalibrate_bn:
-            recalibrate_batchnorm(model, data.images, seen, cfg.eval_batch_size, device)
-        m = measure(model, data, test_images, test_labels, cfg, device)
+            recalibrate_batchnorm(model, data.train.images, seen, cfg.eval_batch_size, device)
+        m = measure(model, data, cfg, device)
         rows.extend({"epoch": epoch, "subset": k, "accuracy": v, "loss": m["loss"][k]}
                     for k, v in m["accuracy"].items())
 
     record(0)
-    scaler = grad_scaler_for(device)  # fp16 only: a loss scale, else None
-    for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"retrain {layer.name}", disable=not progress):
-        perm = seen[torch.randperm(len(seen), generator=order)]
-        # train mode: every BatchNorm, frozen or not, uses batch statistics and updates its running ones
-        sgd_epoch(model, optimizer, scheduler, perm, cfg.batch_size, loss, scaler=scaler)
-        record(epoch)
+    # train mode: every BatchNorm, frozen or not, uses batch statistics and updates its running ones
+    run_sgd(sgd, data.train, seen, tqdm(range(1, cfg.epochs + 1), desc=f"retrain {layer.name}"), record, device)
     return pd.DataFrame(rows)

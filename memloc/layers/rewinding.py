@@ -176,36 +176,39 @@ def first_stage(stages: list[nn.Module], layer: Layer) -> int:
     raise ValueError(f"layer {layer.name} is in no forward stage")
 
 
+@dataclass
+class Examples:
+    """What a rewound model is measured on: images [n, C, H, W] (uint8, or a declared dataset's
+    float), labels [n] and the subset of each, an index into `names` (e.g. 0 = clean, 1 = noisy,
+    2 = test)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    subset: torch.Tensor
+    names: list[str]
+
+
 @torch.no_grad()
-def rewound_layers(
-    model: nn.Module,
-    states: Mapping[int, StateSource],
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    subset: torch.Tensor,
-    subset_names: list[str],
-    device: torch.device,
-    batch_size: int = 1024,
-    progress: bool = True,
-    layers: list[Layer] | None = None,
-    skip: frozenset[int] | set[int] = frozenset(),
-) -> Iterator[tuple[int, list[dict]]]:
-    """Accuracy of `model` with each layer rewound to each epoch of `states`, per subset;
-    one layer at a time: yields (layer index, its rows) for each layer not in `skip`.
+def rewound_layers(model: nn.Module, states: Mapping[int, StateSource], examples: Examples, device: torch.device,
+                   batch_size: int = 1024, progress: bool = True,
+                   skip: frozenset[int] | set[int] = frozenset()) -> Iterator[tuple[int, list[dict]]]:
+    """Accuracy of `model` with each layer rewound to each epoch of `states`, per subset of
+    `examples`; one layer at a time: yields (layer index, its rows) for each layer of
+    `model_layers(model)` not in `skip`.
 
     model: the final model (on `device`; in eval mode while this runs, restored to its own
     state and mode after each layer).  states: {epoch: model state_dict or checkpoint path}
-    of the rewind epochs.  layers: the model's layers (None: `model_layers(model)`).
-    images [n, C, H, W] uint8, labels [n], subset [n] int: index into `subset_names` of
-    each example (e.g. 0 = clean, 1 = noisy, 2 = test).
+    of the rewind epochs.
     Rows: (layer_index, layer, epoch, subset, accuracy) for every epoch x present subset.
     """
     was_training = model.training
     model.eval()
-    layers = model_layers(model) if layers is None else layers
+    layers = model_layers(model)
     stages = forward_stages(model)
     epochs = sorted(states)
-    images, labels, subset = images.to(device), labels.to(device), subset.to(device)  # uint8: one copy per job
+    subset_names = examples.names
+    # uint8: one copy per job
+    images, labels, subset = examples.images.to(device), examples.labels.to(device), examples.subset.to(device)
     counts = torch.bincount(subset, minlength=len(subset_names))
     totals, present = counts.clamp(min=1), counts.cpu() > 0
     todo = [li for li in range(len(layers)) if li not in skip]

@@ -151,7 +151,8 @@ def write_claims(tables: dict[str, str], setting: dict, outputs: dict[str, str])
     from memloc.core.files import save_table, write_parquet
 
     frames = {name: pd.read_parquet(path) for name, path in tables.items()}
-    claims = evaluate_claims(frames, Setting(**{**setting, "fig01_window": tuple(setting["fig01_window"])}))
+    setting = {**setting, "fig01_window": tuple(setting["fig01_window"]), "groups": tuple(setting["groups"])}
+    claims = evaluate_claims(frames, Setting(**setting))
     write_parquet(claims, outputs["parquet"])
     save_table(claims, outputs["csv"], outputs["md"], floatfmt=".3g")
     return claims

@@ -37,7 +37,7 @@ class Setting:
     model: str
     noise: float
     fig01_window: tuple[int, int]  # epochs (start, end], as fig01 averages them
-    groups: tuple[str, str] = ("clean", "noisy")
+    groups: tuple[str, str]  # the names of group False / True of the primary run
 
 
 def primary(df: pd.DataFrame, s: Setting) -> pd.DataFrame:

@@ -4,9 +4,9 @@ the workflow's .smk files call this module."""
 from __future__ import annotations
 
 from memloc.atypical.plan import atypical_runs
-from memloc.core.paths import TABLE, run_dir
+from memloc.core.paths import TABLE, noise_label, run_dir
 from memloc.dropout.plan import metrics_tables as dropout_metrics_tables
-from memloc.runs.plan import gradient_runs, unique_runs
+from memloc.runs.plan import gradient_runs, run_groups, unique_runs
 
 # Tables every configuration produces, and those of the typical/atypical study.
 # (detection_scores, the auc table's per-example scores: the AUC claim bootstraps over them)
@@ -21,10 +21,12 @@ def claim_tables(config: dict) -> dict[str, str]:
 
 
 def claim_setting(config: dict) -> dict:
-    """memloc.report.claims.Setting fields: the primary run and fig01's epoch window."""
+    """memloc.report.claims.Setting fields: the primary run, fig01's epoch window and the names
+    of the primary run's two groups."""
     p = config["primary"]
     return {"dataset": p["dataset"], "model": p["model"], "noise": float(p["noise"]),
-            "fig01_window": list(config["figures"]["fig01"]["epochs"])}
+            "fig01_window": list(config["figures"]["fig01"]["epochs"]),
+            "groups": run_groups(f"noise{noise_label(p['noise'])}")["group_names"]}
 
 
 def provenance_records(config: dict) -> dict[str, str]:

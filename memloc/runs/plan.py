@@ -102,9 +102,26 @@ def run_groups(variant: str) -> dict:
     return {"group_column": "is_noisy", "group_names": ["clean", "noisy"]}
 
 
-def train_settings(config: dict, variant: str, seed: int) -> dict:
-    """memloc.core.train.config.TrainConfig fields of a run (data variant noise{f} or atypical)."""
-    return {**config["train"], "seed": int(seed), **run_groups(variant)}
+def train_settings(config: dict, variant: str, seed: int | str) -> dict:
+    """memloc.core.train.config.TrainConfig fields of a run (data variant noise{f} or atypical;
+    seed: also as the {seed} wildcard's text), with gradient accounting."""
+    groups = run_groups(variant)["group_names"]
+    return {**config["train"], "seed": int(seed), "gradient_accounting": True, "group_names": groups}
+
+
+def run_inputs(config: dict, dataset: str, variant: str) -> dict:
+    """memloc.core.data.inputs.RunInputs fields of a job that reads a run's data, less its data
+    table (the job's input): the dataset, where it comes from, the test examples and the
+    group column of the data variant (noise{f} or atypical)."""
+    return {"dataset": dataset, "source": data_source(config), "test_subset": config["test_subset"],
+            "group_column": run_groups(variant)["group_column"]}
+
+
+def model_settings(config: dict, model: str) -> dict:
+    """memloc.core.models.build.ModelConfig fields of a run's model, less the dataset's shape."""
+    from memloc.core.models.config import model_fields  # (torch: when a rule asks, not when the plan is imported)
+
+    return {"name": model, **model_fields(config, model)}
 
 
 def gradient_figure(config: dict, fig: str) -> GradientFigure:

@@ -33,7 +33,7 @@ rule fetch_cscores:
 rule holdout_model:
     """One subset model of the hold-out C-score estimate: its correctness on every example."""
     input:
-        data="results/data/{dataset}/noise0.parquet",
+        data=paths.DATA_TABLE.format(dataset="{dataset}", noise="0"),
         fetched=paths.DATASET_INFO,
         splits=paths.DATASET_SPLITS,
     output:
@@ -48,11 +48,11 @@ rule holdout_model:
         runtime=job_runtime("holdout_model"),
         gpu=1,
     params:
-        source=data_source(),
+        inputs=run_inputs,
         model=atypical_plan.holdout_model(config),
-        train=config["train"],
+        train=atypical_plan.holdout_settings(config),
         holdout=config["atypical"]["holdout"],
-        device=config["device"],
+        compute=job_compute("holdout_model"),
     script:
         "../scripts/holdout_model.py"
 

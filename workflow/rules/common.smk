@@ -3,11 +3,12 @@
 
 from memloc.core import paths
 from memloc.core.data.catalog import dataset_names
-from memloc.core.models.config import model_fields, model_names
+from memloc.core.models.config import model_names
 from memloc.atypical import plan as atypical_plan
 from memloc.layers.plan import REWINDING_FIGURES
 from memloc.runs import plan as runs_plan
 from memloc.plan import resources as job_resources
+from memloc.plan.compute import compute_settings
 
 # A run's data variant (memloc.core.paths.RUN_DIR): label noise, or typical/atypical groups.
 VARIANT = r"noise[0-9.]+|atypical"
@@ -118,14 +119,32 @@ def data_source():
     return runs_plan.data_source(config)
 
 
+def run_inputs(wildcards):
+    """memloc.core.data.inputs.RunInputs fields (less the data table) of a job on a run's data:
+    its data variant is {variant}, else noise{noise} (label noise; none: the noise-free table).
+    """
+    wc = dict(wildcards.items())
+    variant = wc.get("variant") or f"noise{wc.get('noise', '0')}"
+    return runs_plan.run_inputs(config, wc["dataset"], variant)
+
+
 def model_settings(wildcards):
-    """memloc.core.models.build.ModelConfig fields of the {model} (less its name and the dataset's)."""
-    return model_fields(config, wildcards.model)
+    """memloc.core.models.build.ModelConfig fields of the {model} (less the dataset's shape)."""
+    return runs_plan.model_settings(config, wildcards.model)
 
 
 def train_settings(wildcards):
     """memloc.core.train.config.TrainConfig fields of a run; the groups follow the data variant."""
     return runs_plan.train_settings(config, wildcards.variant, wildcards.seed)
+
+
+def job_compute(rule_name):
+    """How a compute job computes (memloc.plan.compute.compute_settings): its device,
+    precision, determinism and (for the rules that train) compile, and its name in errors.
+    """
+    return lambda wildcards: compute_settings(
+        config, rule_name, dict(wildcards.items())
+    )
 
 
 def gradient_figure(wildcards):

@@ -40,15 +40,14 @@ rule train_dropout:
         runtime=job_runtime("train_dropout"),
         gpu=1,
     params:
-        source=data_source(),
-        test_subset=config["test_subset"],
+        inputs=lambda wc: dropout_plan.run_inputs(config, wc.dataset),
         model=lambda wc: dropout_plan.model_settings(
             config, wc.model, wc.dropout, int(wc.seed)
         ),
         train=lambda wc: dropout_plan.train_settings(config, int(wc.seed)),
-        device=config["device"],
+        compute=job_compute("train_dropout"),
     script:
-        "../scripts/train.py"
+        "../scripts/train_dropout.py"
 
 
 rule collect_dropout_metrics:

@@ -59,10 +59,9 @@ rule flip_shard:
         runtime=job_runtime("flip_shard"),
         gpu=1,
     params:
-        source=data_source(),
-        settings=flipping_plan.flip_settings(config),
-        accuracy_examples=config["flipping"]["accuracy_examples"],
-        device=config["device"],
+        inputs=run_inputs,
+        settings=lambda wc: flipping_plan.flip_settings(config, wc.seed),
+        compute=job_compute("flip_shard"),
     script:
         "../scripts/flip_shard.py"
 
@@ -90,7 +89,7 @@ rule merge_flipping:
 rule second_split:
     """Second-split forgetting time (Maini et al. 2022) of the split-A examples."""
     input:
-        paths.DATA_TABLE,
+        data=paths.DATA_TABLE,
         fetched=paths.DATASET_INFO,
         splits=paths.DATASET_SPLITS,
     output:
@@ -107,13 +106,12 @@ rule second_split:
         runtime=job_runtime("second_split"),
         gpu=1,
     params:
-        source=data_source(),
+        inputs=run_inputs,
         model=model_settings,
         first=lambda wc: flipping_plan.second_split_settings(config, wc.seed).first,
         second=lambda wc: flipping_plan.second_split_settings(config, wc.seed).second,
-        fraction=config["detection"]["second_split"]["fraction"],
-        split_seed=config["detection"]["second_split"]["seed"],
-        device=config["device"],
+        split=flipping_plan.second_split(config),
+        compute=job_compute("second_split"),
     script:
         "../scripts/second_split.py"
 

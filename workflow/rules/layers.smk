@@ -40,12 +40,10 @@ rule rewind_layers:
         runtime=job_runtime("rewind_layers"),
         gpu=1,
     params:
-        source=data_source(),
-        test_subset=config["test_subset"],
+        inputs=run_inputs,
         epochs=config["rewinding"]["epochs"],
         batch_size=config["train"]["eval_batch_size"],
-        device=config["device"],
-        group_column=lambda wc: train_settings(wc)["group_column"],
+        compute=job_compute("rewind_layers"),
     script:
         "../scripts/rewind_layers.py"
 
@@ -75,12 +73,10 @@ rule retrain_layer:
         runtime=job_runtime("retrain_layer"),
         gpu=1,
     params:
-        source=data_source(),
-        test_subset=config["test_subset"],
+        inputs=run_inputs,
         settings=lambda wc: retraining_settings(config, wc.seed),
         recalibrate_bn=config["retraining"]["recalibrate_bn"],
-        device=config["device"],
-        group_column=lambda wc: train_settings(wc)["group_column"],
+        compute=job_compute("retrain_layer"),
     script:
         "../scripts/retrain_layer.py"
 

@@ -29,11 +29,10 @@ rule train:
         runtime=job_runtime("train"),
         gpu=1,
     params:
-        source=data_source(),
-        test_subset=config["test_subset"],
+        inputs=run_inputs,
         model=model_settings,
         train=train_settings,
-        device=config["device"],
+        compute=job_compute("train"),
     script:
         "../scripts/train.py"
 

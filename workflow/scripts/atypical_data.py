@@ -1,9 +1,9 @@
 """Write the typical/atypical data table from published C-scores or hold-out parts."""
 
 from memloc.atypical.jobs import write_atypical_table
-from memloc.core.provenance import start_job_log
+from memloc.core.job import start
 
-start_job_log(snakemake.log[0])
+start(snakemake.log[0])
 
 write_atypical_table(
     snakemake.input.base,

@@ -1,8 +1,8 @@
 """results/tables/auc.{csv,md} from auc.parquet."""
 
-from memloc.core.provenance import start_job_log
+from memloc.core.job import start
 from memloc.flipping.jobs import render_auc
 
-start_job_log(snakemake.log[0])
+start(snakemake.log[0])
 
 render_auc(snakemake.input[0], snakemake.output.csv, snakemake.output.md)

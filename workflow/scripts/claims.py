@@ -1,9 +1,8 @@
 """results/tables/claims.{parquet,csv,md}: each claim of the paper, its criterion, our value."""
 
-import sys
-
+from memloc.core.job import start
 from memloc.report.claims import write_claims
 
-sys.stderr = open(snakemake.log[0], "w")
+start(snakemake.log[0])
 
 write_claims(dict(snakemake.input), snakemake.params.setting, dict(snakemake.output))

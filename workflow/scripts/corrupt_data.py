@@ -1,9 +1,9 @@
 """Write the corrupted training set (index, source_index, true_label, label, is_noisy)."""
 
-from memloc.core.provenance import start_job_log
+from memloc.core.job import start
 from memloc.runs.jobs import write_corrupted_dataset
 
-start_job_log(snakemake.log[0])
+start(snakemake.log[0])
 
 write_corrupted_dataset(
     snakemake.output[0],

@@ -1,9 +1,9 @@
 """results/tables/cscore_holdout.{parquet,csv,md}: the precision of the hold-out C-scores."""
 
 from memloc.atypical.jobs import write_holdout_report
-from memloc.core.provenance import start_job_log
+from memloc.core.job import start
 
-start_job_log(snakemake.log[0])
+start(snakemake.log[0])
 
 write_holdout_report(
     snakemake.params.datasets,

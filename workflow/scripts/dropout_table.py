@@ -1,8 +1,8 @@
 """tab1 / tab2 / tab3 of example-tied dropout from the study's metrics table."""
 
-from memloc.core.provenance import start_job_log
+from memloc.core.job import start
 from memloc.dropout.jobs import write_table
 
-start_job_log(snakemake.log[0])
+start(snakemake.log[0])
 
 write_table(snakemake.wildcards.table, snakemake.input[0], dict(snakemake.output), snakemake.params.runs)

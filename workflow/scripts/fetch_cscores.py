@@ -1,9 +1,9 @@
 """Download a published C-score file and check it (checksums, structure), atomically."""
 
 from memloc.atypical.jobs import fetch_published_cscores
-from memloc.core.provenance import start_job_log
+from memloc.core.job import start
 
-start_job_log(snakemake.log[0])
+start(snakemake.log[0])
 
 download = snakemake.params.download
 fetch_published_cscores(

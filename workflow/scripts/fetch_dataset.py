@@ -2,9 +2,9 @@
 split sizes, normalization statistics) and both splits as arrays for the later jobs."""
 
 from memloc.core.data.fetch import fetch_dataset
-from memloc.core.provenance import start_job_log
+from memloc.core.job import start
 
-start_job_log(snakemake.log[0])
+start(snakemake.log[0])
 
 fetch_dataset(
     snakemake.output.info,

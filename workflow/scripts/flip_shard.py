@@ -1,24 +1,17 @@
 """Neuron flipping of one shard of the selected examples on one trained run."""
 
-from memloc.core.device import job_label, resolve_device
-from memloc.core.provenance import start_job_log
+from memloc.core.data.inputs import RunInputs
+from memloc.core.job import start
 from memloc.flipping.jobs import flip_shard
 
-start_job_log(snakemake.log[0])
-# a GPU job that sees no GPU stops here, before loading data, naming the job
-device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
+device = start(snakemake.log[0], snakemake.params.compute, snakemake.threads)
 
 flip_shard(
+    RunInputs(snakemake.input.data, **snakemake.params.inputs),
     snakemake.input.checkpoints,
-    snakemake.input.data,
     snakemake.input.selection,
-    snakemake.output[0],
     shard=int(snakemake.wildcards.shard),
-    dataset=snakemake.wildcards.dataset,
-    source=snakemake.params.source,
+    out=snakemake.output[0],
     settings=snakemake.params.settings,
-    seed=int(snakemake.wildcards.seed),
-    accuracy_examples=snakemake.params.accuracy_examples,
-    device=str(device),
-    threads=snakemake.threads,
+    device=device,
 )

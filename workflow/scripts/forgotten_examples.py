@@ -1,9 +1,9 @@
 """fig07's table: clean training examples forgotten after dropping, with their pixels."""
 
-from memloc.core.provenance import start_job_log
+from memloc.core.job import start
 from memloc.dropout.jobs import forgotten_examples
 
-start_job_log(snakemake.log[0])
+start(snakemake.log[0])
 
 forgotten_examples(
     snakemake.input.examples,

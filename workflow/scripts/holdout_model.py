@@ -1,22 +1,18 @@
 """Train one subset model of the hold-out C-score estimate; write its per-example correctness."""
 
 from memloc.atypical.jobs import train_holdout_model
-from memloc.core.device import job_label, resolve_device
-from memloc.core.provenance import start_job_log
+from memloc.core.data.inputs import RunInputs
+from memloc.core.job import start
 
-start_job_log(snakemake.log[0], append=True)  # append: a resumed job keeps its log
-# a GPU job that sees no GPU stops here, before loading data, naming the job
-device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
+# append: a resumed job keeps its log
+device = start(snakemake.log[0], snakemake.params.compute, snakemake.threads, append=True)
 
 train_holdout_model(
-    snakemake.input.data,
+    RunInputs(snakemake.input.data, **snakemake.params.inputs),
     snakemake.output[0],
-    dataset=snakemake.wildcards.dataset,
-    source=snakemake.params.source,
     model=snakemake.params.model,
-    train_settings=snakemake.params.train,
-    model_index=int(snakemake.wildcards.k),
+    settings=snakemake.params.train,
     holdout=snakemake.params.holdout,
-    device=str(device),
-    threads=snakemake.threads,
+    model_index=int(snakemake.wildcards.k),
+    device=device,
 )

@@ -1,9 +1,9 @@
 """results/tables/provenance.{parquet,csv,md}: what produced the results (every training run's
 provenance.json and this job's own environment)."""
 
-from memloc.core.provenance import start_job_log
+from memloc.core.job import start
 from memloc.report.provenance import write_provenance_table
 
-start_job_log(snakemake.log[0])
+start(snakemake.log[0])
 
 write_provenance_table(snakemake.params.records, dict(snakemake.output))

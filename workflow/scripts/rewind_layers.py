@@ -1,23 +1,16 @@
 """Rewind every layer of one run to every rewind epoch; one parquet table of accuracies."""
 
-from memloc.core.device import job_label, resolve_device
-from memloc.core.provenance import start_job_log
+from memloc.core.data.inputs import RunInputs
+from memloc.core.job import start
 from memloc.layers.jobs import rewind_run
 
-start_job_log(snakemake.log[0])
-# a GPU job that sees no GPU stops here, before loading data, naming the job
-device = resolve_device(snakemake.params.device, job_label(snakemake.rule, snakemake.wildcards.items()))
+device = start(snakemake.log[0], snakemake.params.compute, snakemake.threads)
 
 rewind_run(
-    snakemake.input.data,
+    RunInputs(snakemake.input.data, **snakemake.params.inputs),
     snakemake.input.checkpoints,
     snakemake.output[0],
-    dataset=snakemake.wildcards.dataset,
-    source=snakemake.params.source,
-    test_subset=snakemake.params.test_subset,
     epochs=snakemake.params.epochs,
     batch_size=snakemake.params.batch_size,
-    device=str(device),
-    threads=snakemake.threads,
-    group_column=snakemake.params.group_column,
+    device=device,
 )

@@ -1,9 +1,9 @@
 """Pick the examples to flip (N clean + N noisy, seeded) and deal them to shards."""
 
-from memloc.core.provenance import start_job_log
+from memloc.core.job import start
 from memloc.flipping.jobs import write_selection
 
-start_job_log(snakemake.log[0])
+start(snakemake.log[0])
 
 write_selection(
     snakemake.input[0],

@@ -81,21 +81,21 @@ def check_definitions(definitions: dict) -> None:
 
 def dataset_info(name: str, source: dict | None = None) -> DatasetInfo:
     """Classes, channels and size of a built-in or declared dataset.  source: DataSource
-    settings (memloc.runs.plan.data_source), whose `definitions` declare datasets.
+    settings (memloc.runs.plan.data_source), whose `definitions` declare datasets and whose
+    `root` holds their files (None: the built-in datasets only).
 
     Cheap for built-ins (a table), ImageFolder (listings and one image header) and npz
     (headers and labels); an ImageFolder still to be exported from a built-in has the
     built-in's info; a torchvision class loads its training split."""
-    source = source or {}
-    definitions = source.get("definitions") or {}
+    if name in DATASETS:  # (a declared dataset never has a built-in's name: check_definitions)
+        _, k, c, size = DATASETS[name]
+        return DatasetInfo(k, c, size, size, tuple(str(i) for i in range(k)))
+    definitions = source["definitions"] if source is not None else {}
     if name in definitions:
-        definition, root = definitions[name], source.get("root", "data")
+        definition, root = definitions[name], source["root"]
         path = Path(definition.get("path") or root)
         stamp = path.stat().st_mtime_ns if path.exists() else None  # a rewritten folder / file is read again
         return _declared_info(name, json.dumps(definition, sort_keys=True), root, stamp)
-    if name in DATASETS:
-        _, k, c, size = DATASETS[name]
-        return DatasetInfo(k, c, size, size, tuple(str(i) for i in range(k)))
     raise UnknownDataset(f"unknown dataset {name!r}: neither built in ({', '.join(DATASETS)}) nor declared in "
                        f"dataset_definitions ({', '.join(definitions) or 'none'})")
 

@@ -1,17 +1,16 @@
 """The tensors a run trains and is measured on: its training set (the data table's examples,
-in its order, gathered from the in-memory split) and its test images; `normalize` maps a
-batch of them to the network's input."""
+in its order, gathered from the in-memory split) and its test images (RunData, which a job
+reads through memloc.core.data.inputs.RunInputs); `normalize` maps a batch of them to the
+network's input."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
 
 from memloc.core.data.builtin import ImageData
-from memloc.core.data.source import DataSource
 
 
 @dataclass
@@ -24,7 +23,7 @@ class TrainingSet:
     true_labels: torch.Tensor  # [n] int64
 
 
-def training_set(table: pd.DataFrame, data: ImageData, group_column: str = "is_noisy") -> TrainingSet:
+def training_set(table: pd.DataFrame, data: ImageData, group_column: str) -> TrainingSet:
     """Gather the table's examples from the in-memory split, in the table's row order."""
     if group_column not in table.columns:
         raise KeyError(f"group column {group_column!r} not in the data table ({list(table.columns)})")
@@ -40,18 +39,18 @@ def training_set(table: pd.DataFrame, data: ImageData, group_column: str = "is_n
     )
 
 
-def load_run_data(
-    data_table: str | os.PathLike, dataset: str, source: dict, test_subset: int | None, group_column: str = "is_noisy"
-) -> tuple[TrainingSet, torch.Tensor, torch.Tensor]:
-    """A run's training set (the data table's examples, in its order) and its test images
-    and labels (the first `test_subset` of the test split; all when None).
+@dataclass
+class RunData:
+    """A run's training set and its test images and labels (each on one device)."""
 
-    source: DataSource settings (root, download, verify_checksums, definitions)."""
-    data = DataSource(**source)
-    trainset = training_set(pd.read_parquet(data_table), data.load(dataset, train=True), group_column)
-    test = data.load(dataset, train=False)
-    n_test = len(test) if test_subset is None else min(test_subset, len(test))
-    return trainset, test.images[:n_test], test.labels[:n_test]
+    train: TrainingSet
+    test_images: torch.Tensor  # [m, C, H, W]
+    test_labels: torch.Tensor  # [m] int64
+
+    def to(self, device: torch.device) -> RunData:
+        """The images on `device`, once for a whole job (on the CPU: the same tensors)."""
+        return RunData(replace(self.train, images=self.train.images.to(device)), self.test_images.to(device),
+                       self.test_labels)
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

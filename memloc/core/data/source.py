@@ -5,7 +5,7 @@ or a built-in one (memloc.core.data.builtin)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from memloc.core.data.builtin import ImageData, dataset_available, load_dataset
 from memloc.core.data.cache import read_split_cache
@@ -19,11 +19,11 @@ class DataSource:
     fetch_dataset job's copy of both splits (cache: a path with {dataset}; used where it exists,
     memloc.core.data.cache)."""
 
-    root: str = "data"
-    download: bool = False
-    verify_checksums: bool = True
-    definitions: dict = field(default_factory=dict)
-    cache: str | None = None
+    root: str
+    download: bool
+    verify_checksums: bool
+    definitions: dict
+    cache: str | None  # None: no cache (the fetch job itself)
 
     def load(self, name: str, train: bool) -> ImageData:
         if self.cache and os.path.exists(cached := self.cache.format(dataset=name)):

@@ -12,7 +12,7 @@ by memloc.dropout.model.DropoutModelConfig.build, through `base_model` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -33,33 +33,32 @@ OVERRIDES = {"layers": OVERRIDE, "flip_modules": "memloc_flip_modules", "dropout
 
 @dataclass
 class ModelConfig:
-    name: str = "resnet9"
-    num_classes: int = 10
-    in_channels: int = 3
-    image_size: int = 32
-    width: float = 1.0  # ResNet-9 channel multiplier
-    # ViT-small (the paper's: dim 512, depth 6, heads 8, patch 2 on 32x32)
-    patch_size: int = 2
-    dim: int = 512
-    depth: int = 6
-    heads: int = 8
-    mlp_dim: int = 512
-    # a model declared in the config (model_definitions.<name>): its factory spec (file
-    # paths absolute, memloc.config), its model_settings (the factory's keyword arguments)
-    # and module names overriding the rules of OVERRIDES (None: the default rule)
-    factory: str | None = None
-    settings: dict = field(default_factory=dict)
-    layers: list[str] | dict[str, list[str]] | None = None
-    flip_modules: list[str] | None = None
-    dropout_after: list[str] | None = None
+    """A model's settings: which model, the shape of the data it is built for, its
+    architecture settings and the module names that override the default rules (OVERRIDES).
+
+    settings: model_settings.<name> of the config, the keyword arguments of a built-in
+    architecture (ResNet-9's width; ViT-small's patch_size, dim, depth, heads, mlp_dim) or of a
+    declared model's factory.  factory: a declared model's factory spec (model_definitions.<name>;
+    file paths absolute, memloc.config), None for a built-in one; layers, flip_modules,
+    dropout_after: its overrides (None: the default rule)."""
+
+    name: str
+    num_classes: int
+    in_channels: int
+    image_size: int
+    settings: dict
+    factory: str | None
+    layers: list[str] | dict[str, list[str]] | None
+    flip_modules: list[str] | None
+    dropout_after: list[str] | None
 
     @classmethod
-    def for_dataset(cls, dataset: str, source: dict | None = None, **settings) -> ModelConfig:
+    def for_dataset(cls, dataset: str, source: dict, **fields) -> ModelConfig:
         """The config of a model for `dataset`: classes, channels and image size from
         memloc.core.data.catalog.dataset_info (a built-in, or one declared in source["definitions"];
-        source: DataSource settings), the rest (name, width, ...) from `settings`."""
+        source: DataSource settings), the other fields (name, settings, ...) from `fields`."""
         info = dataset_info(dataset, source)
-        return cls(num_classes=info.num_classes, in_channels=info.channels, image_size=info.image_size, **settings)
+        return cls(num_classes=info.num_classes, in_channels=info.channels, image_size=info.image_size, **fields)
 
     def build(self) -> nn.Module:
         """The model these settings describe (`build_model`)."""
@@ -72,13 +71,11 @@ def _architecture(cfg: ModelConfig) -> nn.Module:
         return call_factory(cfg.factory, cfg.num_classes, cfg.in_channels, cfg.image_size, cfg.settings,
                             key=f"model_definitions.{cfg.name}.factory")
     if cfg.name == "resnet9":
-        return resnet9(cfg.num_classes, cfg.in_channels, cfg.width)
+        return resnet9(cfg.num_classes, cfg.in_channels, cfg.settings["width"])
     if cfg.name == "resnet50":
         return resnet50(cfg.num_classes, cfg.in_channels, cfg.image_size)
     if cfg.name == "vit_small":
-        settings = {"patch_size": cfg.patch_size, "dim": cfg.dim, "depth": cfg.depth, "heads": cfg.heads,
-                    "mlp_dim": cfg.mlp_dim}
-        return vit_small(cfg.num_classes, cfg.in_channels, cfg.image_size, settings)
+        return vit_small(cfg.num_classes, cfg.in_channels, cfg.image_size, cfg.settings)
     raise ValueError(f"unknown model {cfg.name!r}; known: {', '.join(MODELS)}, or one with a factory "
                      f"(config model_definitions)")
 

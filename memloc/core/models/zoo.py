@@ -18,7 +18,7 @@ from memloc.core.models.layer_rule import rule_layers
 MODELS = ("resnet9", "resnet50", "vit_small")  # the built-in models
 
 
-def resnet9(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> nn.Sequential:
+def resnet9(num_classes: int, in_channels: int, width: float) -> nn.Sequential:
     """ResNet-9 as in the paper (the FFCV/airbench CIFAR variant), with a width multiplier.
 
     conv-BN-ReLU 64 -> 5x5/2 128 -> residual(128,128) -> 256 -> maxpool -> residual(256,256)
@@ -40,7 +40,7 @@ def resnet9(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> 
     )
 
 
-def resnet50(num_classes: int = 10, in_channels: int = 3, image_size: int = 32) -> nn.Module:
+def resnet50(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     """torchvision's ResNet-50; for small images (<= 64 px) the stem is the CIFAR one
     (3x3 stride-1 conv, no max-pool), since a 7x7/2 conv + pool leaves 8x8 of a 32x32 image
     before the first block."""

@@ -43,17 +43,10 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
-def model_from_checkpoint(path: str | os.PathLike, device: torch.device) -> nn.Module:
-    """Rebuild the model a checkpoint belongs to and load its weights."""
+def model_from_checkpoint(path: str | os.PathLike, device: torch.device, config_class: type = ModelConfig) -> nn.Module:
+    """Rebuild the model a checkpoint belongs to and load its weights (config_class: its
+    settings' class, e.g. memloc.dropout.model.DropoutModelConfig for a model with dropout)."""
     ckpt = load_checkpoint(path)
-    model = ModelConfig(**ckpt["config"]["model"]).build()
+    model = config_class(**ckpt["config"]["model"]).build()
     model.load_state_dict(ckpt["model"])
     return model.to(device, memory_format=torch.channels_last)
-
-
-def check_gradient_format(ckpt: dict, path: Path) -> None:
-    """Checkpoints from before epoch-level gradient accounting stored a [4, L] tensor of
-    per-batch means; resuming or tabulating them would mix two different statistics."""
-    if isinstance(ckpt["gradients"], torch.Tensor):
-        raise ValueError(f"{path} holds per-batch gradient statistics of an older memloc; remove its "
-                         "checkpoints to retrain with epoch-level gradient accounting")

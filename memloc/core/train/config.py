@@ -33,20 +33,20 @@ def check_warmup(cfg: TrainConfig, steps: int) -> None:
 
 @dataclass
 class TrainConfig:
-    """One training's settings.  The workflow passes the validated config's `train` section
-    (plus seed and groups); the defaults here equal the schema's (tests/test_defaults.py)."""
+    """One training's settings: the config's `train` section (or a study's schedule in its
+    place), the seed, whether the gradient is accounted per group, and the names of the two
+    groups of examples (memloc.runs.plan.train_settings and the other plans make them)."""
 
-    epochs: int = 50
-    batch_size: int = 512
-    peak_lr: float = 0.1
-    peak_epoch: float = 10  # the one-cycle lr rises linearly from 0 to peak_lr here, then falls to 0
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    seed: int = 0
-    eval_batch_size: int = 1024
-    gradient_accounting: bool = True
-    group_column: str = "is_noisy"  # the data-table column that splits the examples in two groups
-    group_names: tuple[str, str] = ("clean", "noisy")  # names of group False / True
+    epochs: int
+    batch_size: int
+    peak_lr: float
+    peak_epoch: float  # the one-cycle lr rises linearly from 0 to peak_lr here, then falls to 0
+    momentum: float
+    weight_decay: float
+    seed: int
+    eval_batch_size: int
+    gradient_accounting: bool
+    group_names: tuple[str, str]  # names of group False / True (the data table's group column: RunInputs)
 
     def __post_init__(self):
         if not 0 < self.peak_epoch < self.epochs:  # OneCycleLR needs steps on both sides of the peak

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.core.data.run_data import TrainingSet, normalize
+from memloc.core.data.run_data import RunData, normalize
 from memloc.core.device import autocast_for
 from memloc.core.example_index import forward_with_index, index_mode, indexed_layers
 from memloc.core.train.config import TrainConfig
@@ -84,26 +84,28 @@ def evaluate_examples(
 TIED_VIEWS = {"": ("train", "all"), "/drop": ("drop", "drop")}
 
 
-def _measure_view(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device, modes, suffix):
+def _measure_view(model, data: RunData, cfg: TrainConfig, device, modes: tuple[str, str], suffix: str):
     # forward_with_index passes the examples' positions (= their index in the data table)
+    train = data.train
     with index_mode(model, modes[0]):
-        stats = evaluate_examples(model, data.images, data.labels, device, cfg.eval_batch_size, forward_with_index)
+        stats = evaluate_examples(model, train.images, train.labels, device, cfg.eval_batch_size, forward_with_index)
     with index_mode(model, modes[1]):
-        test = evaluate_examples(model, test_images, test_labels, device, cfg.eval_batch_size, forward_with_index)
+        test = evaluate_examples(model, data.test_images, data.test_labels, device, cfg.eval_batch_size,
+                                 forward_with_index)
     a, g = cfg.group_names
     out = {}
     for key, value in (("accuracy", lambda r: r.correct.float()), ("loss", lambda r: r.loss)):
         v = value(stats)
         out[key] = {
             "train" + suffix: v.mean().item(),
-            a + suffix: v[~data.group].mean().item() if (~data.group).any() else float("nan"),
-            g + suffix: v[data.group].mean().item() if data.group.any() else float("nan"),
+            a + suffix: v[~train.group].mean().item() if (~train.group).any() else float("nan"),
+            g + suffix: v[train.group].mean().item() if train.group.any() else float("nan"),
             "test" + suffix: value(test).mean().item(),
         }
     return stats, out
 
 
-def measure(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig, device) -> dict:
+def measure(model, data: RunData, cfg: TrainConfig, device) -> dict:
     """Per-example records on the training set and accuracies per group and on the test set.
 
     A model with example-tied dropout is also measured after dropping: subsets
@@ -111,7 +113,7 @@ def measure(model, data: TrainingSet, test_images, test_labels, cfg: TrainConfig
     views = TIED_VIEWS if indexed_layers(model) else {"": ("train", "train")}
     measured = {"accuracy": {}, "loss": {}}
     for suffix, modes in views.items():
-        stats, out = _measure_view(model, data, test_images, test_labels, cfg, device, modes, suffix)
+        stats, out = _measure_view(model, data, cfg, device, modes, suffix)
         for key in ("accuracy", "loss"):
             measured[key].update(out[key])
         records = {"correct": stats.correct, "loss": stats.loss, "margin": stats.margin}

@@ -8,8 +8,10 @@ resume.pt beside them (SGD's momentum alone is as large as the weights).  A run 
 interrupted resumes from there and ends bitwise identical (on CPU) to one that was not, and
 the run's tables are assembled from the checkpoints, so nothing is measured twice.
 
-The training data live on the device for the whole run (one copy); `compile` (config key,
-MEMLOC_COMPILE) trains through a torch.compile'd model, whose weights are the model's.
+The training data live on the device for the whole run (one copy); `compile` (config key, a
+rule parameter: memloc.core.device.current) trains through a torch.compile'd model, whose
+weights are the model's.  A run's config (model, training and the precision its forward
+passes run in) is stored in every checkpoint and checked when it resumes.
 
 Models whose forward takes the batch's example indices (`takes_example_index`, e.g. with
 example-tied dropout) get them from the training loop and the evaluation; a model with
@@ -20,28 +22,21 @@ example-tied dropout is measured in its training mode and after dropping
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from memloc.core.data.run_data import TrainingSet
-from memloc.core.device import compile_enabled, grad_scaler_for
+from memloc.core.data.run_data import RunData
+from memloc.core.device import current, precision_for
 from memloc.core.models.build import ModelConfig
-from memloc.core.train.checkpoints import (
-    check_gradient_format,
-    checkpoint_path,
-    list_checkpoints,
-    load_checkpoint,
-    resume_path,
-    save_atomic,
-)
+from memloc.core.train.checkpoints import checkpoint_path, list_checkpoints, load_checkpoint, resume_path, save_atomic
 from memloc.core.train.config import TrainConfig
 from memloc.core.train.evaluation import measure
 from memloc.core.train.gradients import GradientAccountant
-from memloc.core.train.sgd import cross_entropy, scheduled_sgd, sgd_epoch
+from memloc.core.train.sgd import SGD, make_sgd, run_sgd
 
 
 @dataclass
@@ -49,25 +44,18 @@ class _Run:
     """What a run carries from epoch to epoch (and what its checkpoints restore)."""
 
     model: nn.Module
-    forward: nn.Module  # what training's forward passes go through: the model, or its torch.compile'd wrapper
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler | None  # fp16 only
-    order: torch.Generator  # the data order, independent of the initialization
-    accountant: GradientAccountant | None
-    config: dict  # model and train config, stored in (and checked against) every checkpoint
+    sgd: SGD  # its optimizer, schedule, loss scaler, data order and gradient accounting
+    config: dict  # model and train config and precision, stored in (and checked against) every checkpoint
 
 
-def _start(model_cfg: ModelConfig, cfg: TrainConfig, examples: int, device: torch.device, compile_model: bool) -> _Run:
+def _start(model_cfg: ModelConfig, cfg: TrainConfig, examples: int, device: torch.device) -> _Run:
     """The run at initialization.  Seeding first, then building the model, fixes the init."""
     torch.manual_seed(cfg.seed)
     model = model_cfg.build().to(device, memory_format=torch.channels_last)
-    optimizer, scheduler = scheduled_sgd(model.parameters(), cfg, examples)
-    order = torch.Generator().manual_seed(cfg.seed)
     accountant = GradientAccountant(model, device) if cfg.gradient_accounting else None
-    forward = torch.compile(model) if compile_model else model  # shares the model's parameters and buffers
-    config = {"model": asdict(model_cfg), "train": asdict(cfg)}
-    return _Run(model, forward, optimizer, scheduler, grad_scaler_for(device), order, accountant, config)
+    forward = torch.compile(model) if current().compile else model  # shares the model's parameters and buffers
+    config = {"model": asdict(model_cfg), "train": asdict(cfg), "precision": precision_for(device)}
+    return _Run(model, make_sgd(forward, model.parameters(), cfg, examples, device, accountant), config)
 
 
 def _checkpoint(run: _Run, epoch: int, measured: dict, grad_stats) -> dict:
@@ -79,22 +67,23 @@ def _checkpoint(run: _Run, epoch: int, measured: dict, grad_stats) -> dict:
         "model": run.model.state_dict(),
         "measured": measured,
         "gradients": grad_stats,
-        "layer_names": run.accountant.layer_names if run.accountant else None,
+        "layer_names": run.sgd.accountant.layer_names if run.sgd.accountant else None,
     }
 
 
 def _resume_state(run: _Run, epoch: int, device: torch.device) -> dict:
     """With checkpoint `epoch`'s model: everything to resume after `epoch` bitwise."""
+    sgd = run.sgd
     return {
         "epoch": epoch,
         "config": run.config,
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "scaler": run.scaler.state_dict() if run.scaler else None,
+        "optimizer": sgd.optimizer.state_dict(),
+        "scheduler": sgd.scheduler.state_dict(),
+        "scaler": sgd.scaler.state_dict() if sgd.scaler else None,
         "rng": {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-            "data_order": run.order.get_state(),
+            "data_order": sgd.order.get_state(),
         },
     }
 
@@ -114,85 +103,48 @@ def _resume(run: _Run, checkpoint_dir: Path, device: torch.device) -> int | None
     if not existing:
         return None
     path = resume_path(checkpoint_dir)
-    state = load_checkpoint(path if path.exists() else existing[max(existing)])  # older memloc: in every checkpoint
-    last = state["epoch"]
+    if not path.exists() or (state := load_checkpoint(path))["epoch"] not in existing:
+        raise ValueError(f"{checkpoint_dir} has no resume state for its last checkpoint ({path.name}); "
+                         "remove its checkpoints to retrain")
     if state["config"] != run.config:
         raise ValueError(f"checkpoints in {checkpoint_dir} were made with another config; remove them to retrain")
-    if "optimizer" not in state or last not in existing:
-        raise ValueError(f"{checkpoint_dir} has no resume state for its checkpoint {last} ({path.name}); "
-                         "remove its checkpoints to retrain")
-    ckpt = state if "model" in state else load_checkpoint(existing[last])
-    check_gradient_format(ckpt, existing[last])
-    run.model.load_state_dict(ckpt["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
-    if run.scaler and state.get("scaler"):
-        run.scaler.load_state_dict(state["scaler"])
+    sgd = run.sgd
+    run.model.load_state_dict(load_checkpoint(existing[state["epoch"]])["model"])
+    sgd.optimizer.load_state_dict(state["optimizer"])
+    sgd.scheduler.load_state_dict(state["scheduler"])
+    if sgd.scaler and state["scaler"]:
+        sgd.scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"]["torch"])
     if state["rng"]["cuda"] is not None and device.type == "cuda":
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    run.order.set_state(state["rng"]["data_order"])
-    return last + 1
+    sgd.order.set_state(state["rng"]["data_order"])
+    return state["epoch"] + 1
 
 
-def _train_epoch(run: _Run, data: TrainingSet, cfg: TrainConfig, device: torch.device) -> None:
-    """One epoch of SGD over every example.  The model gets each batch's rows (positions in
-    the data table, which example-tied dropout ties units to); with gradient accounting the
-    per-example losses are split into the two groups' gradients, whose sum is stepped on."""
-    if run.accountant:
-        run.accountant.reset()
-    labels, group = data.labels.to(device), data.group.to(device)
-    loss = cross_entropy(run.forward, data.images, labels, device, per_example=True, pass_rows=True)
-
-    def backward(per_example: torch.Tensor, rows: torch.Tensor) -> None:
-        if run.accountant:  # a backward pass per group; p.grad = their sum (fp16: scaled, the accounting not)
-            run.accountant.backward(per_example, group[rows.to(device)], run.scaler.get_scale() if run.scaler else 1.0)
-        else:
-            per_example.mean().backward()
-
-    perm = torch.randperm(len(data.labels), generator=run.order)
-    sgd_epoch(run.forward, run.optimizer, run.scheduler, perm, cfg.batch_size, loss, backward, run.scaler)
-
-
-def train(
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    data: TrainingSet,
-    test_images: torch.Tensor,
-    test_labels: torch.Tensor,
-    checkpoint_dir: str | os.PathLike,
-    device: torch.device,
-    stop_after_epoch: int | None = None,
-    progress: bool = True,
-    compile_model: bool | None = None,
-) -> list[Path]:
+def train(model_cfg: ModelConfig, cfg: TrainConfig, data: RunData, checkpoint_dir: str | os.PathLike,
+          device: torch.device, stop_after_epoch: int | None = None, progress: bool = True) -> list[Path]:
     """Train (or resume) a run; returns the checkpoint paths for epochs 0..epochs.
 
-    `stop_after_epoch` ends the process early as an interruption would (for tests);
-    `compile_model`: train through torch.compile (None: memloc.core.device.compile_enabled()).
-    """
+    `stop_after_epoch` ends the process early as an interruption would (for tests)."""
     checkpoint_dir = Path(checkpoint_dir)
-    compile_model = compile_enabled() if compile_model is None else compile_model
-    run = _start(model_cfg, cfg, len(data.labels), device, compile_model)
-    # the images on the device once for the whole run (on the CPU: the same tensors)
-    data, test_images = replace(data, images=data.images.to(device)), test_images.to(device)
+    run = _start(model_cfg, cfg, len(data.train.labels), device)
+    data = data.to(device)  # the images on the device once for the whole run (on the CPU: the same tensors)
 
     # resume after the last checkpoint, or measure and save the initialization (epoch 0)
     start = _resume(run, checkpoint_dir, device)
     if start is None:
-        measured = measure(run.model, data, test_images, test_labels, cfg, device)
-        _save(run, checkpoint_dir, 0, measured, None, device)
+        _save(run, checkpoint_dir, 0, measure(run.model, data, cfg, device), None, device)
         start = 1
+    last = cfg.epochs if stop_after_epoch is None else min(cfg.epochs, max(start, stop_after_epoch))
+    bar = tqdm(range(start, last + 1), desc="train", disable=not progress, initial=start - 1, total=cfg.epochs)
 
-    bar = tqdm(range(start, cfg.epochs + 1), desc="train", disable=not progress, initial=start - 1, total=cfg.epochs)
-    for epoch in bar:
-        _train_epoch(run, data, cfg, device)
-        # record: per-example records and accuracies at the end of the epoch (eval mode)
-        measured = measure(run.model, data, test_images, test_labels, cfg, device)
+    def record(epoch: int) -> None:
+        # per-example records and accuracies at the end of the epoch (eval mode), then the
         # checkpoint: written after every epoch, so an interrupted job resumes here
-        grad_stats = run.accountant.epoch_statistics() if run.accountant else None
+        measured = measure(run.model, data, cfg, device)
+        grad_stats = run.sgd.accountant.epoch_statistics() if run.sgd.accountant else None
         _save(run, checkpoint_dir, epoch, measured, grad_stats, device)
         bar.set_postfix({k: f"{v:.3f}" for k, v in measured["accuracy"].items()})
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            break
+
+    run_sgd(run.sgd, data.train, torch.arange(len(data.train.labels)), bar, record, device)
     return list(list_checkpoints(checkpoint_dir).values())

@@ -1,32 +1,31 @@
-"""The SGD loop every training in memloc shares: a run's training (memloc.core.train.run),
-layer retraining (memloc.layers.retraining) and second-split fine-tuning
-(memloc.flipping.second_split).
+"""The SGD loop every training in memloc runs: a run's training (memloc.core.train.run), layer
+retraining (memloc.layers.retraining) and second-split fine-tuning (memloc.flipping.second_split).
 
-SGD with momentum and weight decay under a per-step one-cycle schedule; an epoch visits the
-examples in an order the caller draws (each caller owns its data-order generator, which is
-part of what makes its runs reproducible).  What differs between the callers is passed in:
-the loss of a batch (`batch_loss`) and how its gradient is formed (`backward`: gradient
-accounting splits it into two groups).  In fp16 (memloc.core.device.grad_scaler_for) the
-caller passes a GradScaler: the loss is scaled before `backward` and the step is skipped
-when the scaled gradients overflowed.
+SGD with momentum and weight decay under a per-step one-cycle schedule (`scheduled_sgd`); an
+epoch visits the rows trained on in an order drawn from the training's own generator (part of
+what makes it reproducible).  With gradient accounting (memloc.core.train.gradients) the
+batch's per-example losses are split into the two groups' gradients, whose sum is stepped on;
+without it the step is on the gradient of the batch's mean loss.  In fp16
+(memloc.core.device.grad_scaler_for) a GradScaler scales the loss before the backward pass and
+skips the step when the scaled gradients overflowed.  What differs between the trainings is
+what they record after each epoch (`record`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memloc.core.device import autocast_for
+from memloc.core.data.run_data import TrainingSet
+from memloc.core.device import autocast_for, grad_scaler_for
 from memloc.core.example_index import forward_with_index
 from memloc.core.train.config import TrainConfig, check_warmup, steps_per_epoch
 from memloc.core.train.evaluation import prepare_batch
-
-BatchLoss = Callable[[torch.Tensor], torch.Tensor]  # rows of the batch -> loss with its graph
-Backward = Callable[[torch.Tensor, torch.Tensor], object]  # (loss, rows) -> sets every p.grad
+from memloc.core.train.gradients import GradientAccountant
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.SGD:
@@ -58,50 +57,60 @@ def scheduled_sgd(params, cfg: TrainConfig, examples: int):
     return optimizer, one_cycle(optimizer, cfg, steps_per_epoch(examples, cfg.batch_size))
 
 
-def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
-                  per_example: bool = False, pass_rows: bool = False) -> BatchLoss:
-    """The batch loss of `sgd_epoch`: rows -> cross-entropy (in fp32) of those examples of
-    `images` (uint8 or normalized float, any device) against `labels` (on `device`).
+@dataclass
+class SGD:
+    """What the loop steps, and how."""
 
-    per_example: the [B] losses instead of their mean (gradient accounting splits them);
-    pass_rows: the model also gets the rows (example-tied dropout ties units to them, so
-    they must be positions in the data table)."""
-
-    images = images.to(device)  # resident on the device: one copy per job, batches gathered there (uint8: 4x smaller)
-
-    def loss(rows: torch.Tensor) -> torch.Tensor:
-        rows_dev = rows.to(device)
-        x = prepare_batch(images[rows_dev], device)
-        with autocast_for(device):
-            logits = forward_with_index(model, x, rows_dev) if pass_rows else model(x)
-        return F.cross_entropy(logits.float(), labels[rows_dev], reduction="none" if per_example else "mean")
-
-    return loss
+    model: nn.Module  # what the forward passes go through: the model, or its torch.compile'd wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None  # fp16 only
+    order: torch.Generator  # the data order, independent of the initialization
+    batch_size: int
+    accountant: GradientAccountant | None  # gradient accounting, or None
 
 
-def plain_backward(loss: torch.Tensor, rows: torch.Tensor) -> None:
-    loss.backward()
+def make_sgd(model: nn.Module, params, cfg: TrainConfig, examples: int, device: torch.device,
+             accountant: GradientAccountant | None = None) -> SGD:
+    """SGD on `params` of `model` for cfg's schedule over `examples` examples a epoch, its data
+    order seeded by cfg.seed."""
+    optimizer, scheduler = scheduled_sgd(params, cfg, examples)
+    order = torch.Generator().manual_seed(cfg.seed)
+    return SGD(model, optimizer, scheduler, grad_scaler_for(device), order, cfg.batch_size, accountant)
 
 
-def sgd_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, order: torch.Tensor,
-              batch_size: int, batch_loss: BatchLoss, backward: Backward = plain_backward,
-              scaler: torch.amp.GradScaler | None = None) -> None:
-    """One epoch: the examples at `order` (rows, already shuffled) in consecutive batches of
-    `batch_size`; per batch the forward (`batch_loss`), the gradient (`backward`), one
-    optimizer step and one scheduler step (the schedule is per step).
-
-    scaler (fp16): `backward` gets the loss times the scaler's scale, GradScaler.step unscales
-    p.grad and skips the optimizer step when it holds inf / NaN; the schedule steps anyway."""
-    model.train()  # batch statistics; every BatchNorm's running statistics update, frozen or not
-    for s in range(math.ceil(len(order) / batch_size)):
-        rows = order[s * batch_size : (s + 1) * batch_size]
-        loss = batch_loss(rows)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            backward(loss, rows)
-            optimizer.step()
-        else:
-            backward(scaler.scale(loss), rows)
-            scaler.step(optimizer)
-            scaler.update()
-        scheduler.step()
+def run_sgd(sgd: SGD, data: TrainingSet, rows: torch.Tensor, epochs: Iterable[int],
+            record: Callable[[int], None], device: torch.device) -> None:
+    """Train on the examples `rows` of `data` for each epoch of `epochs`; record(epoch) after each."""
+    images, labels, group = data.images.to(device), data.labels.to(device), data.group.to(device)
+    for epoch in epochs:
+        # the epoch's order: the rows shuffled by the training's own generator
+        order = rows[torch.randperm(len(rows), generator=sgd.order)]
+        # train mode: every BatchNorm, frozen or not, normalises with batch statistics and updates its running ones
+        sgd.model.train()
+        if sgd.accountant is not None:
+            sgd.accountant.reset()
+        for start in range(0, len(order), sgd.batch_size):
+            batch = order[start : start + sgd.batch_size].to(device)
+            # forward: the batch's images, normalized on the device, in the job's precision; the model
+            # gets the batch's rows (positions in the data table, which example-tied dropout ties units to)
+            x = prepare_batch(images[batch], device)
+            with autocast_for(device):
+                logits = forward_with_index(sgd.model, x, batch)
+            losses = F.cross_entropy(logits.float(), labels[batch], reduction="none")  # per example, in fp32
+            # backward: p.grad of the batch's mean loss (fp16: of the loss times the scaler's scale)
+            sgd.optimizer.zero_grad(set_to_none=True)
+            scaled = losses if sgd.scaler is None else sgd.scaler.scale(losses)
+            if sgd.accountant is None:
+                scaled.mean().backward()
+            else:  # gradient accounting: a backward pass per group, p.grad = their sum (the accounting unscaled)
+                sgd.accountant.backward(scaled, group[batch], 1.0 if sgd.scaler is None else sgd.scaler.get_scale())
+            # step: the optimizer (fp16: unless the scaled gradients overflowed), then the schedule
+            if sgd.scaler is None:
+                sgd.optimizer.step()
+            else:
+                sgd.scaler.step(sgd.optimizer)
+                sgd.scaler.update()
+            sgd.scheduler.step()
+        # record: what this training measures after every epoch (and, for a run, its checkpoint)
+        record(epoch)

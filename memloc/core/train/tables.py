@@ -4,12 +4,11 @@ records and gradient statistics."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from memloc.core.train.checkpoints import check_gradient_format, load_checkpoint
+from memloc.core.train.checkpoints import load_checkpoint
 
 
 def run_tables(checkpoints: list[str | os.PathLike]) -> dict[str, pd.DataFrame]:
@@ -44,7 +43,6 @@ def run_tables(checkpoints: list[str | os.PathLike]) -> dict[str, pd.DataFrame]:
             columns[f"{name}_drop"] = values.numpy()
         examples.append(pd.DataFrame(columns))
         if ckpt["gradients"] is not None:
-            check_gradient_format(ckpt, Path(path))
             gradients += _gradient_rows(ckpt)
     return {
         "metrics": pd.DataFrame(metrics),
