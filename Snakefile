@@ -36,6 +36,21 @@ resolve_config(config)
 resolve_factories(config, workflow.configfiles)
 check_config(config)
 
+from memloc.core.data.catalog import dataset_names
+from memloc.core.models.config import model_names
+
+# A run's data variant (memloc.core.paths.RUN_DIR): label noise, or typical/atypical groups.
+VARIANT = r"noise[0-9.]+|atypical"
+
+
+# Wildcards that mean one thing in every rule; a rule's own constraint overrides these.
+wildcard_constraints:
+    dataset="|".join(dataset_names(config["dataset_definitions"])),  # built in and declared
+    model="|".join(model_names(config)),  # built-in and model_definitions
+    noise=r"[0-9.]+",  # a noise fraction as memloc.core.paths.noise_label writes it
+    seed=r"\d+",
+    variant=VARIANT,
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
@@ -48,6 +63,35 @@ include: "workflow/rules/flipping.smk"
 include: "workflow/rules/paper_vs_ours.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/provenance.smk"
+
+
+# Jobs that run in the Snakemake process itself, never through a cluster's queue: the
+# downloads (on a cluster, the login node has the internet; the compute nodes may not) and
+# the quick table, figure and collect jobs (seconds of CPU each; an sbatch would wait longer).
+localrules:
+    fetch_dataset,
+    fetch_cscores,
+    collect_run_tables,
+    collect_layer_tables,
+    collect_atypical_tables,
+    collect_dropout_metrics,
+    merge_flipping,
+    select_flip_examples,
+    gradient_figure,
+    layer_figure,
+    fig05,
+    fig07,
+    fig07_table,
+    fig08,
+    dropout_table,
+    dropout_paper_rows,
+    cscore_holdout,
+    detection_auc,
+    auc_table,
+    flipping_paper_rows,
+    paper_vs_ours,
+    claims,
+    provenance,
 
 
 rule all:

@@ -115,7 +115,8 @@ def test_flipping_paper_rows_set_ours_beside_the_papers(tmp_path):
     from memloc.report.paper_vs_ours import write_flipping_rows as paper_rows
 
     flips = pd.DataFrame({"seed": [0, 0, 1, 1], "index": [0, 1, 0, 1], "is_noisy": [F, T, F, T],
-                          "removals": [20, 3, 10, 5], "accuracy_train": [0.9, 0.7, 0.9, 0.8]})
+                          "removals": [20, 3, 10, 5], "accuracy_train": [0.9, 0.7, 0.9, 0.8],
+                          "initially_correct": [T, T, T, T]})
     auc = pd.DataFrame({"method": ["flip count", "learning time"], "examples": ["flipped examples"] * 2,
                         "auc": [0.75, 0.6], "n_clean": [1, 1], "n_noisy": [1, 1]})
     write_parquet(flips, tmp_path / "flipping.parquet")

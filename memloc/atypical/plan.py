@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from memloc.atypical.cscores import HoldoutConfig
 from memloc.atypical.fetch import url_suffix
-from memloc.core.paths import HOLDOUT_PART, run_dir
+from memloc.core.paths import HOLDOUT_PART, VARIANT_TABLE, display_table_files, figure_files, run_dir, table
 from memloc.runs import plan as runs_plan
 
 # Where rule fetch_cscores puts a published C-score file (ext: the URL's, npz or npy).
@@ -50,7 +50,7 @@ def holdout_report(config: dict) -> dict[str, dict]:
     """memloc.atypical.jobs.write_holdout_report's `datasets`: every typical/atypical dataset's
     data table and hold-out parts (empty where published scores are used)."""
     return {
-        d: {"table": f"results/data/{d}/atypical.parquet", "parts": holdout_parts(config, d)}
+        d: {"table": VARIANT_TABLE.format(dataset=d, variant="atypical"), "parts": holdout_parts(config, d)}
         for d in config["atypical"]["datasets"]
     }
 
@@ -121,3 +121,14 @@ def fig08_selection(config: dict) -> dict:
         model=config["primary"]["model"],
         window=config["figures"]["fig01"]["epochs"],
     )
+
+
+def targets(config: dict) -> list[str]:
+    """What the typical/atypical study's part of rule `all` makes: fig08 where typical/atypical
+    datasets are configured; where some of their C-scores are estimated by hold-out, the
+    estimate's precision (cscore_holdout) and the typical/atypical layer tables."""
+    out = figure_files(["fig08"]) if config["atypical"]["datasets"] else []
+    if any(d["parts"] for d in holdout_report(config).values()):
+        out += display_table_files(["cscore_holdout"])
+        out += [table(t) for t in ("cscore_holdout", "atypical_rewinding", "atypical_retraining")]
+    return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from memloc.core.paths import DATA_TABLE, noise_label
+from memloc.core.paths import DATA_TABLE, display_table_files, figure_files, noise_label, table
 from memloc.core.paths import DROPOUT_RUN_DIR as RUN_DIR
 from memloc.core.titles import dataset_title, model_title
 from memloc.runs import plan as runs_plan
@@ -189,3 +189,10 @@ def fig07_title(run: dict) -> str:
 def fig07_selection(config: dict) -> dict:
     """memloc.report.figures.fig07's selection: its title and images per row."""
     return {"title": fig07_title(fig07_run(config)), "cols": config["dropout"]["fig07"]["cols"]}
+
+
+def targets(config: dict) -> list[str]:
+    """What the example-tied dropout study's part of rule `all` makes: fig07, tab1-tab3 (CSV,
+    Markdown, parquet), fig07's table and the study's metrics table."""
+    return (figure_files(["fig07"]) + display_table_files(list(TABLES))
+            + [table(t) for t in ("dropout_metrics", "fig07", *TABLES)])

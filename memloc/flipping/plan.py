@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from memloc.core.paths import DATA_TABLE, DETECTION_DIR, FLIP_DIR, noise_label, run_dir
+from memloc.core.paths import (
+    DATA_TABLE,
+    DETECTION_DIR,
+    FLIP_DIR,
+    display_table_files,
+    figure_files,
+    noise_label,
+    run_dir,
+    table,
+)
 from memloc.core.titles import dataset_title, model_title
 from memloc.runs.plan import train_settings
 
@@ -107,3 +116,10 @@ def our_setting(config: dict) -> str:
     return (f"{dataset} ({f'{n:,} examples' if n else 'full training set'}), {model} width {width:g}, "
             f"{p['noise']:.0%} noise, {config['train']['epochs']} epochs; {f['examples_per_group']} clean + "
             f"{f['examples_per_group']} noisy examples, {len(f['seeds'])} models")
+
+
+def targets(config: dict) -> list[str]:
+    """What neuron flipping's part of rule `all` makes: fig05, the auc table (CSV, Markdown,
+    parquet), the merged flipping table and the per-example detection scores."""
+    return figure_files(["fig05"]) + display_table_files(["auc"]) + [table(t) for t in ("flipping", "auc",
+                                                                                          "detection_scores")]

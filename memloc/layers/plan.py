@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from memloc.atypical.plan import atypical_runs
-from memloc.core.paths import run_dir
+from memloc.core.paths import figure_files, run_dir, table
 from memloc.runs.plan import appendix_datasets, run_grid, unique_runs
 
 REWINDING_FIGURES = ("fig15", "fig16", "fig17")  # fig03 per model x noise rate, one per dataset
@@ -133,3 +133,12 @@ def layer_names(config: dict, model: str, dataset: str | None = None) -> list[st
     if repr(cfg) not in _LAYER_NAMES:
         _LAYER_NAMES[repr(cfg)] = [layer.name for layer in model_layers(meta_model(cfg))]
     return list(_LAYER_NAMES[repr(cfg)])
+
+
+def targets(config: dict) -> list[str]:
+    """What the layer experiments' part of rule `all` makes: fig03, fig04, the rewinding grids,
+    fig18 (and the typical/atypical fig09, fig19 where configured) and the collected
+    rewinding and retraining tables."""
+    figures = ["fig03", "fig04", *appendix_datasets(config, REWINDING_FIGURES), "fig18"]
+    figures += ["fig09", "fig19"] if config["atypical"]["datasets"] else []
+    return figure_files(figures) + [table("rewinding"), table("retraining")]

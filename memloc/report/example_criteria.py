@@ -56,9 +56,8 @@ def initially_correct_examples(t: dict, s: Setting) -> pd.DataFrame:
     removal (a wrong prediction needs no removal); accuracy only of those the search
     flipped (a censored search has no post-removal model)."""
     f = primary(t["flipping"], s)
-    if "initially_correct" in f:
-        f = f[f["initially_correct"]]
-    flipped = f[~f["censored"]] if "censored" in f else f
+    f = f[f["initially_correct"]]
+    flipped = f[~f["censored"]]
     out = f.groupby("index").agg(is_noisy=("is_noisy", "first"), removals=("removals", "mean"))
     out["accuracy"] = flipped.groupby("index")["accuracy_train"].mean()
     return out.reset_index()

@@ -118,7 +118,7 @@ def fig05(table: str, outputs: list[str], dataset: str, model: str, noise: float
     their maximum) of the (example, model) pairs F̄ predicts as labelled before any removal;
     the title says how many pairs were left out."""
     df = _runs(table, dataset=dataset, model=model, noise=noise, seed=seeds)
-    kept = df[df["initially_correct"]].copy()  # as memloc.flipping.jobs.initially_correct
+    kept = df[df["initially_correct"]].copy()  # as memloc.report.paper_vs_ours.initially_correct
     kept["group"] = kept["is_noisy"].map({False: "clean", True: "noisy"})
     per_example = kept.groupby(["index", "group"], as_index=False).agg(
         removals=("removals", "mean"), accuracy=("accuracy_train", "mean"))

@@ -46,8 +46,7 @@ def write_rows(rows: list[dict], out: str | os.PathLike) -> pd.DataFrame:
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     """Paper-vs-ours rows with their columns' types: n an integer or missing (a row that
     counts nothing), note a string."""
-    df = df.reindex(columns=COMPARISON_COLUMNS)
-    return df.astype({"paper": float, "ours": float, "n": "Int64"}).assign(note=df["note"].fillna("").astype(str))
+    return df.astype({"paper": float, "ours": float, "n": "Int64", "note": str})
 
 
 def join_rows(paths: list[str], parquet: str, csv: str, md: str) -> pd.DataFrame:
@@ -67,8 +66,8 @@ def join_rows(paths: list[str], parquet: str, csv: str, md: str) -> pd.DataFrame
 def initially_correct(flips: pd.DataFrame) -> pd.DataFrame:
     """The (example, model) rows whose example F̄ predicts as labelled before any removal:
     fig05 and its means are over these (a wrong prediction needs no removal; counted as 0
-    it would be a flip that no removal caused).  Tables without the column are kept whole."""
-    return flips[flips["initially_correct"]] if "initially_correct" in flips else flips
+    it would be a flip that no removal caused)."""
+    return flips[flips["initially_correct"]]
 
 
 def _fig05_rows(flips: pd.DataFrame, setting: str) -> list[dict]:

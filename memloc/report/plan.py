@@ -4,7 +4,7 @@ the workflow's .smk files call this module."""
 from __future__ import annotations
 
 from memloc.atypical.plan import atypical_runs
-from memloc.core.paths import TABLE, noise_label, run_dir
+from memloc.core.paths import TABLE, display_table_files, noise_label, run_dir, table
 from memloc.dropout.plan import metrics_tables as dropout_metrics_tables
 from memloc.runs.plan import gradient_runs, run_groups, unique_runs
 
@@ -39,3 +39,10 @@ def provenance_records(config: dict) -> dict[str, str]:
         folder = metrics.rsplit("/", 1)[0]
         records[folder] = f"{folder}/provenance.json"
     return records
+
+
+def targets(config: dict) -> list[str]:
+    """What the report's part of rule `all` makes: the paper-vs-ours, claims and provenance
+    tables (CSV, Markdown, parquet)."""
+    names = ["paper_vs_ours", "claims", "provenance"]
+    return display_table_files(names) + [table(name) for name in names]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from memloc.core.paths import DATASET_SPLITS, run_dir
+from memloc.core.paths import DATASET_SPLITS, figure_files, run_dir, table
 
 GRADIENT_GRID_FIGURES = ("fig12", "fig13", "fig14")  # fig01 (all epochs) per model x noise rate, one per dataset
 
@@ -141,3 +141,10 @@ def gradient_figure(config: dict, fig: str) -> GradientFigure:
         "fig11": dict(dataset=p["dataset"], model=p["model"], **config["figures"]["fig11"]),
     }
     return GradientFigure(fig, selections[fig])
+
+
+def targets(config: dict) -> list[str]:
+    """What the runs' part of rule `all` makes: the gradient-accounting figures (fig01, fig02,
+    fig10, fig11 and the per-dataset grids) and the collected gradients and metrics tables."""
+    figures = ["fig01", "fig02", "fig10", "fig11", *appendix_datasets(config)]
+    return figure_files(figures) + [table("gradients"), table("metrics")]

@@ -60,13 +60,13 @@ rule holdout_model:
 rule atypical_data:
     """The noise-free training set with cscore, times_held_out and is_atypical."""
     input:
-        base="results/data/{dataset}/noise0.parquet",
+        base=paths.DATA_TABLE.format(dataset="{dataset}", noise="0"),
         holdout=lambda wc: atypical_plan.holdout_parts(config, wc.dataset),
         cscores=lambda wc: atypical_plan.cscore_inputs(config, wc.dataset),
         fetched=paths.DATASET_INFO,
         splits=paths.DATASET_SPLITS,
     output:
-        "results/data/{dataset}/atypical.parquet",
+        paths.VARIANT_TABLE.format(dataset="{dataset}", variant="atypical"),
     log:
         "logs/atypical_data/{dataset}.log",
     conda:
@@ -96,9 +96,9 @@ rule cscore_holdout:
             for p in d["parts"]
         ],
     output:
-        parquet="results/tables/cscore_holdout.parquet",
-        csv="results/tables/cscore_holdout.csv",
-        md="results/tables/cscore_holdout.md",
+        parquet=paths.table("cscore_holdout"),
+        csv=paths.display_table("cscore_holdout", "csv"),
+        md=paths.display_table("cscore_holdout", "md"),
     log:
         "logs/cscore_holdout.log",
     conda:
@@ -120,7 +120,7 @@ rule collect_atypical_tables:
     input:
         lambda wc: atypical_plan.atypical_tables(config, wc.table).files,
     output:
-        "results/tables/atypical_{table}.parquet",
+        paths.table("atypical_{table}"),
     log:
         "logs/collect_atypical_tables/{table}.log",
     wildcard_constraints:
@@ -140,14 +140,14 @@ rule collect_atypical_tables:
 rule fig08:
     """Gradient accounting for typical vs atypical examples (fig01's form), per dataset."""
     input:
-        "results/tables/atypical_gradients.parquet",
+        paths.table("atypical_gradients"),
     output:
         report(
-            "results/figures/fig08.png",
+            paths.figure("fig08", "png"),
             caption="../report/fig08.rst",
             category="Typical vs atypical examples",
         ),
-        "results/figures/fig08.pdf",
+        paths.figure("fig08", "pdf"),
     log:
         "logs/figures/fig08.log",
     conda:

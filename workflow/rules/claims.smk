@@ -8,13 +8,13 @@ rule claims:
     input:
         **report_plan.claim_tables(config),
     output:
-        parquet="results/tables/claims.parquet",
+        parquet=paths.table("claims"),
         csv=report(
-            "results/tables/claims.csv",
+            paths.display_table("claims", "csv"),
             caption="../report/claims.rst",
             category="Paper vs ours",
         ),
-        md="results/tables/claims.md",
+        md=paths.display_table("claims", "md"),
     log:
         "logs/claims.log",
     conda:

@@ -1,55 +1,16 @@
-# Input functions, the targets of rule all, and the wildcards every rule shares; what they
-# return is planned in memloc.*.plan (which runs exist, their settings, figure selections).
+# Input and parameter functions of the rules and the targets of rule all; what they return is
+# planned in memloc.*.plan (which runs exist, their settings, figure selections) and
+# memloc.plan (job sizes, how a job computes).
 
 from memloc.core import paths
-from memloc.core.data.catalog import dataset_names
-from memloc.core.models.config import model_names
 from memloc.atypical import plan as atypical_plan
-from memloc.layers.plan import REWINDING_FIGURES
+from memloc.dropout import plan as dropout_plan
+from memloc.flipping import plan as flipping_plan
+from memloc.layers import plan as layers_plan
+from memloc.report import plan as report_plan
 from memloc.runs import plan as runs_plan
 from memloc.plan import resources as job_resources
 from memloc.plan.compute import compute_settings
-
-# A run's data variant (memloc.core.paths.RUN_DIR): label noise, or typical/atypical groups.
-VARIANT = r"noise[0-9.]+|atypical"
-
-
-# Wildcards that mean one thing in every rule; a rule's own constraint overrides these.
-wildcard_constraints:
-    dataset="|".join(dataset_names(config["dataset_definitions"])),  # built in and declared
-    model="|".join(model_names(config)),  # built-in and model_definitions
-    noise=r"[0-9.]+",  # a noise fraction as memloc.core.paths.noise_label writes it
-    seed=r"\d+",
-    variant=VARIANT,
-
-
-# Jobs that run in the Snakemake process itself, never through a cluster's queue: the
-# downloads (on a cluster, the login node has the internet; the compute nodes may not) and
-# the quick table, figure and collect jobs (seconds of CPU each; an sbatch would wait longer).
-localrules:
-    fetch_dataset,
-    fetch_cscores,
-    collect_run_tables,
-    collect_layer_tables,
-    collect_atypical_tables,
-    collect_dropout_metrics,
-    merge_flipping,
-    select_flip_examples,
-    gradient_figure,
-    layer_figure,
-    fig05,
-    fig07,
-    fig07_table,
-    fig08,
-    dropout_table,
-    dropout_paper_rows,
-    cscore_holdout,
-    detection_auc,
-    auc_table,
-    flipping_paper_rows,
-    paper_vs_ours,
-    claims,
-    provenance,
 
 
 def job_runtime(rule_name):
@@ -68,49 +29,17 @@ def job_mem_mb(rule_name):
 
 
 def all_outputs():
-    """Every figure (PNG + PDF), table (CSV + MD) and parquet table of the configured DAG."""
-    figures = [
-        "fig01",
-        "fig02",
-        "fig10",
-        "fig11",
-        *runs_plan.appendix_datasets(config),
-        *(["fig08"] if config["atypical"]["datasets"] else []),
-        "fig07",
-    ]
-    tables = ["tab1", "tab2", "tab3", "paper_vs_ours"]
-    parquet = ["results/tables/gradients.parquet", "results/tables/metrics.parquet"]
-    parquet += [
-        f"results/tables/{t}.parquet" for t in ("dropout_metrics", "fig07", *tables)
-    ]
-    figures += [
-        "fig03",
-        "fig04",
-        *runs_plan.appendix_datasets(config, REWINDING_FIGURES),
-        "fig18",
-    ]
-    parquet += ["results/tables/rewinding.parquet", "results/tables/retraining.parquet"]
-    if config["atypical"]["datasets"]:
-        figures += ["fig09", "fig19"]
-    # the precision of hold-out estimated C-scores (none where all are published)
-    if any(d["parts"] for d in atypical_plan.holdout_report(config).values()):
-        tables += ["cscore_holdout"]
-        parquet += ["results/tables/cscore_holdout.parquet"]
-        parquet += [
-            "results/tables/atypical_rewinding.parquet",
-            "results/tables/atypical_retraining.parquet",
-        ]
-    figures += ["fig05"]
-    tables += ["auc", "claims", "provenance"]
-    parquet += [
-        f"results/tables/{t}.parquet"
-        for t in ("flipping", "auc", "detection_scores", "claims", "provenance")
-    ]
-    return (
-        [f"results/figures/{fig}.{ext}" for fig in figures for ext in ("png", "pdf")]
-        + [f"results/tables/{tab}.{ext}" for tab in tables for ext in ("csv", "md")]
-        + parquet
+    """Every figure (PNG + PDF), table (CSV + MD) and parquet table of the configured DAG: what
+    each study's plan names (memloc.*.plan.targets)."""
+    plans = (
+        runs_plan,
+        layers_plan,
+        atypical_plan,
+        dropout_plan,
+        flipping_plan,
+        report_plan,
     )
+    return [path for plan in plans for path in plan.targets(config)]
 
 
 def data_source():

@@ -56,7 +56,7 @@ rule collect_dropout_metrics:
     input:
         dropout_plan.metrics_tables(config),
     output:
-        "results/tables/dropout_metrics.parquet",
+        paths.table("dropout_metrics"),
     log:
         "logs/collect_dropout_metrics.log",
     conda:
@@ -74,15 +74,15 @@ rule collect_dropout_metrics:
 rule dropout_table:
     """tab1 / tab2 / tab3: the long table (parquet) and the paper's layout (CSV, Markdown)."""
     input:
-        "results/tables/dropout_metrics.parquet",
+        paths.table("dropout_metrics"),
     output:
-        parquet="results/tables/{table}.parquet",
+        parquet=paths.table("{table}"),
         csv=report(
-            "results/tables/{table}.csv",
+            paths.display_table("{table}", "csv"),
             caption="../report/dropout_table.rst",
             category="Example-tied dropout",
         ),
-        md="results/tables/{table}.md",
+        md=paths.display_table("{table}", "md"),
     log:
         "logs/dropout_table/{table}.log",
     wildcard_constraints:
@@ -102,11 +102,11 @@ rule dropout_table:
 rule dropout_paper_rows:
     """This stage's rows of results/tables/paper_vs_ours.md."""
     input:
-        tab1="results/tables/tab1.parquet",
-        tab2="results/tables/tab2.parquet",
-        tab3="results/tables/tab3.parquet",
+        tab1=paths.table("tab1"),
+        tab2=paths.table("tab2"),
+        tab3=paths.table("tab3"),
     output:
-        "results/tables/paper_vs_ours/dropout.parquet",
+        paths.PAPER_ROWS.format(stage="dropout"),
     log:
         "logs/dropout_paper_rows.log",
     conda:
@@ -132,7 +132,7 @@ rule fig07_table:
             dataset=dropout_plan.fig07_run(config)["dataset"]
         ),
     output:
-        "results/tables/fig07.parquet",
+        paths.table("fig07"),
     log:
         "logs/fig07_table.log",
     conda:
@@ -151,14 +151,14 @@ rule fig07_table:
 
 rule fig07:
     input:
-        "results/tables/fig07.parquet",
+        paths.table("fig07"),
     output:
         report(
-            "results/figures/fig07.png",
+            paths.figure("fig07", "png"),
             caption="../report/fig07.rst",
             category="Example-tied dropout",
         ),
-        "results/figures/fig07.pdf",
+        paths.figure("fig07", "pdf"),
     log:
         "logs/figures/fig07.log",
     conda:

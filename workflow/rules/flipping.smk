@@ -9,6 +9,8 @@
 from memloc.flipping import plan as flipping_plan
 
 FLIP = paths.FLIP_DIR
+# The run a flip_shard job flips on (its final checkpoint).
+FLIPPED_RUN = paths.run_dir("{dataset}", "{model}", "{seed}", variant="noise{noise}")
 DETECTION = paths.DETECTION_DIR
 
 
@@ -36,7 +38,7 @@ rule select_flip_examples:
 rule flip_shard:
     """Zero units of the trained model until each example of the shard is misclassified."""
     input:
-        checkpoints="results/runs/{dataset}/{model}/noise{noise}/seed{seed}/checkpoints.txt",
+        checkpoints=f"{FLIPPED_RUN}/checkpoints.txt",
         data=paths.DATA_TABLE,
         selection=f"{FLIP}/examples.parquet",
         fetched=paths.DATASET_INFO,
@@ -71,7 +73,7 @@ rule merge_flipping:
     input:
         [part.path for part in flipping_plan.flip_parts(config)],
     output:
-        "results/tables/flipping.parquet",
+        paths.table("flipping"),
     log:
         "logs/flipping/merge.log",
     conda:
@@ -119,7 +121,7 @@ rule second_split:
 rule detection_auc:
     """Every detector's per-example scores on every flipping seed, and their ROC AUCs."""
     input:
-        flipping="results/tables/flipping.parquet",
+        flipping=paths.table("flipping"),
         data=flipping_plan.flip_data_table(config),
         runs=[
             path
@@ -127,8 +129,8 @@ rule detection_auc:
             for path in files.values()
         ],
     output:
-        scores="results/tables/detection_scores.parquet",
-        parquet="results/tables/auc.parquet",
+        scores=paths.table("detection_scores"),
+        parquet=paths.table("auc"),
     log:
         "logs/detection/auc.log",
     conda:
@@ -145,14 +147,14 @@ rule detection_auc:
 
 rule auc_table:
     input:
-        "results/tables/auc.parquet",
+        paths.table("auc"),
     output:
         csv=report(
-            "results/tables/auc.csv",
+            paths.display_table("auc", "csv"),
             caption="../report/auc.rst",
             category="Neuron flipping",
         ),
-        md="results/tables/auc.md",
+        md=paths.display_table("auc", "md"),
     log:
         "logs/detection/auc_table.log",
     conda:
@@ -167,10 +169,10 @@ rule auc_table:
 
 rule flipping_paper_rows:
     input:
-        flipping="results/tables/flipping.parquet",
-        auc="results/tables/auc.parquet",
+        flipping=paths.table("flipping"),
+        auc=paths.table("auc"),
     output:
-        "results/tables/paper_vs_ours/flipping.parquet",
+        paths.PAPER_ROWS.format(stage="flipping"),
     log:
         "logs/flipping/paper_rows.log",
     conda:
@@ -187,14 +189,14 @@ rule flipping_paper_rows:
 
 rule fig05:
     input:
-        "results/tables/flipping.parquet",
+        paths.table("flipping"),
     output:
         report(
-            "results/figures/fig05.png",
+            paths.figure("fig05", "png"),
             caption="../report/fig05.rst",
             category="Neuron flipping",
         ),
-        "results/figures/fig05.pdf",
+        paths.figure("fig05", "pdf"),
     log:
         "logs/figures/fig05.log",
     conda:

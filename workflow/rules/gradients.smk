@@ -9,14 +9,14 @@
 
 rule gradient_figure:
     input:
-        "results/tables/gradients.parquet",
+        paths.table("gradients"),
     output:
         report(
-            "results/figures/{fig}.png",
+            paths.figure("{fig}", "png"),
             caption="../report/gradient_figure.rst",
             category="Gradient accounting",
         ),
-        "results/figures/{fig}.pdf",
+        paths.figure("{fig}", "pdf"),
     log:
         "logs/figures/{fig}.log",
     wildcard_constraints:

@@ -20,7 +20,7 @@ from memloc.layers.plan import layer_figure, layer_tables, retraining_settings
 rule rewind_layers:
     """Accuracy per group and on the test set with each layer rewound to each epoch."""
     input:
-        data="results/data/{dataset}/{variant}.parquet",
+        data=paths.VARIANT_TABLE,
         checkpoints=f"{RUN}/checkpoints.txt",
         fetched=paths.DATASET_INFO,
         splits=paths.DATASET_SPLITS,
@@ -51,7 +51,7 @@ rule rewind_layers:
 rule retrain_layer:
     """One layer reset to its initialization, the rest frozen, trained on clean examples."""
     input:
-        data="results/data/{dataset}/{variant}.parquet",
+        data=paths.VARIANT_TABLE,
         checkpoints=f"{RUN}/checkpoints.txt",
         fetched=paths.DATASET_INFO,
         splits=paths.DATASET_SPLITS,
@@ -86,7 +86,7 @@ rule collect_layer_tables:
     input:
         lambda wc: layer_tables(config, wc.table).files,
     output:
-        "results/tables/{table}.parquet",
+        paths.table("{table}"),
     log:
         "logs/collect_layer_tables/{table}.log",
     wildcard_constraints:
@@ -105,14 +105,14 @@ rule collect_layer_tables:
 
 rule layer_figure:
     input:
-        lambda wc: f"results/tables/{layer_figure(config, wc.fig).table}.parquet",
+        lambda wc: paths.table(layer_figure(config, wc.fig).table),
     output:
         report(
-            "results/figures/{fig}.png",
+            paths.figure("{fig}", "png"),
             caption="../report/layer_figure.rst",
             category="Layer rewinding and retraining",
         ),
-        "results/figures/{fig}.pdf",
+        paths.figure("{fig}", "pdf"),
     log:
         "logs/figures/{fig}.log",
     wildcard_constraints:

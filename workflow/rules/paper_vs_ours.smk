@@ -6,16 +6,16 @@
 
 rule paper_vs_ours:
     input:
-        dropout="results/tables/paper_vs_ours/dropout.parquet",
-        flipping="results/tables/paper_vs_ours/flipping.parquet",
+        dropout=paths.PAPER_ROWS.format(stage="dropout"),
+        flipping=paths.PAPER_ROWS.format(stage="flipping"),
     output:
-        parquet="results/tables/paper_vs_ours.parquet",
+        parquet=paths.table("paper_vs_ours"),
         csv=report(
-            "results/tables/paper_vs_ours.csv",
+            paths.display_table("paper_vs_ours", "csv"),
             caption="../report/paper_vs_ours.rst",
             category="Paper vs ours",
         ),
-        md="results/tables/paper_vs_ours.md",
+        md=paths.display_table("paper_vs_ours", "md"),
     log:
         "logs/paper_vs_ours.log",
     conda:

@@ -8,13 +8,13 @@ rule provenance:
     input:
         lambda wildcards: list(report_plan.provenance_records(config).values()),
     output:
-        parquet="results/tables/provenance.parquet",
+        parquet=paths.table("provenance"),
         csv=report(
-            "results/tables/provenance.csv",
+            paths.display_table("provenance", "csv"),
             caption="../report/provenance.rst",
             category="Provenance",
         ),
-        md="results/tables/provenance.md",
+        md=paths.display_table("provenance", "md"),
     log:
         "logs/provenance.log",
     conda:

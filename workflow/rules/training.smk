@@ -8,7 +8,7 @@ rule train:
     accuracies and gradient accounting, and what produced them (provenance.json). Resumes
     from results/runs/.../checkpoints/."""
     input:
-        data="results/data/{dataset}/{variant}.parquet",
+        data=paths.VARIANT_TABLE,
         fetched=paths.DATASET_INFO,
         splits=paths.DATASET_SPLITS,
     output:
@@ -42,7 +42,7 @@ rule collect_run_tables:
     input:
         gradient_run_files,
     output:
-        "results/tables/{table}.parquet",
+        paths.table("{table}"),
     log:
         "logs/collect_run_tables/{table}.log",
     wildcard_constraints:
