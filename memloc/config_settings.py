@@ -11,7 +11,7 @@ offending fields came from.
 
 `check_sizes` stops values larger than the data, with the size: train_subset above a
 dataset's training split, flipping.examples_per_group above the smaller group of the primary
-setting's corrupted training set (exactly what memloc.core.data's corruption makes of it).
+setting's corrupted training set (exactly what memloc.core.data.noise's corruption makes of it).
 """
 
 from __future__ import annotations

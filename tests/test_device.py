@@ -160,3 +160,27 @@ def test_compiled_training_saves_the_plain_modules_state(tiny, tmp_path, use_com
     step_a, step_b = (torch.cat([(w[k] - init[k]).flatten() for k in weights]) for w in (a, b))
     assert F.cosine_similarity(step_a, step_b, dim=0) > 0.99 and step_b.norm() / step_a.norm() == pytest.approx(1, 0.05)
     assert step_a.norm() > 0  # it trained
+
+
+def test_a_job_starts_with_its_log_threads_and_compute(tmp_path, monkeypatch):
+    # a job's compute settings are a rule parameter (memloc.plan.compute), not the environment: a
+    # change of precision reruns the jobs it affects; compile only where the job trains
+    from schema_defaults import default_config
+
+    from memloc.core import device as device_module
+    from memloc.core.job import start
+    from memloc.plan.compute import compute_settings
+
+    monkeypatch.setattr(sys, "stderr", sys.stderr)  # start sends stderr to the log: restored after the test
+    monkeypatch.setattr(device_module, "_compute", None)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # (this test process keeps its threads)
+    config = {**default_config(), "device": "cpu", "precision": "fp32", "compile": True}
+    wildcards = {"dataset": "fashion_mnist", "model": "resnet9", "variant": "noise0.1", "seed": "0"}
+    compute = compute_settings(config, "train", wildcards)
+    assert compute == {"device": "cpu", "precision": "fp32", "compile": True, "deterministic": True,
+                       "job": "rule train (dataset=fashion_mnist, model=resnet9, variant=noise0.1, seed=0)"}
+    assert not compute_settings(config, "rewind_layers", wildcards)["compile"]  # does not train
+    assert start(tmp_path / "table.log") is None  # a table job: its log only
+    assert device_module._compute is None
+    assert start(tmp_path / "train.log", compute, threads=1) == CPU
+    assert device_module.current() == Compute("fp32", True, True) and precision_for(CPU) == "fp32"
