@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
-from schema_defaults import data_source
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +55,8 @@ def build(num_classes: int, in_channels: int, image_size: int, width: int = 8) -
 def write_imagefolder(root: Path) -> None:
     """<root>/{train,test}/<class>/<i>.png: the first PER_CLASS images of each class of the
     Fashion-MNIST splits, as 8-bit grayscale PNGs."""
+    from schema_defaults import data_source  # (here: the workflow runs this file as a factory, without tests/)
+
     source = data_source("data")
     for split, per_class in PER_CLASS.items():
         data = source.load("fashion_mnist", train=split == "train")

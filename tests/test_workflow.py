@@ -442,7 +442,7 @@ def test_claims_say_how_sure_they_are(e2e, table):
             assert re.fullmatch(r".+: 95% CI \[.+, .+\]; holds in [\d.]+% of 1000 resamples", r.bootstrap), r
     # the table is a function of the tables: evaluated again, it is the same (a fixed bootstrap seed)
     names = CLAIM_TABLES + ATYPICAL_CLAIM_TABLES
-    setting = Setting(**C["primary"], fig01_window=tuple(C["figures"]["fig01"]["epochs"]))
+    setting = Setting(**C["primary"], fig01_window=tuple(C["figures"]["fig01"]["epochs"]), groups=("clean", "noisy"))
     again = evaluate_claims({name: table(name) for name in names}, setting)
     pd.testing.assert_frame_equal(again, claims)
 
