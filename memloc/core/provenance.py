@@ -67,7 +67,7 @@ def lock_mismatches(lock: str | os.PathLike | None = None) -> list[str]:
 def start_job_log(path: str | os.PathLike, append: bool = False) -> None:
     """Send this process's stderr (warnings, progress bars, tracebacks) to a job's log, and
     start the log with a warning when the environment is not the locked one: a table that
-    differs from the README's may come from a different torch, not from the code."""
+    differs from the documented one may come from a different torch, not from the code."""
     sys.stderr = open(path, "a" if append else "w")  # noqa: SIM115 (open for the job's life)
     mismatches = lock_mismatches()
     if mismatches:
