@@ -222,7 +222,7 @@ def test_published_npy_in_tfds_order(tmp_path, labels):
 
 def test_tfds_order_of_mnist_train():
     # TFDS writes MNIST's train split sorted by md5("train" + str(index)); this order aligned
-    # the published MNIST scores with their published per-class figure (README)
+    # the published MNIST scores with their published per-class figure (docs/methods.md)
     order = tfds_order(60_000)
     assert order[:5].tolist() == [16399, 1680, 47917, 17307, 27051]
     assert np.array_equal(np.sort(order), np.arange(60_000))

@@ -41,7 +41,7 @@ def tfds_order(n: int, split: str = "train") -> np.ndarray:
     generated MNIST 3.0.1) sorts a split's records by the 128-bit md5 of the salt (the split
     name) followed by str(key).  Checked on the published MNIST scores: aligned by this
     order, their class means differ as expected and their lowest-scored images are odd
-    digits, some of them those of Jiang et al.'s figure (README, typical vs atypical).
+    digits, some of them those of Jiang et al.'s figure (docs/methods.md, typical vs atypical).
     """
     salt = hashlib.md5(split.encode())
 

@@ -26,6 +26,8 @@ LOCK_FILE = REPO / ".ci" / "requirements.lock"
 # convolutions and matmuls): two CPUs that differ here may compute different bits.
 KERNEL_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
                 "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
+# Environment variables that change which CPU kernels run (or how many threads they use).
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # Packages named in their own columns (the rest are summed up by packages_sha256).
 KEY_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "pyarrow", "snakemake", "scikit-learn")
 
@@ -65,7 +67,7 @@ def lock_mismatches(lock: str | os.PathLike | None = None) -> list[str]:
 def start_job_log(path: str | os.PathLike, append: bool = False) -> None:
     """Send this process's stderr (warnings, progress bars, tracebacks) to a job's log, and
     start the log with a warning when the environment is not the locked one: a table that
-    differs from the README's may come from a different torch, not from the code."""
+    differs from the documented one may come from a different torch, not from the code."""
     sys.stderr = open(path, "a" if append else "w")  # noqa: SIM115 (open for the job's life)
     mismatches = lock_mismatches()
     if mismatches:
@@ -125,7 +127,8 @@ def compute_record(device, threads: int | None = None) -> dict[str, str]:
     from memloc.core.device import current, precision_for
 
     device = torch.device(device)
-    record = {"device": str(device), **cpu_record(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    record = {"device": str(device), **cpu_record(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+              "kernel_env": " ".join(f"{k}={os.environ[k]}" for k in KERNEL_ENV if k in os.environ) or "-"}
     if device.type == "cuda":
         record.update(gpu=torch.cuda.get_device_name(device), cuda=str(torch.version.cuda),
                       cudnn=str(torch.backends.cudnn.version()), gpu_driver=_nvidia_driver())
