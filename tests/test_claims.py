@@ -9,7 +9,7 @@ import pytest
 from memloc.report.claims import CLAIMS, COLUMNS, evaluate_claims
 from memloc.report.criteria import Setting, accuracy_curves, late_memorization, memorization_window
 from memloc.report.example_criteria import roc_auc
-from memloc.report.verdicts import Condition, Verdict, bootstrap, conclude, judged
+from memloc.report.verdicts import Bootstrap, Condition, Verdict, bootstrap, conclude, judged
 
 SETTING = Setting(dataset="d", model="m", noise=0.1, fig01_window=(2, 6), groups=("clean", "noisy"))
 RUN = {"dataset": "d", "model": "m", "noise": 0.1}
@@ -305,6 +305,15 @@ def test_conclude_needs_every_part_to_agree():
     assert conclude(holds, {0: holds, 1: holds}, None) == ("holds", "")
     assert conclude(fails, {0: fails, 1: fails}, None) == ("fails", "")
     assert conclude(fails, {0: holds, 1: fails}, None) == ("inconclusive", "seed 0 holds (+0.20)")
+
+
+def test_undecided_resamples_back_neither_verdict():
+    fails = Verdict("x", False, -0.1)
+    mostly_undecided = Bootstrap("s", 0.1, 0.2, share=0.0, resamples=100, undecided=0.5)
+    verdict, reason = conclude(fails, {0: fails}, mostly_undecided)
+    assert verdict == "inconclusive" and reason == "holds in 0%, undecided in 50% of 100 bootstrap resamples"
+    decided = Bootstrap("s", 0.1, 0.2, share=0.0, resamples=100, undecided=0.02)
+    assert conclude(fails, {0: fails}, decided) == ("fails", "")  # 98% of resamples fail
 
 
 def test_margins_are_signed_toward_holding():

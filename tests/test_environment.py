@@ -30,3 +30,13 @@ def test_every_locked_line_is_pinned_with_hashes():
     for i in pins:
         assert "==" in lines[i] and lines[i].endswith("\\"), lines[i]
         assert lines[i + 1].strip().startswith("--hash=sha256:"), lines[i]
+
+
+def test_environment_yml_pins_the_locked_versions():
+    # conda's environment.yml (Snakemake's `conda:` env) is written from the lock by .ci/lock
+    import yaml
+
+    env = yaml.safe_load((LOCK_FILE.parents[1] / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert dict(p.split("==") for p in pip) == locked_versions(LOCK_FILE)
+    assert "python=3.11" in env["dependencies"]

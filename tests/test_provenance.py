@@ -1,6 +1,7 @@
 """memloc.core.provenance / memloc.report.provenance: what a result records of its making."""
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from memloc.core.provenance import environment_record, lock_mismatches, locked_v
 from memloc.report.provenance import TABLE_JOB, provenance_summary, write_provenance_table
 
 ROOT = Path(__file__).resolve().parents[1]
+UNLOCKED = os.environ.get("MEMLOC_UNLOCKED") == "1"  # .ci/run-latest: newest releases, not the lock
 
 
 def write_lock(path: Path, **versions: str) -> Path:
@@ -51,7 +53,8 @@ def test_a_training_record_names_commit_device_precision_threads_and_determinism
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     assert record["memloc_commit"] == head.strip() and record["tree_dirty"] in ("yes", "no")
     assert record["torch"] == torch.__version__.split("+")[0]
-    assert record["matches_lock"] == "yes"  # as test_environment checks, in this environment
+    # "yes" in the locked environment (test_environment checks it); .ci/run-latest's is not
+    assert record["matches_lock"] == "yes" or (UNLOCKED and record["matches_lock"].startswith("no: "))
     assert record["device"] == "cpu" and record["threads"] == "1"
     assert record["precision"] in ("bf16", "fp32")  # auto on a CPU: bf16 where oneDNN has it
     assert record["deterministic_algorithms"] == "off"  # switched on CUDA only

@@ -106,7 +106,8 @@ def configure_cuda_determinism(deterministic: bool) -> None:
     the fastest convolution algorithm pays off after the first batches."""
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    # both ways: a process (a notebook, a test worker) that switched it on can switch it off
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
 

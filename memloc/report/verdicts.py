@@ -112,17 +112,23 @@ class Bootstrap:
     high: float
     share: float  # of the resamples in which the criterion holds
     resamples: int
+    undecided: float = 0.0  # of the resamples the criterion cannot decide: they back neither verdict
+
+    @property
+    def fails_share(self) -> float:
+        return 1.0 - self.share - self.undecided
 
     def text(self) -> str:
+        undecided = f", undecided in {_percent(self.undecided)}" if self.undecided else ""
         return (f"{self.statistic}: {CONFIDENCE:.0%} CI [{self.low:.3g}, {self.high:.3g}]; "
-                f"holds in {_percent(self.share)} of {self.resamples} resamples")
+                f"holds in {_percent(self.share)}{undecided} of {self.resamples} resamples")
 
 
 def bootstrap(examples: pd.DataFrame, judge: Callable[[pd.DataFrame], Verdict], resamples: int,
               seed: int = BOOTSTRAP_SEED) -> Bootstrap:
     """Resample the examples with replacement within each group (is_noisy), so that every
     resample has both groups at their sizes, and judge each resample.  A resample the
-    criterion cannot decide counts as not holding."""
+    criterion cannot decide backs neither verdict (counted apart, in `undecided`)."""
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(examples["is_noisy"].to_numpy() == g) for g in (True, False)]
     verdicts = []
@@ -133,8 +139,9 @@ def bootstrap(examples: pd.DataFrame, judge: Callable[[pd.DataFrame], Verdict], 
     tail = 100 * (1 - CONFIDENCE) / 2
     low, high = np.nanpercentile(values, [tail, 100 - tail]) if np.isfinite(values).any() else (np.nan, np.nan)
     share = float(np.mean([v.holds is True for v in verdicts]))
+    undecided = float(np.mean([v.holds is None for v in verdicts]))
     statistic = next((v.statistic for v in verdicts if v.statistic), "statistic")
-    return Bootstrap(statistic, float(low), float(high), share, resamples)
+    return Bootstrap(statistic, float(low), float(high), share, resamples, undecided)
 
 
 # -- the verdict of a claim --------------------------------------------------------------
@@ -184,8 +191,9 @@ def conclude(pooled: Verdict, per_seed: dict[int, Verdict], boot: Bootstrap | No
         return "inconclusive", "; ".join([f"pooled {pooled.ours}", *notes])
     causes = [_disagreement(seed, v) for seed, v in per_seed.items() if v.holds is not pooled.holds]
     if boot is not None:
-        agreeing = boot.share if pooled.holds else 1 - boot.share
+        agreeing = boot.share if pooled.holds else boot.fails_share
         if agreeing < CONFIDENCE:
-            causes.append(f"holds in {_percent(boot.share)} of {boot.resamples} bootstrap resamples")
+            undecided = f", undecided in {_percent(boot.undecided)}" if boot.undecided else ""
+            causes.append(f"holds in {_percent(boot.share)}{undecided} of {boot.resamples} bootstrap resamples")
     verdict = "inconclusive" if causes else word(pooled.holds)
     return verdict, "; ".join(causes + notes)
