@@ -56,12 +56,14 @@ def lock_mismatches(lock: str | os.PathLike | None = None) -> list[str]:
     lock = LOCK_FILE if lock is None else lock
     if not Path(lock).exists():
         return [f"no lock file at {lock}"]
-    out = []
-    for name, locked in locked_versions(lock).items():
-        have = installed_version(name)
-        if have is None or have.split("+")[0] != locked.split("+")[0]:
-            out.append(f"{name} {have or 'not installed'} (lock: {locked})")
-    return out
+    locked = locked_versions(lock)
+    return differences(locked, {name: installed_version(name) for name in locked})
+
+
+def differences(locked: dict[str, str], installed: dict[str, str | None]) -> list[str]:
+    """lock_mismatches' lines for versions already looked up."""
+    return [f"{name} {installed[name] or 'not installed'} (lock: {version})" for name, version in locked.items()
+            if installed[name] is None or installed[name].split("+")[0] != version.split("+")[0]]
 
 
 def start_job_log(path: str | os.PathLike, append: bool = False) -> None:
@@ -93,26 +95,27 @@ def git_state(repo: Path = REPO) -> dict[str, str]:
 
 def cpu_record() -> dict[str, str]:
     """The CPU's model name and the kernel-relevant instruction-set flags (/proc/cpuinfo)."""
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = None, set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+            if key.strip() == "model name" and model is None:  # every core repeats it: the first
                 model = value.strip()
             elif key.strip() in ("flags", "Features") and not flags:
                 flags = set(value.split())
     except OSError:
         pass
-    return {"cpu": model, "cpu_isa": " ".join(f for f in KERNEL_FLAGS if f in flags) or "unknown"}
+    return {"cpu": model or platform.processor() or platform.machine(),
+            "cpu_isa": " ".join(f for f in KERNEL_FLAGS if f in flags) or "unknown"}
 
 
 def package_record() -> dict[str, str]:
     """Python, the key packages, a digest of every installed locked package's version, and
     whether they all match the lock."""
     locked = locked_versions(LOCK_FILE) if LOCK_FILE.exists() else {}
-    versions = {name: installed_version(name) or "-" for name in sorted(locked)}
-    digest = hashlib.sha256("\n".join(f"{k}=={v}" for k, v in versions.items()).encode()).hexdigest()[:12]
-    mismatches = lock_mismatches()
+    installed = {name: installed_version(name) for name in sorted(locked)}
+    digest = hashlib.sha256("\n".join(f"{k}=={v or '-'}" for k, v in installed.items()).encode()).hexdigest()[:12]
+    mismatches = differences(locked, installed) if locked else lock_mismatches()  # no lock: says so
     return {"python": platform.python_version(),
             **{name: installed_version(name) or "-" for name in KEY_PACKAGES},
             "packages_sha256": digest,
