@@ -44,8 +44,8 @@ def _column_values(s: pd.Series) -> list:
     if s.dtype == bool:
         return s.astype(int).tolist()
     if pd.api.types.is_numeric_dtype(s):
-        v = s.astype(float).round(4)
-        return [None if np.isnan(x) else (int(x) if float(x).is_integer() else x) for x in v.tolist()]
+        v = s.astype(float).tolist()  # 7 significant digits: float32's, the precision of the records
+        return [None if np.isnan(x) else (int(x) if float(x).is_integer() else float(f"{x:.7g}")) for x in v]
     if s.map(lambda x: isinstance(x, (list, np.ndarray))).any():
         return [[int(y) for y in x] for x in s]
     return s.fillna("").astype(str).tolist()
