@@ -24,9 +24,11 @@ def synthetic(rows: int, epochs: int = 50, seed: int = 0):
     rng = np.random.default_rng(seed)
     noisy = rng.random(rows) < 0.1
     conf = np.clip(rng.beta(5, 1, rows) - 0.6 * noisy, 0, 1)
-    df = pd.DataFrame({"index": np.arange(rows), "label": rng.integers(0, 10, rows), "true_label": rng.integers(0, 10, rows),
+    df = pd.DataFrame({"index": np.arange(rows), "label": rng.integers(0, 10, rows),
+                       "true_label": rng.integers(0, 10, rows),
                        "is_noisy": noisy, "cscore": rng.random(rows), "is_atypical": rng.random(rows) < 0.2,
-                       "learning_time": rng.integers(0, epochs + 1, rows), "forgetting_events": rng.integers(0, 6, rows),
+                       "learning_time": rng.integers(0, epochs + 1, rows),
+                       "forgetting_events": rng.integers(0, 6, rows),
                        "aum": rng.normal(2, 2, rows), "confidence": conf, "variability": rng.random(rows) * 0.4,
                        "ssft": np.where(rng.random(rows) < 0.5, rng.integers(0, 9, rows), np.nan)})
     flipped = rng.random(rows) < 0.02
@@ -61,8 +63,9 @@ def main() -> None:
     t = time.perf_counter()
     html = write_page(df, images, curves, {"title": "bench", "classes": [str(k) for k in range(10)], "epochs": 50},
                       Path(args.out) / "page")
+    image_mb = sum(p.stat().st_size for p in (html.parent / "images").iterdir()) / 1e6
     print(f"rows {args.rows}: page written in {time.perf_counter() - t:.1f} s; index.html "
-          f"{html.stat().st_size / 1e6:.1f} MB, images {sum(p.stat().st_size for p in (html.parent / 'images').iterdir()) / 1e6:.1f} MB")
+          f"{html.stat().st_size / 1e6:.1f} MB, images {image_mb:.1f} MB")
     options = webdriver.ChromeOptions()
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
         options.add_argument(a)
@@ -73,9 +76,10 @@ def main() -> None:
             t = time.perf_counter()
             driver.get(f"file://{html}")
             wall = time.perf_counter() - t
-            load = driver.execute_script("const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd")
+            load = driver.execute_script("return performance.getEntriesByType('navigation')[0].loadEventEnd")
             ready = driver.execute_script("return window.atlas.readyMs")
-            print(f"load {attempt}: driver.get {wall * 1000:.0f} ms, load event at {load:.0f} ms, page script {ready:.0f} ms")
+            print(f"load {attempt}: driver.get {wall * 1000:.0f} ms, load event at {load:.0f} ms, "
+                  f"page script {ready:.0f} ms")
         for col in ("confidence", "cscore", "layers_s0", "removals_mean", "index"):
             for direction in (1, -1):
                 ms = driver.execute_script(
@@ -84,11 +88,14 @@ def main() -> None:
                 print(f"sort {col} {'asc' if direction > 0 else 'desc'}: {ms:.0f} ms")
         for fid, value in (("f-noisy", "1"), ("f-class", "3"), ("f-atypical", "1"), ("f-flipped", "1")):
             ms = driver.execute_script(
-                "const e = document.getElementById(arguments[0]); e.value = arguments[1]; const t = performance.now(); "
-                "e.dispatchEvent(new Event('change')); document.body.offsetHeight; return performance.now() - t", fid, value)
-            print(f"filter {fid}={value}: {ms:.0f} ms, {len(driver.execute_script('return window.atlas.visibleIndices()'))} rows")
-        ms = driver.execute_script("const t = performance.now(); window.atlas.selectBox({x0: 0, x1: 0.2, y0: 0.5, y1: 1}, -1);"
-                                   " return performance.now() - t")
+                "const e = document.getElementById(arguments[0]); e.value = arguments[1]; "
+                "const t = performance.now(); e.dispatchEvent(new Event('change')); document.body.offsetHeight; "
+                "return performance.now() - t", fid, value)
+            n = len(driver.execute_script("return window.atlas.visibleIndices()"))
+            print(f"filter {fid}={value}: {ms:.0f} ms, {n} rows")
+        ms = driver.execute_script("const t = performance.now(); "
+                                   "window.atlas.selectBox({x0: 0, x1: 0.2, y0: 0.5, y1: 1}, -1); "
+                                   "return performance.now() - t")
         print(f"Data Map box selection: {ms:.0f} ms")
     finally:
         driver.quit()

@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from schema_defaults import data_source
 
 from memloc.atlas.neighbours import nearest
 from memloc.atlas.page import image_array, write_page
 from memloc.atlas.table import build_atlas, per_epoch
 from memloc.core.data.noise import make_corrupted_table
 from memloc.core.data.run_data import training_set
-from schema_defaults import data_source
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 EPOCHS = 6

@@ -116,7 +116,8 @@ def test_box_select_on_the_data_map_filters_the_table(page):
     (ActionChains(driver).move_to_element_with_offset(canvas, int(x) - 15, int(y) - 15).click_and_hold()
      .move_by_offset(30, 30).release().perform())
     box = driver.execute_script("return window.atlas.state().selectionBox")
-    inside = atlas[atlas["variability"].between(box["x0"], box["x1"]) & atlas["confidence"].between(box["y0"], box["y1"])]
+    in_x = atlas["variability"].between(box["x0"], box["x1"])
+    inside = atlas[in_x & atlas["confidence"].between(box["y0"], box["y1"])]
     assert int(target["index"]) in inside["index"].tolist()
     assert sorted(visible(driver)) == sorted(inside["index"])
     assert 0 < len(inside) < len(atlas)

@@ -191,6 +191,9 @@ def expected_jobs(c: dict) -> dict[str, int]:
         "paper_vs_ours": 1,
         "claims": 1,  # results/tables/claims.*
         "provenance": 1,  # results/tables/provenance.*
+        "atlas_neighbours": 1,  # the atlas of the primary setting
+        "atlas_table": 1,
+        "atlas_page": 1,
         "all": 1,
     }
 

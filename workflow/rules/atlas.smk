@@ -33,7 +33,9 @@ rule atlas_neighbours:
         gpu=1,
     params:
         inputs=runs_plan.run_inputs(
-            config, ATLAS_RUN["dataset"], f"noise{paths.noise_label(ATLAS_RUN['noise'])}"
+            config,
+            ATLAS_RUN["dataset"],
+            f"noise{paths.noise_label(ATLAS_RUN['noise'])}",
         ),
         k=config["atlas"]["neighbours"],
         compute=lambda wc: compute_settings(config, "atlas_neighbours", ATLAS_RUN),
@@ -84,7 +86,9 @@ rule atlas_page:
         runtime=job_runtime("atlas_page"),
     params:
         inputs=runs_plan.run_inputs(
-            config, ATLAS_RUN["dataset"], f"noise{paths.noise_label(ATLAS_RUN['noise'])}"
+            config,
+            ATLAS_RUN["dataset"],
+            f"noise{paths.noise_label(ATLAS_RUN['noise'])}",
         ),
         title=atlas_plan.title(config),
     script:
