@@ -26,6 +26,11 @@ def atlas_path(config: dict, name: str) -> str:
     return f"{ATLAS_DIR.format(dataset=run['dataset'], model=run['model'], noise=noise_label(run['noise']))}/{name}"
 
 
+def run_file(config: dict, name: str) -> str:
+    """A file of the atlas's training run (checkpoints.txt, examples.parquet)."""
+    return f"{run_dir(**atlas_run(config))}/{name}"
+
+
 def tied_run(config: dict) -> dict | None:
     """The example-tied dropout run of the atlas's setting (the study's dataset, model and noise
     rate match the primary ones; its first seed), or None."""

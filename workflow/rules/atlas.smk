@@ -12,7 +12,7 @@ ATLAS_INPUTS = atlas_plan.table_inputs(config)
 rule atlas_neighbours:
     """Nearest training neighbours in the final model's penultimate features."""
     input:
-        checkpoints=paths.run_dir(**ATLAS_RUN) + "/checkpoints.txt",
+        checkpoints=atlas_plan.run_file(config, "checkpoints.txt"),
         data=ATLAS_INPUTS["data"],
         fetched=paths.DATASET_INFO.format(dataset=ATLAS_RUN["dataset"]),
         splits=paths.DATASET_SPLITS.format(dataset=ATLAS_RUN["dataset"]),
