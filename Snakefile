@@ -63,6 +63,7 @@ include: "workflow/rules/flipping.smk"
 include: "workflow/rules/paper_vs_ours.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/provenance.smk"
+include: "workflow/rules/atlas.smk"
 
 
 # Jobs that run in the Snakemake process itself, never through a cluster's queue: the
@@ -92,6 +93,8 @@ localrules:
     paper_vs_ours,
     claims,
     provenance,
+    atlas_table,
+    atlas_page,
 
 
 rule all:

@@ -80,6 +80,9 @@ EXPECTED = {
     "paper_vs_ours": 1,
     "claims": 1,
     "provenance": 1,
+    "atlas_neighbours": 1,  # the atlas of the primary setting
+    "atlas_table": 1,
+    "atlas_page": 1,
     "all": 1,
 }
 

@@ -44,7 +44,7 @@ from memloc.core.paths import DATASET_INFO
 
 # The rules that train or evaluate networks, one GPU each (gpu=1 in their resources).
 GPU_RULES = ("train", "train_dropout", "holdout_model", "rewind_layers", "retrain_layer", "flip_shard",
-             "second_split")
+             "second_split", "atlas_neighbours")
 # (mem_mb, minutes) of the CPU rules; a rule not named here gets DEFAULT_CPU.
 CPU_RULES = {
     "fetch_dataset": (4000, 60),  # a download: the network sets the pace
@@ -166,6 +166,8 @@ def forward_passes(rule: str, config: dict, wc: dict) -> float:
         examples = 2 * flip["examples_per_group"] / flip["shards"]
         per_example = FLIP_STEPS * (flip["noise_copies"] + flip["population_batch"]) * 3
         return examples * (per_example + (flip["accuracy_examples"] or n))
+    if rule == "atlas_neighbours":  # every training example once, in eval mode
+        return n
     raise ValueError(f"memloc.plan.resources: {rule!r} is not a GPU rule ({', '.join(GPU_RULES)})")
 
 

@@ -3,6 +3,7 @@
 # memloc.plan (job sizes, how a job computes).
 
 from memloc.core import paths
+from memloc.atlas import plan as atlas_plan
 from memloc.atypical import plan as atypical_plan
 from memloc.dropout import plan as dropout_plan
 from memloc.flipping import plan as flipping_plan
@@ -38,6 +39,7 @@ def all_outputs():
         dropout_plan,
         flipping_plan,
         report_plan,
+        atlas_plan,
     )
     return [path for plan in plans for path in plan.targets(config)]
 
