@@ -365,6 +365,31 @@ def test_flipping_and_detection_tables(table):
 
 
 @pytest.mark.slow
+def test_atlas_joins_the_runs_records_for_every_training_example(e2e, table):
+    """The atlas of the preset's primary run: one row per training example, its flipping
+    columns the flipping table's, its Data Map from the run's own per-epoch losses, and the
+    page with one thumbnail per row."""
+    folder = e2e / "results" / "atlas" / "fashion_mnist" / "resnet9" / "noise0.1"
+    atlas = pd.read_parquet(folder / "atlas.parquet").set_index("index")
+    assert len(atlas) == N and atlas.index.is_unique and atlas["is_noisy"].sum() == noisy_count(0.1)
+    flips = table("flipping")
+    assert set(atlas.index[atlas["flipped"]]) == set(flips["index"])
+    for seed, f in flips.groupby("seed"):
+        f = f.set_index("index")
+        assert (atlas.loc[f.index, f"removals_s{seed}"] == f["removals"]).all()
+        assert (atlas.loc[f.index, f"layers_s{seed}"] == f["removed_layers"].map(",".join)).all()
+    run = e2e / "results" / "runs" / "fashion_mnist" / "resnet9" / "noise0.1" / f"seed{FLIP_SEEDS[0]}"
+    ex = pd.read_parquet(run / "examples.parquet")
+    p = np.exp(-ex[ex["epoch"] >= 1]["loss"].astype(float)).groupby(ex[ex["epoch"] >= 1]["index"])
+    np.testing.assert_allclose(atlas["confidence"], p.mean().reindex(atlas.index), rtol=1e-5)
+    from memloc.config import load_config
+
+    k = load_config(PRESET)["atlas"]["neighbours"]
+    assert atlas["confidence"].between(0, 1).all() and atlas["neighbours"].map(len).eq(k).all()
+    page = folder / "page"
+    assert (page / "index.html").exists() and len(list((page / "images").glob("*.png"))) == N
+
+
 def test_paper_vs_ours_joins_every_stage(table):
     pv = table("paper_vs_ours")
     assert list(pv.columns) == ["artefact", "quantity", "paper", "ours", "paper_setting", "our_setting", "n", "note"]
