@@ -128,6 +128,13 @@ def layer_count(config: dict, model: str) -> int:
     return _LAYERS[key]
 
 
+def retrained_count(config: dict, model: str, dataset: str) -> int:
+    """Layers a retraining job retrains (memloc.layers.plan.retrained_layers)."""
+    from memloc.layers.plan import retrained_layers
+
+    return len(retrained_layers(config, model, dataset))
+
+
 def _noise(wc: dict) -> float:
     """The label-noise fraction of a job: its {noise} wildcard or its {variant} (atypical: 0)."""
     if "noise" in wc:
@@ -159,8 +166,9 @@ def forward_passes(rule: str, config: dict, wc: dict) -> float:
     if rule == "rewind_layers":  # every layer x rewind epoch; a pass starts at the layer's stage
         epochs = len(config["rewinding"]["epochs"] or range(e + 1))  # null: every epoch 0..E
         return layer_count(config, wc["model"]) * epochs * (n + n_test) / 2
-    if rule == "retrain_layer":  # SGD on the clean examples, evaluation of all and the test set
-        return config["retraining"]["epochs"] * (3 * (1 - _noise(wc)) * n + n + n_test)
+    if rule == "retrain_layer":  # per retrained layer: SGD on the clean examples, evaluation of all and the test set
+        layers = retrained_count(config, job_model(rule, config, wc), wc["dataset"])
+        return layers * config["retraining"]["epochs"] * (3 * (1 - _noise(wc)) * n + n + n_test)
     if rule == "flip_shard":  # per example: steps x (noisy copies + population batch) x 3, accuracy
         flip = config["flipping"]
         examples = 2 * flip["examples_per_group"] / flip["shards"]
