@@ -90,15 +90,19 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], tflops: float, startup_
         if rule == "rewind_layers" and key[0] == "vit_small":
             vit_rewind_h += pflop * 1e15 / (tflops * 1e12) / 3600  # as much again without the stage split
     n_jobs = sum(r[0] for r in rows.values())
-    print(f"{'rule':15s} {'jobs':>6s} {'PFLOP':>8s} {'work h':>8s} {'start-up h':>10s} {'GPU h':>7s} "
-          f"{'asked h':>8s}   (at {tflops:g} TFLOP/s, {startup_s:g} s start-up per job)")
+    print(f"{'rule':15s} {'jobs':>6s} {'PFLOP':>8s} {'work h':>8s} {'work/job':>9s} {'start-up h':>10s} "
+          f"{'share':>6s} {'GPU h':>7s} {'asked h':>8s}   (at {tflops:g} TFLOP/s, {startup_s:g} s start-up per job)")
     total = [0.0, 0.0, 0.0]
     for rule, (n, pflop, work, asked) in sorted(rows.items(), key=lambda kv: -kv[1][2]):
         start = n * startup_s / 3600
         total = [total[0] + work, total[1] + start, total[2] + asked]
-        print(f"{rule:15s} {n:6d} {pflop:8.0f} {work:8.1f} {start:10.1f} {work + start:7.1f} {asked:8.0f}")
-    print(f"{'total':15s} {n_jobs:6d} {'':8s} {total[0]:8.1f} {total[1]:10.1f} {total[0] + total[1]:7.1f} "
-          f"{total[2]:8.0f}")
+        print(f"{rule:15s} {n:6d} {pflop:8.0f} {work:8.1f} {work * 60 / n:7.1f} m {start:10.1f} "
+              f"{start / (work + start):6.1%} {work + start:7.1f} {asked:8.0f}")
+    work, start = total[0], total[1]
+    print(f"{'total':15s} {n_jobs:6d} {'':8s} {work:8.1f} {work * 60 / n_jobs:7.1f} m {start:10.1f} "
+          f"{start / (work + start):6.1%} {work + start:7.1f} {total[2]:8.0f}")
+    print(f"start-up: {start:.1f} of {work + start:.1f} estimated GPU hours ({start / (work + start):.1%}); "
+          f"work/job: the mean estimated work of a GPU process; share: start-up / (work + start-up)")
     print(f"ViT rewinding without the stage split (every pass from the input): +{vit_rewind_h:.1f} GPU h")
     print("forward GFLOP per image (FlopCounterMode; memloc.plan.resources' constants sizing the jobs):")
     for (m, d), f in sorted(flops.items()):

@@ -44,14 +44,19 @@ def _lookup(config: dict, path: tuple[str, ...]):
 
 
 def resolve_config(config: dict) -> dict:
-    """Replace every null of INHERITED by the value it stands for, in place (and return the
-    config).  Run once, after validation filled in the defaults; running it again changes
+    """Replace every null of INHERITED by the value it stands for, then a null flipping.shards
+    by the number sized by the work (memloc.plan.resources.flip_shards), in place (and return
+    the config).  Run once, after validation filled in the defaults; running it again changes
     nothing.  Copies, so that no two keys share a list."""
     for path, source in INHERITED.items():
         *parents, key = path
         section = _lookup(config, tuple(parents))
         if section[key] is None:
             section[key] = copy.deepcopy(_lookup(config, source))
+    if config["flipping"]["shards"] is None:
+        from memloc.plan.resources import flip_shards
+
+        config["flipping"]["shards"] = flip_shards(config)
     return config
 
 

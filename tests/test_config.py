@@ -135,13 +135,11 @@ def expected_jobs(c: dict) -> dict[str, int]:
     assert datasets == [primary["dataset"]] == ["fashion_mnist"] and models == [primary["model"]] == ["resnet9"]
     assert primary["noise"] in noise
     assert c.get("rewinding", {}).get("seeds") is None  # rewinding.seeds: null = seeds
-    layers = 9  # ResNet-9: 8 conv-BN blocks and the linear layer
     grid_runs = len(datasets) * len(models) * len(noise) * len(seeds)  # fig12 (and fig15): model x noise x seed
     sweep = c["figures"]["fig11"]
     sweep_only = [n for n in sweep["noise_rates"] if n not in noise]  # fig11's rates beyond the grid
     atypical = c["atypical"]["datasets"]  # noise-free runs of the primary model, typical vs atypical
     retrain_seeds = c["retraining"]["seeds"]
-    retrained = len(c["retraining"].get("layers") or range(layers))  # retraining.layers (null: all)
     flip_seeds, shards = c["flipping"]["seeds"], c["flipping"]["shards"]
     flip_only = [s for s in flip_seeds if s not in seeds]  # flipping models beyond the grid's seeds
     d = c["dropout"]
@@ -161,9 +159,10 @@ def expected_jobs(c: dict) -> dict[str, int]:
         "gradient_figure": 5,  # fig01, fig02, fig10, fig11, fig12 (no MNIST / SVHN: no fig13 / fig14)
         # rewinding: the grid's runs (fig03 is part of fig15) and the typical/atypical runs (fig09)
         "rewind_layers": grid_runs + len(atypical) * len(seeds),
-        # retraining, one job per retrained layer: ResNet-9 on dataset x noise x retraining seed (fig18,
-        # fig04 is part of it) and the typical/atypical runs of the retraining seeds (fig19)
-        "retrain_layer": (len(datasets) * len(noise) + len(atypical)) * len(retrain_seeds) * retrained,
+        # retraining, one job per run (all its retrained layers): ResNet-9 on dataset x noise x
+        # retraining seed (fig18, fig04 is part of it) and the typical/atypical runs of the
+        # retraining seeds (fig19)
+        "retrain_layer": (len(datasets) * len(noise) + len(atypical)) * len(retrain_seeds),
         "collect_layer_tables": 4,  # rewinding, retraining, and both for typical/atypical
         "layer_figure": 6,  # fig03, fig04, fig09, fig15, fig18, fig19 (no fig16 / fig17)
         # neuron flipping: one example selection, dealt to shards on each flipping model
@@ -205,4 +204,4 @@ def test_good_config_plans_the_presets_jobs(dry_runs):
     expected = expected_jobs(yaml.safe_load(PRESET.read_text()))
     assert counts == expected, {k: (counts.get(k), expected.get(k)) for k in counts.keys() | expected.keys()
                                 if counts.get(k) != expected.get(k)}
-    assert sum(expected.values()) == 69  # the preset's whole DAG
+    assert sum(expected.values()) == 67  # the preset's whole DAG

@@ -352,7 +352,7 @@ def test_dag_fetches_each_dataset_once_before_its_readers(tmp_path):
 def test_a_declared_dataset_trains_rewinds_and_retrains(tmp_path):
     """Standardized float images (RGB 16x16 .npz, 3 classes) through a run, rewinding and
     the retraining of a layer: the jobs' own functions, as the rules call them."""
-    from memloc.layers.jobs import retrain_run_layer, rewind_run
+    from memloc.layers.jobs import retrain_run, rewind_run
     from memloc.runs.jobs import train_run, write_corrupted_dataset
 
     rng = np.random.default_rng(0)
@@ -373,8 +373,8 @@ def test_a_declared_dataset_trains_rewinds_and_retrains(tmp_path):
     rewound = rewind_run(inputs, outputs["checkpoints"], tmp_path / "rewinding.parquet", None, 64, cpu)
     assert set(rewound["subset"]) >= {"clean", "noisy", "test"} and rewound["accuracy"].between(0, 1).all()
     retraining = {k: v for k, v in settings.items() if k != "group_names"} | {"gradient_accounting": False}
-    retrained = retrain_run_layer(inputs, outputs["checkpoints"], tmp_path / "layer.parquet", "layer9", retraining,
-                                  False, cpu)
+    retrained = retrain_run(inputs, outputs["checkpoints"], tmp_path / "retraining.parquet", ["layer9"], retraining,
+                            False, cpu)
     assert retrained["accuracy"].between(0, 1).all() and len(retrained)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from memloc.config import load_config
 from memloc.flipping import plan
+from memloc.plan import resources
 
 ROOT = Path(__file__).resolve().parents[1]
 FLIP = "results/flipping/fashion_mnist/resnet9/noise0.1"
@@ -77,7 +78,14 @@ def test_fig05_selection_and_our_setting(config):
 
 def test_the_paper_preset_plans_its_30_models(config):
     paper = load_config(ROOT / "config" / "paper.yaml")
-    assert len(plan.flip_runs(paper)) == 30 and len(plan.flip_parts(paper)) == 30 * 20
+    # shards: null sizes the jobs by their work: a model's 2,000 examples are ~4 estimated GPU
+    # minutes, less than memloc.plan.resources.JOB_MINUTES, so one job per model
+    assert len(plan.flip_runs(paper)) == 30 and len(plan.flip_parts(paper)) == 30
+    assert resources.work_minutes("flip_shard", paper, {"dataset": "cifar10", "model": "resnet9"}) < 10
+    more = {**paper, "flipping": {**paper["flipping"], "examples_per_group": 10_000, "shards": None}}
+    per_model = resources.work_minutes("flip_shard", {**more, "flipping": {**more["flipping"], "shards": 1}},
+                                       {"dataset": "cifar10", "model": "resnet9"})
+    assert resources.flip_shards(more) == int(per_model // resources.JOB_MINUTES) >= 4  # each >= 10 min of work
     assert plan.flip_settings(paper, 0)["population_batch"] == 128
     assert plan.second_split_settings(paper, 0).second == {"epochs": 50, "peak_epoch": paper["train"]["peak_epoch"]}
     assert plan.our_setting(paper).startswith("CIFAR-10 (full training set), ResNet-9 width 1")

@@ -81,26 +81,24 @@ def test_rewinding_tables(config):
     assert atypical.runs == [{**run(0.0), "variant": "atypical"}]
 
 
-def test_retraining_tables_one_file_per_run_and_layer(config):
-    tables = layer_tables(config, "retraining")
-    assert len(tables.files) == len(tables.runs) == 3 * len(RESNET9_LAYERS)
-    assert tables.files[0] == "results/runs/fashion_mnist/resnet9/noise0.1/seed0/retraining/layer1.parquet"
-    assert tables.files[9] == "results/runs/fashion_mnist/resnet9/noise0.05/seed0/retraining/layer1.parquet"
-    assert tables.runs[8] == run(0.1) and tables.runs[9] == run(0.05)
+def test_retraining_tables_one_file_per_run(config):
+    tables = layer_tables(config, "retraining")  # one job per run retrains all its layers
+    assert len(tables.files) == len(tables.runs) == 3
+    assert tables.files[0] == "results/runs/fashion_mnist/resnet9/noise0.1/seed0/retraining.parquet"
+    assert tables.files[1] == "results/runs/fashion_mnist/resnet9/noise0.05/seed0/retraining.parquet"
+    assert tables.runs[0] == run(0.1) and tables.runs[1] == run(0.05)
     atypical = layer_tables(config, "atypical_retraining")
-    assert [Path(f).stem for f in atypical.files] == RESNET9_LAYERS
-    assert all("/atypical/seed0/retraining/" in f for f in atypical.files)
+    assert atypical.files == ["results/runs/fashion_mnist/resnet9/atypical/seed0/retraining.parquet"]
 
 
 def test_retraining_a_subset_of_layers(config):
     config["retraining"]["layers"] = ["layer9", "layer1"]  # retrained in model order
     assert retrained_layers(config, "resnet9") == ["layer1", "layer9"]
-    tables = layer_tables(config, "retraining")
-    assert [Path(f).stem for f in tables.files] == ["layer1", "layer9"] * 3
+    assert len(layer_tables(config, "retraining").files) == 3  # still one job per run
     assert len(layer_tables(config, "rewinding").files) == len(rewinding_runs(config))  # rewinding: every layer
     config["retraining"]["layers"] = ["layer1", "fc"]
     with pytest.raises(ValueError, match=r"retraining.layers: \['fc'\] are not layers of resnet9"):
-        layer_tables(config, "atypical_retraining")
+        retrained_layers(config, "resnet9")  # the retraining job's params (and the config check) call it
 
 
 def test_fig03_and_the_rewinding_grid(config):

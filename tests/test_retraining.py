@@ -1,6 +1,7 @@
 """Layer retraining on a real (tiny) trained run: what is frozen, where the layer starts,
 and which examples it is trained on."""
 
+import json
 from dataclasses import asdict
 
 import pytest
@@ -11,8 +12,9 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from memloc.core.models.layer_rule import model_layers
 from memloc.core.train.checkpoints import load_checkpoint, model_from_checkpoint
+from memloc.core.train.config import TrainConfig
 from memloc.core.train.evaluation import prepare_batch
-from memloc.layers.jobs import read_manifest, retrain_run_layer
+from memloc.layers.jobs import partial_path, read_manifest, retrain_run
 from memloc.layers.retraining import recalibrate_batchnorm, retrain_layer
 from memloc.layers.rewinding import layer_state_keys
 
@@ -83,16 +85,46 @@ def test_only_layer_l_trains_from_its_init_and_never_on_noisy_examples(run, li):
     assert {"clean", "noisy", "test", "train"} == set(table["subset"])
 
 
-def test_retraining_job_writes_one_layer_table(trained_run, tmp_path):
+def test_retraining_job_writes_every_layer_of_a_run_and_resumes(trained_run, tmp_path):
+    """One job retrains a run's layers one after another: the rows of each layer are what
+    retrain_layer gives on a fresh final model; a job that died after its first layer resumes
+    there (the finished layer is not retrained) and writes the same table."""
     r = trained_run
-    out = tmp_path / "layer9.parquet"
+    out = tmp_path / "retraining.parquet"
     settings = {k: v for k, v in asdict(CFG).items() if k != "group_names"} | {"batch_size": 128}
-    table = retrain_run_layer(r["inputs"], r["checkpoints"], out, "layer9", settings, False, CPU)
-    assert out.exists() and set(table["layer"]) == {"layer9"} and set(table["layer_index"]) == {8}
+    table = retrain_run(r["inputs"], r["checkpoints"], out, ["layer1", "layer9"], settings, False, CPU)
+    assert out.exists() and not partial_path(out).exists()
+    assert list(table.columns[:2]) == ["layer_index", "layer"]
+    assert list(table.drop_duplicates("layer")["layer"]) == ["layer1", "layer9"]
+    assert set(table["layer_index"]) == {0, 8}
     assert sorted(table["epoch"].unique()) == [0, 1, 2]
     assert table["accuracy"].between(0, 1).all()
-    with pytest.raises(ValueError, match="no layer 'layer10'"):
-        retrain_run_layer(r["inputs"], r["checkpoints"], out, "layer10", settings, False, CPU)
+    # the rows of one layer = retrain_layer on a fresh copy of the final model
+    paths = read_manifest(r["checkpoints"])
+    cfg = TrainConfig(**settings, group_names=tuple(load_checkpoint(paths[-1])["config"]["train"]["group_names"]))
+    alone = retrain_layer(model_from_checkpoint(paths[-1], CPU), 8, load_checkpoint(paths[0])["model"],
+                          r["inputs"].load(), cfg, CPU, False)
+    ninth = table[table["layer"] == "layer9"].drop(columns=["layer_index", "layer"]).reset_index(drop=True)
+    assert ninth.equals(alone)
+
+    # a job that dies before its table is written (here: the output path is a folder) keeps
+    # its finished layers; keep layer1's rows (marked) and drop layer9's, as after a kill
+    # between the two layers: the rerun retrains layer9 only
+    died = tmp_path / "died.parquet"
+    died.mkdir()
+    with pytest.raises(OSError):
+        retrain_run(r["inputs"], r["checkpoints"], died, ["layer1", "layer9"], settings, False, CPU)
+    died.rmdir()
+    saved = json.loads(partial_path(died).read_text())
+    assert sorted(saved["layers"]) == ["0", "8"]
+    saved["layers"] = {"0": [{**row, "accuracy": 0.125} for row in saved["layers"]["0"]]}
+    partial_path(died).write_text(json.dumps(saved))
+    resumed = retrain_run(r["inputs"], r["checkpoints"], died, ["layer1", "layer9"], settings, False, CPU)
+    assert (resumed.loc[resumed["layer"] == "layer1", "accuracy"] == 0.125).all()  # not retrained
+    assert resumed[resumed["layer"] == "layer9"].reset_index(drop=True).equals(
+        table[table["layer"] == "layer9"].reset_index(drop=True))
+    with pytest.raises(ValueError, match=r"no layers \['layer10'\]"):
+        retrain_run(r["inputs"], r["checkpoints"], out, ["layer10"], settings, False, CPU)
 
 
 def test_recalibration_replaces_running_stats_by_the_examples_statistics():

@@ -64,7 +64,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 # A subset of the preset's targets for the SLURM run that covers every kind of submission:
 # the corrupted data and a training (single jobs; GPU rules get a GPU), a run's rewinding
-# (group rewinding), two layers' retraining (group retraining: one submission) and neuron
+# (group rewinding), a run's retraining (group retraining: its two layers in one job) and neuron
 # flipping of one seed's two shards (group flipping: one submission); the dataset's fetch
 # and the flipping selection are local rules (Snakemake's own process).
 # `bash tests/slurm/run_e2e.sh DIR` without targets runs the whole preset (and locally, to compare).
@@ -73,7 +73,7 @@ PRIMARY_RUN = "results/runs/fashion_mnist/resnet9/noise0.1/seed0"
 PRIMARY_FLIP = "results/flipping/fashion_mnist/resnet9/noise0.1/seed0"
 SLURM_TARGETS = [
     f"{PRIMARY_RUN}/rewinding.parquet",
-    *(f"{PRIMARY_RUN}/retraining/layer{i}.parquet" for i in (1, 9)),
+    f"{PRIMARY_RUN}/retraining.parquet",
     *(f"{PRIMARY_FLIP}/shard{k}.parquet" for k in (0, 1)),
 ]
 

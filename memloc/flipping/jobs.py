@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from memloc.core.data.inputs import RunInputs
-from memloc.core.files import save_table, write_parquet
+from memloc.core.files import file_id, load_partial, partial_path, save_partial, save_table, write_parquet
 
 
 def select_examples(table: pd.DataFrame, per_group: int, seed: int, shards: int = 1) -> pd.DataFrame:
@@ -41,6 +41,13 @@ def write_selection(
     write_parquet(select_examples(pd.read_parquet(data_table), per_group, seed, shards), out)
 
 
+# A shard is flipped in parts of this many batches of examples (flipping.examples_per_batch
+# each); each finished part's results are kept (partial_path(out)), so a job that dies loses
+# at most one part.  A shard of up to RESUME_BATCHES batches is one part (the default and test
+# presets' shards), where all its examples share one post-removal accuracy tree.
+RESUME_BATCHES = 8
+
+
 def flip_shard(inputs: RunInputs, checkpoints: str | os.PathLike, selection: str | os.PathLike, shard: int,
                out: str | os.PathLike, settings: dict, device) -> pd.DataFrame:
     """Flip the selected examples of one shard on the final checkpoint of a run.
@@ -48,25 +55,41 @@ def flip_shard(inputs: RunInputs, checkpoints: str | os.PathLike, selection: str
     checkpoints: the run's checkpoints.txt (the last line is the trained model); settings:
     FlipConfig fields, the seed the run's training seed (it seeds the search's noise and
     batches; the accuracy rows are drawn with seed 0, the same for every run).  Writes one
-    row per example: the FlipResult fields plus label and is_noisy."""
+    row per example: the FlipResult fields plus label and is_noisy.  The examples are flipped
+    in parts of RESUME_BATCHES x examples_per_batch, each part's results kept until the table
+    is written: a rerun resumes at the first unfinished part (results do not depend on the
+    parts: the searches run examples_per_batch at a time either way)."""
+    from memloc.core.device import precision_for
     from memloc.core.train.checkpoints import model_from_checkpoint
     from memloc.flipping.accuracy import accuracy_rows
     from memloc.flipping.batched import flip_examples
-    from memloc.flipping.objective import FlipConfig, results_frame
+    from memloc.flipping.objective import FlipConfig, FlipResult, results_frame
 
-    model = model_from_checkpoint(Path(checkpoints).read_text().split()[-1], device)
-    for p in model.parameters():
-        p.requires_grad_(False)  # gradients are taken w.r.t. the masks only
-    data = inputs.training_set()
+    checkpoint = Path(checkpoints).read_text().split()[-1]
     chosen = pd.read_parquet(selection)
-    indices = chosen.loc[chosen["shard"] == shard, "index"].tolist()
+    indices = [int(i) for i in chosen.loc[chosen["shard"] == shard, "index"]]
     cfg = FlipConfig(**settings)
-    evaluated = accuracy_rows(len(data.labels), cfg.accuracy_examples, seed=0)
-    results = flip_examples(model, indices, data, cfg, device, evaluated)
-    df = results_frame(results)
+    size = cfg.examples_per_batch * RESUME_BATCHES
+    parts = [indices[s : s + size] for s in range(0, len(indices), size)]
+    key = {"files": [file_id(p) for p in (checkpoint, inputs.table)], "indices": indices, "settings": settings,
+           "part_size": size, "device": device.type, "precision": precision_for(device)}
+    partial = partial_path(out)
+    done = load_partial(partial, key, "flipping")
+    data = inputs.training_set()
+    if len(done) < len(parts):
+        model = model_from_checkpoint(checkpoint, device)
+        for p in model.parameters():
+            p.requires_grad_(False)  # gradients are taken w.r.t. the masks only
+        evaluated = accuracy_rows(len(data.labels), cfg.accuracy_examples, seed=0)
+        for j, part in enumerate(parts):
+            if j not in done:
+                done[j] = [r.__dict__ for r in flip_examples(model, part, data, cfg, device, evaluated)]
+                save_partial(partial, key, done)
+    df = results_frame([FlipResult(**row) for j in range(len(parts)) for row in done[j]])
     df.insert(1, "label", data.labels[indices].numpy() if indices else np.zeros(0, dtype=np.int64))
     df.insert(2, "is_noisy", data.group[indices].numpy() if indices else np.zeros(0, dtype=bool))
     write_parquet(df, out)
+    partial.unlink(missing_ok=True)
     return df
 
 

@@ -9,9 +9,7 @@ example is the data table's `group_column`.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +17,9 @@ import torch
 
 from memloc.core.data.inputs import RunInputs
 from memloc.core.device import precision_for
-from memloc.core.files import write_parquet, write_text_atomic
+from memloc.core.files import file_id as _file_id
+from memloc.core.files import load_partial, partial_path, write_parquet
+from memloc.core.files import save_partial as _save_partial
 from memloc.core.models.layer_rule import model_layers
 from memloc.core.train.checkpoints import load_checkpoint, model_from_checkpoint
 from memloc.core.train.config import TrainConfig
@@ -49,33 +49,6 @@ def checkpoint_index(paths: list[Path]) -> tuple[dict[int, Path], list[dict], li
     return by_epoch, curve, list(ckpt["config"]["train"]["group_names"])
 
 
-def partial_path(out: str | os.PathLike) -> Path:
-    """Where a rewinding job keeps the rows of its finished layers until its table is written."""
-    return Path(out).with_name(Path(out).name + ".partial.json")
-
-
-def _file_id(path: str | os.PathLike) -> list:
-    stat = os.stat(path)
-    return [str(path), stat.st_size, stat.st_mtime_ns]
-
-
-def _load_partial(path: Path, key: dict) -> dict[int, list[dict]]:
-    """{layer index: rows} of the layers a previous attempt of this very job finished; none
-    when there is no partial file or it was made from other inputs or settings."""
-    if not path.exists():
-        return {}
-    saved = json.loads(path.read_text())
-    if saved.get("key") != json.loads(json.dumps(key)):
-        print(f"rewinding: ignoring {path}, made from other checkpoints, data or settings", file=sys.stderr)
-        return {}
-    return {int(li): rows for li, rows in saved["layers"].items()}
-
-
-def _save_partial(path: Path, key: dict, done: dict[int, list[dict]]) -> None:
-    """Write the finished layers' rows atomically (JSON: floats round-trip exactly)."""
-    write_text_atomic(json.dumps({"key": key, "layers": done}), path)
-
-
 def rewind_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.PathLike, epochs: list[int] | None,
                batch_size: int, device: torch.device) -> pd.DataFrame:
     """Rewind every layer of a run to every epoch of `epochs` (None: every checkpoint).
@@ -101,7 +74,7 @@ def rewind_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.
            "group_column": inputs.group_column, "batch_size": batch_size, "device": device.type,
            "precision": precision_for(device)}  # the partial rows of another job are not reused
     partial = partial_path(out)
-    done = _load_partial(partial, key)
+    done = load_partial(partial, key, "rewinding")
     if len(done) < len(layers):
         data = inputs.load()
         examples = Examples(torch.cat([data.train.images, data.test_images]),
@@ -119,26 +92,42 @@ def rewind_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.
     return table
 
 
-def retrain_run_layer(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.PathLike, layer: str,
-                      settings: dict, recalibrate_bn: bool, device: torch.device) -> pd.DataFrame:
-    """Retrain one layer of a run from its initialization on group False (memloc.layers.retraining).
+def retrain_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.PathLike, layers: list[str],
+                settings: dict, recalibrate_bn: bool, device: torch.device) -> pd.DataFrame:
+    """Retrain each of `layers` of a run, one after another, from its initialization on group
+    False (memloc.layers.retraining), each on a fresh copy of the final model.
 
     settings: TrainConfig fields but the groups' names, which are the run's (its final
     checkpoint's).  recalibrate_bn: re-estimate the BatchNorm running statistics on group False
     before each measurement.  Writes rows (layer_index, layer, epoch, subset, accuracy, loss),
-    epoch 0 being the reset model.
+    epoch 0 being the reset model, the layers in model order: the rows one job per layer
+    would write.  Each finished layer's rows go to `partial_path(out)`, as in rewind_run: a job
+    that dies resumes at its first unfinished layer.
     """
     paths = read_manifest(checkpoints)
     init = load_checkpoint(paths[0])["model"]
     group_names = load_checkpoint(paths[-1])["config"]["train"]["group_names"]
-    model = model_from_checkpoint(paths[-1], device)
-    names = [x.name for x in model_layers(model)]
-    if layer not in names:
-        raise ValueError(f"model has no layer {layer!r}; its layers: {names}")
+    names = [x.name for x in model_layers(model_from_checkpoint(paths[-1], torch.device("cpu")))]
+    if unknown := [layer for layer in layers if layer not in names]:
+        raise ValueError(f"model has no layers {unknown}; its layers: {names}")
+    chosen = [names.index(layer) for layer in layers]
     cfg = TrainConfig(**settings, group_names=tuple(group_names))
-    li = names.index(layer)
-    table = retrain_layer(model, li, init, inputs.load(), cfg, device, recalibrate_bn)
-    table.insert(0, "layer", layer)
-    table.insert(0, "layer_index", li)
+    key = {"files": [_file_id(p) for p in [*paths, inputs.table]], "layers": chosen, "settings": settings,
+           "recalibrate_bn": recalibrate_bn, "dataset": inputs.dataset, "test_subset": inputs.test_subset,
+           "group_column": inputs.group_column, "device": device.type, "precision": precision_for(device)}
+    partial = partial_path(out)
+    done = load_partial(partial, key, "retraining")
+    if len(done) < len(chosen):
+        data = inputs.load().to(device)  # once for every layer
+        for li in chosen:
+            if li in done:
+                continue
+            table = retrain_layer(model_from_checkpoint(paths[-1], device), li, init, data, cfg, device, recalibrate_bn)
+            done[li] = table.to_dict("records")
+            _save_partial(partial, key, done)
+    table = pd.concat([pd.DataFrame(done[li]).assign(layer=names[li], layer_index=li) for li in chosen],
+                      ignore_index=True)
+    table = table[["layer_index", "layer", *[c for c in table.columns if c not in ("layer_index", "layer")]]]
     write_parquet(table, out)
+    partial.unlink(missing_ok=True)
     return table

@@ -69,13 +69,10 @@ def table_runs(config: dict, table: str) -> list[dict]:
 
 def layer_tables(config: dict, table: str) -> LayerTables:
     """The files behind results/tables/{table}.parquet (table: [atypical_]rewinding /
-    [atypical_]retraining) and the run of each: a run's rewinding table, or one retraining
-    table per (run, layer)."""
+    [atypical_]retraining) and the run of each: a run's rewinding table, or its retraining
+    table (every retrained layer, in model order)."""
     runs = table_runs(config, table)
-    if table.endswith("rewinding"):
-        return LayerTables([f"{run_dir(**r)}/rewinding.parquet" for r in runs], runs)
-    pairs = [(r, layer) for r in runs for layer in retrained_layers(config, r["model"], r["dataset"])]
-    return LayerTables([f"{run_dir(**r)}/retraining/{layer}.parquet" for r, layer in pairs], [r for r, _ in pairs])
+    return LayerTables([f"{run_dir(**r)}/{table.removeprefix('atypical_')}.parquet" for r in runs], runs)
 
 
 def layer_figure(config: dict, fig: str) -> LayerFigure:

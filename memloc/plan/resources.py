@@ -69,6 +69,9 @@ FORWARD_GFLOP = {"resnet9": 0.58, "resnet50": 2.6, "vit_small": 5.7}
 SUSTAINED_TFLOPS = {"cuda": 40.0, "cpu": 0.01}  # cpu: per thread (see above)
 MARGIN = 2.0
 STARTUP_MINUTES = 5
+# Estimated work a GPU process should have at least where the grid allows (flipping.shards:
+# null sizes the shards by it), so that its start-up (~1 minute) stays a small share.
+JOB_MINUTES = 10
 MAX_MINUTES = 8 * 60  # no submission asks for more (a common partition limit)
 FLIP_STEPS = 10  # mean removals per flipped example in the paper: 5.1 (noisy), 15.7 (clean)
 # Host memory of a GPU job besides its data: python, torch, the CUDA libraries and context.
@@ -128,6 +131,13 @@ def layer_count(config: dict, model: str) -> int:
     return _LAYERS[key]
 
 
+def retrained_count(config: dict, model: str, dataset: str) -> int:
+    """Layers a retraining job retrains (memloc.layers.plan.retrained_layers)."""
+    from memloc.layers.plan import retrained_layers
+
+    return len(retrained_layers(config, model, dataset))
+
+
 def _noise(wc: dict) -> float:
     """The label-noise fraction of a job: its {noise} wildcard or its {variant} (atypical: 0)."""
     if "noise" in wc:
@@ -159,16 +169,29 @@ def forward_passes(rule: str, config: dict, wc: dict) -> float:
     if rule == "rewind_layers":  # every layer x rewind epoch; a pass starts at the layer's stage
         epochs = len(config["rewinding"]["epochs"] or range(e + 1))  # null: every epoch 0..E
         return layer_count(config, wc["model"]) * epochs * (n + n_test) / 2
-    if rule == "retrain_layer":  # SGD on the clean examples, evaluation of all and the test set
-        return config["retraining"]["epochs"] * (3 * (1 - _noise(wc)) * n + n + n_test)
-    if rule == "flip_shard":  # per example: steps x (noisy copies + population batch) x 3, accuracy
-        flip = config["flipping"]
-        examples = 2 * flip["examples_per_group"] / flip["shards"]
-        per_example = FLIP_STEPS * (flip["noise_copies"] + flip["population_batch"]) * 3
-        return examples * (per_example + (flip["accuracy_examples"] or n))
+    if rule == "retrain_layer":  # per retrained layer: SGD on the clean examples, evaluation of all and the test set
+        layers = retrained_count(config, job_model(rule, config, wc), wc["dataset"])
+        return layers * config["retraining"]["epochs"] * (3 * (1 - _noise(wc)) * n + n + n_test)
+    if rule == "flip_shard":
+        return 2 * config["flipping"]["examples_per_group"] / config["flipping"]["shards"] * _flip_passes(config, n)
     if rule == "atlas_neighbours":  # every training example once, in eval mode
         return n
     raise ValueError(f"memloc.plan.resources: {rule!r} is not a GPU rule ({', '.join(GPU_RULES)})")
+
+
+def _flip_passes(config: dict, n: int) -> float:
+    """Per flipped example: steps x (noisy copies + population batch) x 3, then its accuracy."""
+    flip = config["flipping"]
+    return FLIP_STEPS * (flip["noise_copies"] + flip["population_batch"]) * 3 + (flip["accuracy_examples"] or n)
+
+
+def flip_shards(config: dict) -> int:
+    """flipping.shards when it is null: as many shards per flipped model as give each at least
+    JOB_MINUTES of estimated work on the config's device (at least 1, at most one per example)."""
+    p, examples = config["primary"], 2 * config["flipping"]["examples_per_group"]
+    whole = {**config, "flipping": {**config["flipping"], "shards": 1}}
+    per_model = work_minutes("flip_shard", whole, {"dataset": p["dataset"], "model": p["model"]})
+    return max(1, min(examples, int(per_model // JOB_MINUTES)))
 
 
 def device_kind(config: dict) -> str:

@@ -68,13 +68,7 @@ def fig07(table: str, outputs: list[str], title: str, cols: int = 8) -> None:
 
 def fig08(table: str, outputs: list[str], datasets: list[str], model: str, window: list[int]) -> None:
     """Gradient contribution of typical vs atypical examples, one panel per dataset."""
-    grads = pd.read_parquet(table)
-    fig, axes = plots.plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 3.5), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
-        plots.layer_bars(plots.in_window(plots.select(grads, dataset=dataset, model=model), *window), ax)
-        ax.set_title(f"{run_title(dataset, model)}, no label noise; epochs {window[0]}-{window[1]}")
-    fig.tight_layout()
-    plots.save_figure(fig, *outputs)
+    plots.save_figure(plots.typical_gradients(pd.read_parquet(table), datasets, model, tuple(window)), *outputs)
 
 
 def _runs(table: str, **values) -> pd.DataFrame:

@@ -33,6 +33,17 @@ def save_figure(fig: plt.Figure, *paths: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+def title_above(fig: plt.Figure, title: str, **text) -> None:
+    """The figure's title (suptitle) above its panels: tight_layout fills the space below the
+    title's own height (a plain tight_layout lets the title run into the first row's panel
+    titles in tall figures such as fig15-18's six or nine rows)."""
+    suptitle = fig.suptitle(title, **text)
+    height = suptitle.get_window_extent(fig.canvas.get_renderer()).height / fig.bbox.height
+    top = suptitle.get_position()[1] - height - 6 / 72 / fig.get_figheight()  # 6 pt below the title
+    for _ in range(2):  # twice: the second pass sees the first one's tick labels and titles in place
+        fig.tight_layout(rect=(0, 0, 1, top))
+
+
 def select(df: pd.DataFrame, **where) -> pd.DataFrame:
     """Rows matching every column=value; a clear error when nothing matches."""
     mask = pd.Series(True, index=df.index)
@@ -92,7 +103,16 @@ def gradient_windows(grads: pd.DataFrame, window: int, title: str) -> plt.Figure
         ax.set_title(f"epochs {span[0]}-{span[1]}")
     for ax in list(axes.flat)[len(spans):]:
         ax.remove()
-    fig.suptitle(title)
+    title_above(fig, title)
+    return fig
+
+
+def typical_gradients(grads: pd.DataFrame, datasets: list[str], model: str, window: tuple[int, int]) -> plt.Figure:
+    """fig08: fig01's bars of typical vs atypical examples, one panel per dataset."""
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 3.5), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        layer_bars(in_window(select(grads, dataset=dataset, model=model), *window), ax)
+        ax.set_title(f"{run_title(dataset, model)}, no label noise; epochs {window[0]}-{window[1]}")
     fig.tight_layout()
     return fig
 
@@ -121,8 +141,7 @@ def gradient_grid(grads: pd.DataFrame, title: str) -> plt.Figure:
             ax = axes[i, j]
             layer_bars(select(grads, model=model, noise=noise), ax, legend=(i, j) == (0, 0))
             ax.set_title(f"{model_title(model)}, {noise:.0%} noise")
-    fig.suptitle(f"{title}; mean over all {grads['epoch'].nunique()} epochs")
-    fig.tight_layout()
+    title_above(fig, f"{title}; mean over all {grads['epoch'].nunique()} epochs")
     return fig
 
 
@@ -137,8 +156,7 @@ def image_grid(images: list, captions: list[str], title: str, cols: int = 8) -> 
         ax.set_title(caption, fontsize=6)
     if not images:
         axes[0, 0].text(0, 0.5, "no clean example is forgotten", fontsize=9)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    title_above(fig, title, fontsize=9)
     return fig
 
 
@@ -184,8 +202,7 @@ def rewinding_overview(table: pd.DataFrame, dataset: str, noise: float) -> plt.F
         for ax, group in zip(row[1:], groups):
             rewinding_heatmap(runs, group, ax)
             ax.set_title(f"rewinding: accuracy on {group} examples")
-    fig.suptitle(f"Layer rewinding, {dataset_title(dataset)}, {noise:.0%} label noise")
-    fig.tight_layout()
+    title_above(fig, f"Layer rewinding, {dataset_title(dataset)}, {noise:.0%} label noise")
     return fig
 
 
@@ -199,8 +216,7 @@ def rewinding_grid(table: pd.DataFrame, title: str) -> plt.Figure:
         for ax, noise in zip(axrow, noises):
             rewinding_heatmap(select(table, model=model, noise=noise), group, ax, cbar=ax is axrow[-1])
             ax.set_title(f"{model_title(model)}, {noise:.0%} noise: {group}")
-    fig.suptitle(title)
-    fig.tight_layout()
+    title_above(fig, title)
     return fig
 
 
@@ -227,8 +243,7 @@ def retraining_panels(table: pd.DataFrame, rows: list[dict], title: str) -> plt.
         for ax, group in zip(axrow, groups):
             retraining_curves(part, group, ax, legend=ax is axes[0, -1])
             ax.set_title(f"{run_title(where['dataset'], part['model'].iloc[0], where.get('noise'))}: {group}")
-    fig.suptitle(title)
-    fig.tight_layout()
+    title_above(fig, title)
     return fig
 
 
@@ -254,6 +269,5 @@ def neuron_flipping(per_example: pd.DataFrame, removals: pd.DataFrame, title: st
     axes[2].set_ylabel("% of the group's removed units")
     axes[2].tick_params(axis="x", rotation=45)
     axes[2].set_title("(c) layers of the removed units")
-    fig.suptitle(title)
-    fig.tight_layout()
+    title_above(fig, title)
     return fig

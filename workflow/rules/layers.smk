@@ -1,15 +1,20 @@
 # Layer-level experiments (Sec. 5, App. B), planned by memloc.layers.plan:
 #   rewind_layers    one job per run: every layer x rewind epoch -> {run}/rewinding.parquet
-#   retrain_layer    one job per (run, layer) -> {run}/retraining/{layer}.parquet
+#   retrain_layer    one job per run: every retrained layer -> {run}/retraining.parquet
 #   collect_layer_tables  results/tables/{rewinding,retraining}.parquet with run columns
 #   fig03 training curves + rewinding heatmaps per model     (primary dataset and noise)
 #   fig04 retraining curves per layer                         (primary dataset [+ MNIST])
 #   fig15-17 fig03's heatmaps per model x noise rate          (CIFAR-10 / MNIST / SVHN)
 #   fig18 fig04 at every dataset and noise rate
 # The fan-out rules have a `group:` so that a cluster profile packs several of them into
-# one submission (--group-components retraining=9 packs a run's layers).
+# one submission (--group-components retraining=9 packs 9 runs' retrainings).
 
-from memloc.layers.plan import layer_figure, layer_tables, retraining_settings
+from memloc.layers.plan import (
+    layer_figure,
+    layer_tables,
+    retrained_layers,
+    retraining_settings,
+)
 
 
 # Rewinding is one job per run, not per (run, layer): the job loads the data and the model
@@ -48,21 +53,24 @@ rule rewind_layers:
         "../scripts/rewind_layers.py"
 
 
+# Retraining is one job per run, as rewinding is: the job loads the data once and retrains
+# the run's layers one after another (each from a fresh copy of the final model); per layer,
+# each job would pay the process start for about a minute of work at the paper's scale
+# (bench/gpu_hours.py).  A job that dies keeps its finished layers' rows
+# ({RUN}/retraining.parquet.partial.json) and its rerun resumes at the first unfinished one.
 rule retrain_layer:
-    """One layer reset to its initialization, the rest frozen, trained on clean examples."""
+    """Each retrained layer reset to its initialization, the rest frozen, trained on clean examples."""
     input:
         data=paths.VARIANT_TABLE,
         checkpoints=f"{RUN}/checkpoints.txt",
         fetched=paths.DATASET_INFO,
         splits=paths.DATASET_SPLITS,
     output:
-        f"{RUN}/retraining/{{layer}}.parquet",
+        f"{RUN}/retraining.parquet",
     log:
-        "logs/retrain_layer/{dataset}_{model}_{variant}_seed{seed}_{layer}.log",
+        "logs/retrain_layer/{dataset}_{model}_{variant}_seed{seed}.log",
     benchmark:
-        "benchmarks/retrain_layer/{dataset}_{model}_{variant}_seed{seed}_{layer}.tsv"
-    wildcard_constraints:
-        layer=r"[A-Za-z0-9_.]+",  # a custom model's layers are dotted module names (features.0)
+        "benchmarks/retrain_layer/{dataset}_{model}_{variant}_seed{seed}.tsv"
     group:
         "retraining"
     conda:
@@ -74,6 +82,7 @@ rule retrain_layer:
         gpu=1,
     params:
         inputs=run_inputs,
+        layers=lambda wc: retrained_layers(config, wc.model, wc.dataset),
         settings=lambda wc: retraining_settings(config, wc.seed),
         recalibrate_bn=config["retraining"]["recalibrate_bn"],
         compute=job_compute("retrain_layer"),

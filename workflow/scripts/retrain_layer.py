@@ -1,16 +1,17 @@
-"""Retrain one layer of one run from its initialization on clean (group False) examples."""
+"""Retrain each retrained layer of one run from its initialization on clean (group False)
+examples, one after another in this process (resuming at the first unfinished layer)."""
 
 from memloc.core.data.inputs import RunInputs
 from memloc.core.job import start
-from memloc.layers.jobs import retrain_run_layer
+from memloc.layers.jobs import retrain_run
 
 device = start(snakemake.log[0], snakemake.params.compute, snakemake.threads)
 
-retrain_run_layer(
+retrain_run(
     RunInputs(snakemake.input.data, **snakemake.params.inputs),
     snakemake.input.checkpoints,
     snakemake.output[0],
-    layer=snakemake.wildcards.layer,
+    layers=snakemake.params.layers,
     settings=snakemake.params.settings,
     recalibrate_bn=snakemake.params.recalibrate_bn,
     device=device,
