@@ -25,6 +25,8 @@ DROPOUT_RUN_DIR = "results/dropout/runs/{dataset}/{model}/noise{noise}/{dropout}
 FLIP_DIR = "results/flipping/{dataset}/{model}/noise{noise}"
 # Second-split forgetting of one flipping seed.
 DETECTION_DIR = "results/detection/{dataset}/{model}/noise{noise}/seed{seed}"
+# One shard of the localization benchmark (memloc.localize); track: ground_truth | deletion.
+LOCALIZE_PART = "results/localization/{track}/shard{shard}.parquet"
 # Collected tables (parquet, with run columns) and the figures / display tables drawn from them.
 TABLE = "results/tables/{name}.parquet"
 DISPLAY_TABLE = "results/tables/{name}.{ext}"  # ext: csv, md

@@ -52,11 +52,13 @@ def rank_units(ctx: Context, ex: Examples) -> torch.Tensor:
 def rank_units_reference(ctx: Context, ex: Examples) -> torch.Tensor:
     """The same scores, one full forward pass per (example, unit)."""
     out = torch.zeros((len(ex), ctx.candidates), device=ctx.device)
+    masks = ctx.ones(1)
     for e in range(len(ex)):
         x, y, idx = ex.x[e : e + 1], ex.y[e : e + 1], ex.index[e : e + 1]
-        base = ctx.losses(ctx.ones(1), x, y, idx)[0]
+        base = ctx.losses(masks, x, y, idx)[0]
         for i, u in enumerate(ctx.units):
             for c in range(u.size):
-                masks = _one_zeroed(ctx, i, [u.offset + c], 1)
+                masks[i].view(-1)[c] = 0
                 out[e, u.offset + c] = ctx.losses(masks, x, y, idx)[0] - base
+                masks[i].view(-1)[c] = 1
     return out

@@ -7,6 +7,7 @@ from memloc.atypical import plan as atypical_plan
 from memloc.dropout import plan as dropout_plan
 from memloc.flipping import plan as flipping_plan
 from memloc.layers import plan as layers_plan
+from memloc.localize import plan as localize_plan
 from memloc.report import plan as report_plan
 from memloc.runs import plan as runs_plan
 from memloc.plan import resources as job_resources
@@ -37,6 +38,7 @@ def all_outputs():
         atypical_plan,
         dropout_plan,
         flipping_plan,
+        localize_plan,
         report_plan,
     )
     return [path for plan in plans for path in plan.targets(config)]
