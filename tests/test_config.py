@@ -175,6 +175,13 @@ def expected_jobs(c: dict) -> dict[str, int]:
         "detection_auc": 1,
         "auc_table": 1,
         "flipping_paper_rows": 1,
+        # the localization benchmark: a job per track (ground truth, deletion) and shard, merged,
+        # its summary table and figure
+        "localize_shard": len(c.get("localization", {}).get("tracks", ["ground_truth", "deletion"]))
+        * c.get("localization", {}).get("shards", 1),
+        "merge_localization": 1,
+        "localization_table": 1,
+        "localization_figure": 1,
         # typical vs atypical: C-scores estimated by hold-out models (no published files)
         "holdout_model": c["atypical"]["holdout"]["models"] * len(atypical),
         "cscore_holdout": 1,  # the hold-out estimate's precision table (no published C-scores here)

@@ -80,8 +80,8 @@ def test_random_does_not_rank_it_first_on_average():
     assert sum(firsts) / len(firsts) < 0.3  # 1/8 expected
 
 
-def small_model(tied: bool) -> nn.Module:
-    kw = dict(name="resnet9", num_classes=10, in_channels=1, image_size=16, settings={"width": 0.125}, factory=None,
+def small_model(tied: bool, width: float = 0.125) -> nn.Module:
+    kw = dict(name="resnet9", num_classes=10, in_channels=1, image_size=16, settings={"width": width}, factory=None,
               layers=None, flip_modules=None, dropout_after=None)
     if tied:
         dropout = dict(kind="example_tied", p_gen=0.4, p_mem=0.2, seed=3, placement="stages", drop_scale="none")
@@ -89,16 +89,16 @@ def small_model(tied: bool) -> nn.Module:
     return ModelConfig(**kw).build().eval()
 
 
-def small_context(tied: bool) -> tuple[Context, Examples]:
+def small_context(tied: bool, width: float = 0.125, rows=(3, 7, 10, 21)) -> tuple[Context, Examples]:
     torch.manual_seed(1)
-    model = small_model(tied)
+    model = small_model(tied, width)
     n = 40
     images = torch.randint(0, 256, (n, 1, 16, 16), dtype=torch.uint8)
     labels = torch.randint(0, 10, (n,))
     data = TrainingSet(images, labels, torch.arange(n) % 5 == 0, labels)
     units = tied_units(model) if tied else candidate_units(model)
     ctx = Context(model, units, settings(), 0, data, CPU, 4096)
-    rows = torch.tensor([3, 7, 10, 21])
+    rows = torch.tensor(rows)
     from memloc.core.train.evaluation import prepare_batch
 
     x = prepare_batch(images[rows], CPU)
@@ -111,7 +111,7 @@ def small_context(tied: bool) -> tuple[Context, Examples]:
 @pytest.mark.parametrize("tied", [False, True], ids=["plain", "tied"])
 @pytest.mark.parametrize("method", list(METHODS))
 def test_batched_equals_reference(method, tied):
-    ctx, ex = small_context(tied)
+    ctx, ex = small_context(tied, width=0.0625, rows=(3, 10))  # the plain references are slow
     batched, reference = rank_units(method, ctx, ex), rank_units(method, ctx, ex, reference=True)
     assert batched.shape == (len(ex), ctx.candidates)
     if method in ("flipping", "random"):  # rankings: the same order
