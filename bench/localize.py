@@ -28,7 +28,7 @@ from memloc.core.train.evaluation import prepare_batch
 from memloc.dropout.model import DropoutModelConfig
 from memloc.flipping.units import candidate_units
 from memloc.localize.context import Context, Examples, tied_units
-from memloc.localize.methods import METHODS, rank_units, top_units
+from memloc.localize.methods import rank_units, top_units
 
 CPU = torch.device("cpu")
 
@@ -49,9 +49,9 @@ def build(config: dict, tied: bool, checkpoint: str | None):
     return DropoutModelConfig(**kw, dropout=dropout).build()
 
 
-def cpu_seconds(fn):
+def cpu_seconds(fn, *args, **kw):
     t0 = time.process_time()
-    out = fn()
+    out = fn(*args, **kw)
     return out, time.process_time() - t0
 
 
@@ -74,9 +74,9 @@ def bench(config: dict, tied: bool, checkpoint: str | None, examples: int, refer
     print(f"\n{'tied' if tied else 'plain'} model: {ctx.candidates} candidate units, {examples} examples")
     print(f"{'method':22s} {'batched s/ex':>12s} {'reference s/ex':>15s} {'ratio':>7s}  same top-8")
     for m in settings["methods"]:
-        b, tb = cpu_seconds(lambda: rank_units(m, ctx, ex))
+        b, tb = cpu_seconds(rank_units, m, ctx, ex)
         if reference:
-            r, tr = cpu_seconds(lambda: rank_units(m, ctx, ex, reference=True))
+            r, tr = cpu_seconds(rank_units, m, ctx, ex, reference=True)
             same = torch.equal(top_units(b, 8), top_units(r, 8))
             print(f"{m:22s} {tb / examples:12.4f} {tr / examples:15.4f} {tr / max(tb, 1e-9):7.1f}  {same}")
         else:

@@ -28,7 +28,8 @@ def draws(seed: int, rows: torch.Tensor, step: int, n: int) -> torch.Tensor:
     """U(0, 1) [len(rows), n] of the examples `rows` at `step` (float32, CPU)."""
     out = torch.empty((len(rows), n))
     for k, r in enumerate(rows.tolist()):
-        g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed % 2**32, 23, int(r), step]).generate_state(1)[0]))
+        state = np.random.SeedSequence([seed % 2**32, 23, int(r), step]).generate_state(1)[0]
+        g = torch.Generator().manual_seed(int(state))
         out[k] = torch.rand(n, generator=g)
     return out.clamp(1e-6, 1 - 1e-6)
 

@@ -54,7 +54,7 @@ def localize_shard(inputs: RunInputs, checkpoints: str | os.PathLike, shard: int
     def examples(images, labels, rows) -> Examples:
         return Examples(prepare_batch(images, device).to(ctx.dtype), labels.to(device), torch.as_tensor(rows))
 
-    rows = chosen.loc[chosen["shard"] == shard, "index"].to_numpy()
+    rows = chosen.loc[chosen["shard"] == shard, "index"].to_numpy().copy()
     ex = examples(data.train.images[rows], data.train.labels[rows], rows)
     is_noisy = data.train.group[rows].numpy()
     if truth:

@@ -6,10 +6,10 @@ by the first-order rise of the example's cross-entropy at the final state (one g
 
 On a model without example-tied dropout (the deletion track) this calls memloc.flipping
 itself: `flip_examples` (batched) and `flip_until_misclassified` (the reference).  A tied
-model (or another list of units than flipping's candidates) needs each row's example index in every forward pass, which memloc.flipping's passes do
-not carry: `greedy_removals` is the same search (the same J, F̄ and random draws:
-memloc.flipping.objective's noisy_copies and population_indices) with the index-aware passes
-of memloc.localize.context, all examples in lockstep (batched) or one (the reference);
+model (or units other than flipping's candidates) needs each row's example index in every
+forward pass, which memloc.flipping's passes do not carry: `greedy_removals` is the same
+search (the same J, F̄ and random draws: memloc.flipping.objective's noisy_copies and
+population_indices) with the index-aware passes of memloc.localize.context, all examples in lockstep (batched) or one (the reference);
 tests/test_localize.py checks it removes what memloc.flipping does on a plain model.
 Hyperparameters (config localization.flipping): max_removals, noise_copies, noise_scale,
 population_batch (the population batch is drawn once, as resample_every = 0)."""
@@ -46,7 +46,8 @@ def ranking(ctx: Context, ex: Examples, removed: list[list[int]]) -> torch.Tenso
         flat[e, r] = 0
     grad, _ = ctx.mask_gradients(ctx.masks_from_flat(flat), ex.x, ex.y, ex.index)
     score = torch.empty_like(flat)
-    score.scatter_(1, (-grad).argsort(dim=1, stable=True), torch.arange(n, device=ctx.device, dtype=flat.dtype).expand(len(ex), -1))
+    ranks = torch.arange(n, device=ctx.device, dtype=flat.dtype).expand(len(ex), -1)
+    score.scatter_(1, (-grad).argsort(dim=1, stable=True), ranks)
     for e, r in enumerate(removed):
         score[e, r] = n + torch.arange(len(r), 0, -1, device=ctx.device, dtype=flat.dtype)
     return score

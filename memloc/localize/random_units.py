@@ -13,7 +13,8 @@ from memloc.localize.context import Context, Examples
 def rank_units(ctx: Context, ex: Examples) -> torch.Tensor:
     out = torch.empty((len(ex), ctx.candidates))
     for k, r in enumerate(ex.index.tolist()):
-        g = torch.Generator().manual_seed(int(np.random.SeedSequence([ctx.seed % 2**32, 7, int(r)]).generate_state(1)[0]))
+        state = np.random.SeedSequence([ctx.seed % 2**32, 7, int(r)]).generate_state(1)[0]
+        g = torch.Generator().manual_seed(int(state))
         out[k] = torch.rand(ctx.candidates, generator=g)
     return out.to(ctx.device)
 

@@ -91,8 +91,9 @@ def findings(long: pd.DataFrame) -> dict:
         out["deletion"] = {m: {"noisy": round(float(table.loc[m, effic[0]]), 3),
                                "clean": round(float(table.loc[m, clean]), 3)} for m in table.index}
         if "random" in table.index:
+            chance = table.loc["random", effic[0]]
             out["deletion_not_above_random"] = [m for m in table.index
-                                                if m != "random" and table.loc[m, effic[0]] <= table.loc["random", effic[0]]]
+                                                if m != "random" and table.loc[m, effic[0]] <= chance]
     return out
 
 
