@@ -9,8 +9,9 @@ itself: `flip_examples` (batched) and `flip_until_misclassified` (the reference)
 model (or units other than flipping's candidates) needs each row's example index in every
 forward pass, which memloc.flipping's passes do not carry: `greedy_removals` is the same
 search (the same J, F̄ and random draws: memloc.flipping.objective's noisy_copies and
-population_indices) with the index-aware passes of memloc.localize.context, all examples in lockstep (batched) or one (the reference);
-tests/test_localize.py checks it removes what memloc.flipping does on a plain model.
+population_indices) with the index-aware passes of memloc.localize.context, all examples
+in lockstep (batched) or one (the reference); tests/test_localize.py checks it removes
+what memloc.flipping does on a plain model.
 Hyperparameters (config localization.flipping): max_removals, noise_copies, noise_scale,
 population_batch (the population batch is drawn once, as resample_every = 0)."""
 
