@@ -19,14 +19,15 @@ from memloc.core.files import atomic_path  # noqa: E402
 
 def _deletion(ax, long: pd.DataFrame) -> None:
     dl = long[long["track"] == "deletion"]
+    fit = dl["correct"].astype(bool)
     for method, df in dl.groupby("method", sort=False):
-        noisy = df[df["is_noisy"]].groupby("k")["flipped"].mean()
         drop = df.groupby("k")["drop_test"].mean()
+        noisy = df[df["is_noisy"] & fit[df.index]].groupby("k")["flipped"].mean().reindex(drop.index)
         ax.plot(100 * drop, 100 * noisy, marker="o", label=method)
-        for k in noisy.index:
+        for k in noisy.dropna().index:
             ax.annotate(str(k), (100 * drop[k], 100 * noisy[k]), fontsize=6, xytext=(2, 2), textcoords="offset points")
     ax.set_xlabel("test accuracy lost (points)")
-    ax.set_ylabel("noisy examples flipped (%)")
+    ax.set_ylabel("noisy examples flipped (%, of those fit)")
     ax.set_title("Deletion: top-k units zeroed (k marked)")
     ax.legend(fontsize=7)
 

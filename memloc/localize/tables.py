@@ -27,20 +27,27 @@ def summary_k(ks) -> int:
     return below[-1] if below else ks[0]
 
 
+def _group(values: pd.Series, noisy: bool) -> pd.Series:
+    """values indexed by (method, is_noisy) -> the methods' values of one group (NaN if none)."""
+    if values.empty:
+        return pd.Series(dtype=float)
+    return values.unstack("is_noisy").reindex(columns=[False, True])[noisy]
+
+
 def _ground_truth(long: pd.DataFrame) -> pd.DataFrame:
     gt = long[(long["track"] == "ground_truth") & (long["k"] == long["units"])]
     if gt.empty:
         return pd.DataFrame()
-    by = gt.groupby(["method", "is_noisy"])
-    out = pd.DataFrame({
-        "precision noisy": by["precision"].mean().xs(True, level="is_noisy"),
-        "precision clean": by["precision"].mean().xs(False, level="is_noisy"),
+    precision = gt.groupby(["method", "is_noisy"])["precision"].mean()
+    fit = gt[gt["correct"].astype(bool)]  # flips: of the examples predicted as labelled
+    return pd.DataFrame({
+        "precision noisy": _group(precision, True),
+        "precision clean": _group(precision, False),
         "chance": gt.groupby("method")["chance"].mean(),
         "chance (active units)": gt.groupby("method")["chance_active"].mean(),
-        "flips noisy (own count)": by["flipped"].mean().xs(True, level="is_noisy"),
+        "flips noisy (own count)": _group(fit.groupby(["method", "is_noisy"])["flipped"].mean(), True),
         "s/example (ground truth)": gt.groupby("method")["seconds"].mean(),
     })
-    return out
 
 
 def _deletion(long: pd.DataFrame) -> pd.DataFrame:
@@ -49,21 +56,24 @@ def _deletion(long: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     k = summary_k(dl["k"].unique())
     at = dl[dl["k"] == k]
-    by = at.groupby(["method", "is_noisy"])["flipped"].mean()
-    out = pd.DataFrame({
-        f"efficacy@{k} noisy": by.xs(True, level="is_noisy"),
-        f"flipped@{k} clean": by.xs(False, level="is_noisy"),
+    fit = at[at["correct"].astype(bool)]
+    flipped = fit.groupby(["method", "is_noisy"])["flipped"].mean()
+    return pd.DataFrame({
+        "noisy examples fit": fit[fit["is_noisy"]].groupby("method")["index"].nunique(),
+        f"efficacy@{k} noisy": _group(flipped, True),
+        f"flipped@{k} clean": _group(flipped, False),
         **{f"drop@{k} {g}": at.groupby("method")[f"drop_{g}"].mean() for g in ("clean", "noisy", "test")},
         "s/example (deletion)": dl.groupby("method")["seconds"].mean(),
-    })
-    return out
+    }).reindex(list(dict.fromkeys(dl["method"])))
 
 
 def summary(long: pd.DataFrame) -> pd.DataFrame:
     """One row per method (in the order of the long table): precision of the top-n units at n
     = the example's unit count (= recall), noisy and clean examples, with both chance levels,
     and the share of noisy examples that zeroing them flips (ground truth); efficacy,
-    flipped clean examples and accuracy drops at k = 4 (deletion); seconds per example."""
+    flipped clean examples and accuracy drops at k = 4 (deletion); seconds per example.
+    Flip shares count only the examples that the model predicts as labelled before any unit
+    is zeroed (as fig05 does); the noisy ones of the deletion track are counted."""
     order = list(dict.fromkeys(long["method"]))
     parts = [p for p in (_ground_truth(long), _deletion(long)) if not p.empty]
     table = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=order)
