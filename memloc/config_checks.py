@@ -160,8 +160,6 @@ def _check_localization(config: dict) -> None:
             f"localization.shards ({loc['shards']}) exceeds the {2 * loc['examples_per_group']} selected examples "
             f"(2 x localization.examples_per_group): some shards would be empty"
         )
-    if "ground_truth" in loc["tracks"] and config["dropout"]["p_mem"] <= 0:
-        raise ConfigError("localization.tracks: ground_truth needs memorization units (dropout.p_mem > 0)")
 
 
 def _check_layer_experiments(config: dict) -> None:

@@ -161,3 +161,13 @@ def test_ground_truth_is_what_training_masked_in():
     top = truth.float().topk(int(truth.sum(1).max()), dim=1).indices
     precision, recall = precision_recall(top, truth)
     assert torch.equal(precision, torch.ones(4)) and torch.equal(recall, torch.ones(4))
+
+
+def test_bad_localization_config_names_the_key():
+    from schema_defaults import resolved_config
+
+    from memloc.config_checks import ConfigError, _check_localization
+
+    config = resolved_config({"localization": {"examples_per_group": 2, "shards": 5}})
+    with pytest.raises(ConfigError, match="localization.shards"):
+        _check_localization(config)
