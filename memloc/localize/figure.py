@@ -1,6 +1,6 @@
 """The benchmark's figure (results/figures/localization.{png,pdf}): left, the deletion track's
-efficacy (noisy examples flipped) against the test accuracy lost, one curve per method over
-k; right, the ground-truth track's precision at the example's unit count, noisy and clean
+efficacy (noisy examples flipped; dashed: clean ones) against the test accuracy lost, one
+curve per method over k; right, the ground-truth track's precision at the example's unit count, noisy and clean
 examples, with the chance levels."""
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ def _deletion(ax, long: pd.DataFrame) -> None:
     for method, df in dl.groupby("method", sort=False):
         drop = df.groupby("k")["drop_test"].mean()
         noisy = df[df["is_noisy"] & fit[df.index]].groupby("k")["flipped"].mean().reindex(drop.index)
-        ax.plot(100 * drop, 100 * noisy, marker="o", label=method)
+        clean = df[~df["is_noisy"] & fit[df.index]].groupby("k")["flipped"].mean().reindex(drop.index)
+        line, = ax.plot(100 * drop, 100 * noisy, marker="o", label=method)
+        ax.plot(100 * drop, 100 * clean, marker=".", ls="--", lw=0.8, color=line.get_color())
         for k in noisy.dropna().index:
             ax.annotate(str(k), (100 * drop[k], 100 * noisy[k]), fontsize=6, xytext=(2, 2), textcoords="offset points")
     ax.set_xlabel("test accuracy lost (points)")
-    ax.set_ylabel("noisy examples flipped (%, of those fit)")
-    ax.set_title("Deletion: top-k units zeroed (k marked)")
+    ax.set_ylabel("examples flipped (%, of those fit)")
+    ax.set_title("Deletion: top-k units zeroed (k marked; dashed: clean)")
     ax.legend(fontsize=7)
 
 
