@@ -60,6 +60,7 @@ include: "workflow/rules/layers.smk"
 include: "workflow/rules/atypical.smk"
 include: "workflow/rules/dropout.smk"
 include: "workflow/rules/flipping.smk"
+include: "workflow/rules/localize.smk"
 include: "workflow/rules/paper_vs_ours.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/provenance.smk"
@@ -90,6 +91,9 @@ localrules:
     detection_auc,
     auc_table,
     flipping_paper_rows,
+    merge_localization,
+    localization_table,
+    localization_figure,
     paper_vs_ours,
     claims,
     provenance,

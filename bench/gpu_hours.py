@@ -78,7 +78,7 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], tflops: float, startup_
     for rule, wc in jobs:
         if rule not in resources.GPU_RULES:
             continue
-        key = (resources.job_model(rule, config, wc), wc["dataset"])
+        key = (resources.job_model(rule, config, wc), resources.job_dataset(config, wc))
         if key not in flops:
             flops[key] = forward_flops(config, *key)
         pflop = resources.forward_passes(rule, config, wc) * flops[key] / 1e15

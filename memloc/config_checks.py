@@ -44,6 +44,7 @@ def check_config(config: dict) -> None:
     _check_dropout(config)
     _check_layer_experiments(config)
     _check_flipping(config)
+    _check_localization(config)
     announce_primary_noise(config)
 
 
@@ -149,6 +150,15 @@ def _check_flipping(config: dict) -> None:
         raise ConfigError(
             f"flipping.shards ({flip['shards']}) exceeds the {2 * flip['examples_per_group']} selected examples "
             f"(2 x flipping.examples_per_group): some shards would be empty"
+        )
+
+
+def _check_localization(config: dict) -> None:
+    loc = config["localization"]
+    if loc["shards"] > 2 * loc["examples_per_group"]:
+        raise ConfigError(
+            f"localization.shards ({loc['shards']}) exceeds the {2 * loc['examples_per_group']} selected examples "
+            f"(2 x localization.examples_per_group): some shards would be empty"
         )
 
 

@@ -240,6 +240,27 @@ def check_sizes(config: dict) -> None:
                 raise ConfigError(f"train_subset ({subset}) is larger than the training split of {name} ({size} "
                                   f"examples; in {key}): lower it, or null = the whole split")
     _check_flip_groups(config)
+    _check_localization_groups(config)
+
+
+def _check_localization_groups(config: dict) -> None:
+    """localization.examples_per_group against the clean and noisy examples of each track's
+    training set (deletion: the primary setting; ground truth: the dropout study's noise on
+    its first dataset)."""
+    loc, subset = config["localization"], config["train_subset"]
+    settings = {"deletion": (config["primary"]["dataset"], config["primary"]["noise"]),
+                "ground_truth": (config["dropout"]["datasets"][0], config["dropout"]["noise"])}
+    for track in loc["tracks"]:
+        dataset, noise = settings[track]
+        n = subset if subset is not None else training_examples(config, dataset)
+        if n is None:
+            continue
+        noisy = noisy_count(n, float(noise_label(noise)))
+        smaller = min(noisy, n - noisy)
+        if loc["examples_per_group"] > smaller:
+            raise ConfigError(f"localization.examples_per_group ({loc['examples_per_group']}) is larger than the "
+                              f"{smaller} examples of the smaller group of the {track} track's training set ({noisy} "
+                              f"of {n} mislabelled at noise {noise} on {dataset})")
 
 
 def _check_flip_groups(config: dict) -> None:

@@ -174,6 +174,13 @@ def expected_jobs(c: dict) -> dict[str, int]:
         "detection_auc": 1,
         "auc_table": 1,
         "flipping_paper_rows": 1,
+        # the localization benchmark: a job per track (ground truth, deletion) and shard, merged,
+        # its summary table and figure
+        "localize_shard": len(c.get("localization", {}).get("tracks", ["ground_truth", "deletion"]))
+        * c.get("localization", {}).get("shards", 1),
+        "merge_localization": 1,
+        "localization_table": 1,
+        "localization_figure": 1,
         # typical vs atypical: C-scores estimated by hold-out models (no published files)
         "holdout_model": c["atypical"]["holdout"]["models"] * len(atypical),
         "cscore_holdout": 1,  # the hold-out estimate's precision table (no published C-scores here)
@@ -204,4 +211,4 @@ def test_good_config_plans_the_presets_jobs(dry_runs):
     expected = expected_jobs(yaml.safe_load(PRESET.read_text()))
     assert counts == expected, {k: (counts.get(k), expected.get(k)) for k in counts.keys() | expected.keys()
                                 if counts.get(k) != expected.get(k)}
-    assert sum(expected.values()) == 67  # the preset's whole DAG
+    assert sum(expected.values()) == 72  # the preset's whole DAG

@@ -12,7 +12,7 @@ PACKAGE = ROOT / "memloc"
 SCRIPTS = ROOT / "workflow" / "scripts"
 
 # Layers, lowest first: a module imports modules of its own layer or of lower ones only.
-EXPERIMENTS = ("runs", "layers", "flipping", "dropout", "atypical")
+EXPERIMENTS = ("runs", "layers", "flipping", "dropout", "atypical", "localize")
 LAYERS = {"core": 0, **dict.fromkeys(EXPERIMENTS, 1), "report": 2, "atlas": 2}
 PLANNING = 3  # memloc.config, memloc.config_settings, memloc.plan: the workflow's view of everything
 MAX_MODULE_LINES = 300

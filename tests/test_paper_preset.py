@@ -34,6 +34,7 @@ SWEEP_ONLY_NOISE = 3  # fig11's rates beyond the grid: 1%, 50%, 99% (CIFAR-10, R
 ATYPICAL_DATASETS = 2  # Sec. 7: CIFAR-10 and MNIST, noise-free, published C-scores
 FLIP_MODELS = 30  # Sec. 6.1: 30 ResNet-9s (the primary setting)
 FLIP_SHARDS = 1  # jobs per model (an execution choice: shards: null sizes them by the work, ~4 GPU min a model)
+LOCALIZE_SHARDS = yaml.safe_load(PAPER.read_text())["localization"]["shards"]  # jobs per track
 RESNET9_LAYERS = 9
 TAB2 = 6 * 2  # p_gen 0.1..0.6 x p_mem 0.1, 0.2 on CIFAR-10; includes tab1's and tab3's CIFAR-10 run
 
@@ -64,6 +65,11 @@ EXPECTED = {
     "detection_auc": 1,
     "auc_table": 1,
     "flipping_paper_rows": 1,
+    # the localization benchmark: both tracks (ground truth, deletion), sharded; merged, a table, a figure
+    "localize_shard": 2 * LOCALIZE_SHARDS,
+    "merge_localization": 1,
+    "localization_table": 1,
+    "localization_figure": 1,
     # typical vs atypical: published C-scores, each downloaded once (fetch_cscores), so no
     # hold-out models
     "fetch_cscores": ATYPICAL_DATASETS,

@@ -34,8 +34,8 @@ C = yaml.safe_load(PRESET.read_text())
 # Every artefact the test preset must produce (figures as PNG + PDF, tables as CSV + MD);
 # the preset has Fashion-MNIST only: no fig13 / fig14 / fig16 / fig17.
 FIGURES = ["fig01", "fig02", "fig03", "fig04", "fig05", "fig07", "fig08", "fig09", "fig10", "fig11", "fig12",
-           "fig15", "fig18", "fig19"]
-TABLES = ["tab1", "tab2", "tab3", "auc", "paper_vs_ours", "claims", "provenance"]
+           "fig15", "fig18", "fig19", "localization"]
+TABLES = ["tab1", "tab2", "tab3", "auc", "paper_vs_ours", "claims", "provenance", "localization"]
 
 # The preset's scale, which the counts below are derived from.
 N = C["train_subset"]  # training examples
@@ -390,6 +390,35 @@ def test_atlas_joins_the_runs_records_for_every_training_example(e2e, table):
     assert (page / "index.html").exists() and len(list((page / "images").glob("*.png"))) == N
 
 
+def test_localization_tables(e2e, table):
+    """The benchmark's long table: every track x example x method x k, values in range; the
+    summary has a row per method."""
+    from memloc.localize.ground_truth import ks_up_to
+
+    loc = {**{"tracks": ["ground_truth", "deletion"], "shards": 1}, **C["localization"]}
+    methods = ["flipping", "zero_out", "activations", "integrated_gradients", "slimming", "hard_concrete", "random"]
+    df = table("localization")
+    examples = 2 * loc["examples_per_group"]
+    gt, dl = df[df["track"] == "ground_truth"], df[df["track"] == "deletion"]
+    assert list(dict.fromkeys(gt["method"])) == methods == list(dict.fromkeys(dl["method"]))
+    assert gt["units"].nunique() == 1 and gt["index"].nunique() == examples == dl["index"].nunique()
+    assert len(gt) == examples * len(methods) * len(ks_up_to(int(gt["units"].iloc[0])))
+    assert len(dl) == examples * len(methods) * len(loc["ks"]) and sorted(dl["k"].unique()) == loc["ks"]
+    assert gt["is_noisy"].sum() == len(gt) / 2 and dl["is_noisy"].sum() == len(dl) / 2, "as many noisy as clean"
+    for col in ("precision", "recall", "chance", "chance_active"):
+        assert gt[col].between(0, 1).all(), col
+    assert np.allclose(gt["chance"], gt["units"] / gt["candidates"])
+    assert (gt["chance_active"] > gt["chance"]).all()
+    at_n = gt[gt["k"] == gt["units"]]
+    assert np.allclose(at_n["precision"], at_n["recall"])
+    for col in ("drop_clean", "drop_noisy", "drop_test"):
+        assert dl[col].between(-1, 1).all(), col
+    assert (df["seconds"] >= 0).all() and df["flipped"].dtype == bool
+    summary = pd.read_csv(e2e / "results/tables/localization.csv")
+    assert list(summary["method"]) == methods and summary.filter(like="precision").stack().between(0, 1).all()
+
+
+@pytest.mark.slow
 def test_paper_vs_ours_joins_every_stage(table):
     pv = table("paper_vs_ours")
     assert list(pv.columns) == ["artefact", "quantity", "paper", "ours", "paper_setting", "our_setting", "n", "note"]

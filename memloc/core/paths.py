@@ -27,6 +27,8 @@ FLIP_DIR = "results/flipping/{dataset}/{model}/noise{noise}"
 DETECTION_DIR = "results/detection/{dataset}/{model}/noise{noise}/seed{seed}"
 # The memorization atlas of the primary setting: atlas.parquet, neighbours.parquet, page/ (memloc.atlas).
 ATLAS_DIR = "results/atlas/{dataset}/{model}/noise{noise}"
+# One shard of the localization benchmark (memloc.localize); track: ground_truth | deletion.
+LOCALIZE_PART = "results/localization/{track}/shard{shard}.parquet"
 # Collected tables (parquet, with run columns) and the figures / display tables drawn from them.
 TABLE = "results/tables/{name}.parquet"
 DISPLAY_TABLE = "results/tables/{name}.{ext}"  # ext: csv, md

@@ -44,7 +44,7 @@ from memloc.core.paths import DATASET_INFO
 
 # The rules that train or evaluate networks, one GPU each (gpu=1 in their resources).
 GPU_RULES = ("train", "train_dropout", "holdout_model", "rewind_layers", "retrain_layer", "flip_shard",
-             "second_split", "atlas_neighbours")
+             "second_split", "atlas_neighbours", "localize_shard")
 # (mem_mb, minutes) of the CPU rules; a rule not named here gets DEFAULT_CPU.
 CPU_RULES = {
     "fetch_dataset": (4000, 60),  # a download: the network sets the pace
@@ -151,9 +151,14 @@ def job_model(rule: str, config: dict, wc: dict) -> str:
     return wc["model"] if "model" in wc else config["primary"]["model"]
 
 
+def job_dataset(config: dict, wc: dict) -> str:
+    """The dataset of a job: its {dataset} wildcard, else (a localization shard) the primary one."""
+    return wc["dataset"] if "dataset" in wc else config["primary"]["dataset"]
+
+
 def forward_passes(rule: str, config: dict, wc: dict) -> float:
     """Images a GPU job puts through its model, in forward-pass equivalents (backward = 2)."""
-    n, n_test = split_sizes(config, wc["dataset"])
+    n, n_test = split_sizes(config, job_dataset(config, wc))
     e = config["train"]["epochs"]
     if rule == "train":  # 1 forward + 2 backward (gradient accounting) per step; per-epoch evaluation
         return e * n * 5 + (e + 1) * (n + n_test)
@@ -176,6 +181,8 @@ def forward_passes(rule: str, config: dict, wc: dict) -> float:
         return 2 * config["flipping"]["examples_per_group"] / config["flipping"]["shards"] * _flip_passes(config, n)
     if rule == "atlas_neighbours":  # every training example once, in eval mode
         return n
+    if rule == "localize_shard":
+        return localize_passes(config, wc)
     raise ValueError(f"memloc.plan.resources: {rule!r} is not a GPU rule ({', '.join(GPU_RULES)})")
 
 
@@ -194,6 +201,20 @@ def flip_shards(config: dict) -> int:
     return max(1, min(examples, int(per_model // JOB_MINUTES)))
 
 
+def localize_passes(config: dict, wc: dict) -> float:
+    """A localization shard (memloc.localize): per example, the methods' passes (flipping:
+    steps x (copies + population) x 3; zero-out: every candidate once, ~1000 for ResNet-9 at
+    width 1, the final Linear's weights; IG: steps x 3; slimming, hard concrete: steps x 3;
+    the rest 1) and the judging of every method's top-k (deletion: x the specificity rows)."""
+    loc = config["localization"]
+    examples = 2 * loc["examples_per_group"] / loc["shards"]
+    f = loc["flipping"]
+    ranking = (FLIP_STEPS * (f["noise_copies"] + f["population_batch"] * f["noise_copies"]) * 3 + 1000
+               + 3 * (loc["integrated_gradients"]["steps"] + loc["slimming"]["steps"] + loc["hard_concrete"]["steps"]))
+    judged = len(loc["methods"]) * len(loc["ks"]) * (1 + 3 * loc["specificity_examples"])
+    return examples * (ranking + judged)
+
+
 def device_kind(config: dict) -> str:
     """'cuda' where the config asks for a GPU, else 'cpu' (auto may run on a CPU: sized as one)."""
     return "cuda" if config["device"].startswith("cuda") else "cpu"
@@ -208,8 +229,8 @@ def forward_rate(config: dict, model: str, dataset: str, threads: int = 1) -> fl
 
 def work_minutes(rule: str, config: dict, wc: dict) -> float:
     """Estimated minutes of a GPU job's model passes (no margin, no start-up)."""
-    threads = 1 if rule in ("flip_shard", "second_split") else config["threads"]
-    rate = forward_rate(config, job_model(rule, config, wc), wc["dataset"], threads)
+    threads = 1 if rule in ("flip_shard", "second_split", "localize_shard") else config["threads"]
+    rate = forward_rate(config, job_model(rule, config, wc), job_dataset(config, wc), threads)
     return forward_passes(rule, config, wc) / rate / 60
 
 
@@ -226,8 +247,9 @@ def mem_mb(rule: str, config: dict, wc: dict, attempt: int = 1) -> int:
     """Memory (MB) of a job of `rule`: a GPU job holds its dataset's splits as float32 images
     beside python, torch and CUDA; a retry gets half as much again per attempt."""
     if rule in GPU_RULES:
-        n, n_test = split_sizes(config, wc["dataset"])
-        channels, size = image_shape(wc["dataset"], config)
+        dataset = job_dataset(config, wc)
+        n, n_test = split_sizes(config, dataset)
+        channels, size = image_shape(dataset, config)
         data = (n + n_test) * channels * size * size * 4 * DATA_COPIES / 2**20
         base = 500 * math.ceil((GPU_BASE_MB + data) / 500)
     else:

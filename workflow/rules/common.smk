@@ -8,6 +8,7 @@ from memloc.atypical import plan as atypical_plan
 from memloc.dropout import plan as dropout_plan
 from memloc.flipping import plan as flipping_plan
 from memloc.layers import plan as layers_plan
+from memloc.localize import plan as localize_plan
 from memloc.report import plan as report_plan
 from memloc.runs import plan as runs_plan
 from memloc.plan import resources as job_resources
@@ -38,6 +39,7 @@ def all_outputs():
         atypical_plan,
         dropout_plan,
         flipping_plan,
+        localize_plan,
         report_plan,
         atlas_plan,
     )
