@@ -71,7 +71,7 @@ def first_order_rise(cands: ParameterCandidates) -> torch.Tensor:
 @torch.no_grad()
 def zero_candidate(cands: ParameterCandidates, flat: int) -> tuple[str, int]:
     """Zero candidate `flat`; its (layer, index within the parameter)."""
-    for name, p, layer, size in zip(cands.names, cands.params, cands.layers, cands.sizes()):
+    for p, layer, size in zip(cands.params, cands.layers, cands.sizes()):
         if flat < size:
             (p[flat] if p.ndim == 4 else p.view(-1)[flat]).zero_()
             return layer, flat
@@ -116,6 +116,7 @@ def flip_parameters_until_misclassified(model: nn.Module, index: int, data: Trai
             rows = eval_index[s : s + EVAL_BATCH]
             correct.append(model(prepare_batch(images[rows], device)).argmax(1).cpu() == labels[rows])
     flipped = pred.item() != y.item()
-    return FlipResult(index=index, removals=len(layers), censored=not flipped, initially_correct=bool(layers) or not flipped,
-                      flipped_to=pred.item() if flipped else -1, removed_layers=layers, removed_units=within,
+    return FlipResult(index=index, removals=len(layers), censored=not flipped,
+                      initially_correct=bool(layers) or not flipped, flipped_to=pred.item() if flipped else -1,
+                      removed_layers=layers, removed_units=within,
                       **accuracies_without(torch.cat(correct), group[eval_index], eval_index, index))
