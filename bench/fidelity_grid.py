@@ -16,6 +16,7 @@ claims table's own criteria (memloc.report.claims) on the tables the setting pro
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ROOT / "runs" / "fidelity"
+RUNS = Path(os.environ.get("MEMLOC_FIDELITY_RUNS", ROOT / "runs" / "fidelity"))
 OUT = ROOT / "docs" / "fidelity"
 
 # name -> overlay of config.yaml (train.epochs applies to the tied dropout run too)
@@ -42,9 +43,10 @@ COMMON = {
     "noise_rates": [0.1], "seeds": [0],
     "flipping": {"seeds": [0], "accuracy_examples": 2000},
     "dropout": {"grid": {"p_gen": [0.4], "p_mem": [0.2]}},
+    "figures": {"fig11": {"noise_rates": [0.1], "seeds": [0]}},
     "atypical": {"holdout": {"models": 2, "fraction": 0.5, "seed": 0}},
 }
-TABLES = ["flipping", "detection_scores", "tab1", "metrics"]
+TABLES = ["flipping", "detection_scores", "tab1", "tab3", "metrics"]
 TARGETS = [f"results/tables/{t}.parquet" for t in TABLES] + [
     f"results/cscores/fashion_mnist/holdout{k}.parquet" for k in range(2)]
 
@@ -74,7 +76,7 @@ def clean_heldout_error(folder: Path) -> float:
     trained on them misclassifies."""
     parts = pd.concat([pd.read_parquet(p) for p in sorted(folder.glob("results/cscores/*/holdout*.parquet"))])
     data = pd.read_parquet(folder / "results/data/fashion_mnist/noise0.1.parquet")
-    held = parts.groupby("index")["correct"].mean()
+    held = parts[~parts["in_subset"]].groupby("index")["correct"].mean()
     clean = data.loc[~data["is_noisy"], "index"]
     return float(1.0 - held.reindex(clean).mean())
 
@@ -96,11 +98,13 @@ def summarize() -> pd.DataFrame:
         noisy, clean = ex.loc[ex.is_noisy, "removals"].mean(), ex.loc[~ex.is_noisy, "removals"].mean()
         tab1 = t["tab1"]
         row = {"setting": name, "removals_noisy": noisy, "removals_clean": clean, "ratio": noisy / clean,
-               "auc_flip_count": roc_auc(sc.is_noisy.to_numpy(), sc.flip_count.to_numpy()),
-               "auc_learning_time": roc_auc(sc.is_noisy.to_numpy(), sc.learning_time.to_numpy()),
+               "auc_flip_count": roc_auc(sc.is_noisy.to_numpy(), sc.flip.to_numpy()),
+               "auc_learning_time": roc_auc(sc.is_noisy.to_numpy(), sc.learning.to_numpy()),
                "clean_heldout_error": clean_heldout_error(folder)}
         for _, r in tab1.iterrows():
-            row[f"tab1_{r['group']}_{r['state']}"] = r["accuracy"]
+            row[f"tied_{r['subset']}_{r['when']}"] = r["accuracy"]
+        for _, r in t["tab3"][t["tab3"]["method"] != "example_tied"].iterrows():
+            row[f"{r['method']}_{r['subset']}"] = r["accuracy"]
         for claim in CLAIMS:
             if set(claim.needs) <= set(t):
                 row[claim.name] = evaluate_claim(claim, t, s, 1000)["verdict"]

@@ -77,7 +77,7 @@ def summary(folder: Path, kind: str, flips: pd.DataFrame, seconds: float) -> dic
     row = {"setting": folder.name, "candidates": kind, "examples": len(flips), "removals_noisy": noisy,
            "removals_clean": clean, "ratio": noisy / clean,
            "auc_flip_count": roc_auc(ex["is_noisy"].to_numpy(), -ex["removals"].to_numpy()),
-           "auc_learning_time": roc_auc(ex["is_noisy"].to_numpy(), scores["learning_time"].to_numpy()),
+           "auc_learning_time": roc_auc(ex["is_noisy"].to_numpy(), scores["learning time"].to_numpy()),
            "post_removal_noisy": ex.loc[ex.is_noisy & ~ex.censored, "accuracy_train"].mean(),
            "post_removal_clean": ex.loc[~ex.is_noisy & ~ex.censored, "accuracy_train"].mean(),
            "censored": int(ex["censored"].sum()),
@@ -102,7 +102,7 @@ def main():
     use(Compute("fp32", False, True))
     cfg = FlipConfig(**flip_settings(config, 0))
     run = args.folder / "results/runs/fashion_mnist/resnet9/noise0.1/seed0"
-    model = model_from_checkpoint((run / "checkpoints.txt").read_text().split()[-1], torch.device("cpu"))
+    model = model_from_checkpoint(args.folder / (run / "checkpoints.txt").read_text().split()[-1], torch.device("cpu"))
     table = pd.read_parquet(args.folder / "results/data/fashion_mnist/noise0.1.parquet")
     source = DataSource(**{**data_source(config), "root": "data", "cache": None})
     data = training_set(table, source.load("fashion_mnist", train=True), "is_noisy")
@@ -114,12 +114,16 @@ def main():
     for kind in args.sets:
         for p in model.parameters():  # the parameter search differentiates the weights, the others the masks
             p.requires_grad_(kind == "parameters")
-        start = time.process_time()
-        flips = flip(kind, model, examples, data, cfg, eval_index)
-        seconds = (time.process_time() - start) / len(examples)
-        flips = flips.merge(chosen[["index", "is_noisy"]], on="index").assign(**RUN)
+        saved = args.folder / f"flips_{kind}_{per_group}.parquet"  # a rerun summarizes what was flipped before
+        if saved.exists():
+            flips, seconds = pd.read_parquet(saved), float("nan")
+        else:
+            start = time.process_time()
+            flips = flip(kind, model, examples, data, cfg, eval_index)
+            seconds = (time.process_time() - start) / len(examples)
+            flips = flips.merge(chosen[["index", "is_noisy"]], on="index").assign(**RUN)
+            flips.to_parquet(saved)
         OUT.mkdir(parents=True, exist_ok=True)
-        flips.to_parquet(args.folder / f"flips_{kind}.parquet")
         rows.append(summary(args.folder, kind, flips, seconds))
         print(pd.DataFrame(rows[-1:]).T.to_string(), flush=True)
     csv = OUT / "candidates.csv"
