@@ -63,15 +63,22 @@ def retraining(best: float, layers_restored: int) -> pd.DataFrame:
     return frame(rows, seeds=(0,))
 
 
-def flipping(noisy_removals: float, noisy_accuracy: float, seeds=SEEDS) -> pd.DataFrame:
-    """30 noisy and 30 clean examples flipped on every seed (clean: 12 removals + 0..2)."""
+SPREAD = tuple(f"layer{k}" for k in range(1, 6))  # the removals of an example cycle through these
+
+
+def flipping(noisy_removals: float, noisy_accuracy: float, seeds=SEEDS, noisy_layers=SPREAD) -> pd.DataFrame:
+    """30 noisy and 30 clean examples flipped on every seed (clean: 12 removals + 0..2); the
+    k-th removal of example i in layer (i + k) of SPREAD (noisy: of noisy_layers)."""
     rng = np.random.default_rng(0)
     rows = []
     for seed in seeds:
         for i in range(60):
             noisy = i % 2 == 0
+            removals = (noisy_removals if noisy else 12) + int(rng.integers(0, 3))
+            layers = noisy_layers if noisy else SPREAD
             rows.append({**RUN, "seed": seed, "index": i, "is_noisy": noisy, "initially_correct": True,
-                         "censored": False, "removals": (noisy_removals if noisy else 12) + int(rng.integers(0, 3)),
+                         "censored": False, "removals": removals,
+                         "removed_layers": [layers[(i + k) % len(layers)] for k in range(removals)],
                          "accuracy_train": (noisy_accuracy if noisy else 0.8) + rng.normal(0, 0.01)})
     return pd.DataFrame(rows)
 
@@ -131,6 +138,7 @@ BAD = {
     "retraining restores": {"retraining": retraining(1.0, 4)},
     "fewer units": {"flipping": flipping(11, 0.9)},
     "post-removal accuracy": {"flipping": flipping(3, 0.7)},
+    "critical neurons scattered": {"flipping": flipping(3, 0.9, noisy_layers=("layer8", "layer9"))},
     "flip count detects": {"detection_scores": scores(False)},
     "tied dropout": {"tab1": tab1(40, 92)},
     "baselines memorize": {"tab3": tab3(20)},
@@ -298,6 +306,22 @@ def test_every_claim_on_empty_tables_says_why(claim):
 
 
 # -- pieces -------------------------------------------------------------------------------
+
+
+def test_layers_scattered_counts_each_removal_in_its_layer():
+    from memloc.report.example_criteria import layer_shares, layers_holding, removal_layer_examples
+
+    flips = flipping(3, 0.9, seeds=(0,), noisy_layers=("layer8", "layer9", "layer9", "layer9"))
+    examples = removal_layer_examples({"flipping": flips}, SETTING)
+    noisy = layer_shares(examples, True)
+    expected = flips[flips.is_noisy].explode("removed_layers")["removed_layers"].value_counts(normalize=True)
+    pd.testing.assert_series_equal(noisy[noisy > 0].sort_index(), expected.sort_index(), check_names=False)
+    assert noisy["layer9"] > 0.65 and layers_holding(noisy) == 2
+    assert layers_holding(layer_shares(examples, False)) == 4  # 5 equal layers: 4 hold 80%
+    got = claims({**good_tables(), "flipping": flipping(3, 0.9, noisy_layers=("layer8", "layer9", "layer9", "layer9"))})
+    assert got.loc["critical neurons scattered", "verdict"] == "fails"
+    assert "layer9" in got.loc["critical neurons scattered", "ours"]
+
 
 
 def test_conclude_needs_every_part_to_agree():

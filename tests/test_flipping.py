@@ -367,3 +367,31 @@ def test_example_selection_is_seeded_and_balanced(trained):
     rows = accuracy_rows(200, 50, seed=0)
     assert len(rows) == 50 and rows.unique().numel() == 50 and torch.equal(rows, rows.sort().values)
     assert torch.equal(accuracy_rows(200, None, seed=0), torch.arange(200))
+
+
+def test_parameter_candidates_score_weight_times_gradient_and_flip(trained):
+    """The authors' candidate set (memloc.flipping.parameters): one candidate per conv filter
+    and per element of every other parameter, scored -w * dJ/dw (summed over a filter); the
+    search zeroes until F̄ leaves the label, on its own copy of the model."""
+    from memloc.flipping.parameters import first_order_rise, flip_parameters_until_misclassified, parameter_candidates
+
+    table, data, model = trained
+    net = copy.deepcopy(model)
+    for p in net.parameters():
+        p.requires_grad_(True)
+    cands = parameter_candidates(net)
+    assert sum(cands.sizes()) == sum(p.shape[0] if p.ndim == 4 else p.numel() for p in net.parameters())
+    assert set(cands.layers) == {f"layer{i}" for i in range(1, 10)}
+    x = prepare_batch(data.images[:4], CPU)
+    F.cross_entropy(net(x), data.labels[:4]).backward()
+    score = first_order_rise(cands)
+    first = next(p for p in net.parameters())  # the first conv's weight [out, in, k, k]
+    assert first.ndim == 4
+    torch.testing.assert_close(score[: first.shape[0]], -(first * first.grad).sum((1, 2, 3)))
+    before = [p.detach().clone() for p in model.parameters()]
+    for i in select_examples(table, 2, seed=1)["index"].tolist():
+        r = flip_parameters_until_misclassified(net, i, data, CFG, CPU, torch.arange(len(data.labels)))
+        assert r.removals == len(r.removed_layers) == len(r.removed_units)
+        assert r.censored or r.flipped_to != int(data.labels[i])
+        assert 0.0 <= r.accuracy_train <= 1.0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the search edits a copy

@@ -185,18 +185,23 @@ def make_result(
 # -- the reference: one example at a time ----------------------------------------------
 
 
+EVAL_BATCH = 512  # rows per pass of the post-removal accuracy (memory only)
+
+
 def flip_until_misclassified(model: nn.Module, index: int, data: TrainingSet, cfg: FlipConfig, device: torch.device,
-                             eval_index: torch.Tensor | None = None, eval_batch: int = 512) -> FlipResult:
+                             eval_index: torch.Tensor | None = None, units: list[Unit] | None = None) -> FlipResult:
     """Flip training example `index` of `data` (images uint8 [N, ...], labels [N], group [N] =
     is noisy) on `model` (put in eval mode): the plain per-example loop.
 
     Each step evaluates F̄ on the example (its prediction decides whether the search
     stops, its loss is J's first term) and on the step's population batch.  Accuracy after
     the removals is measured on the clean inputs of the training rows `eval_index`
-    (default: all of them), leaving the example itself out."""
+    (default: all of them), leaving the example itself out.  `units`: the candidates
+    (default: memloc.flipping.units.candidate_units; a prefix of that list, e.g. without the
+    classifier's weights, keeps the flat numbering)."""
     images, labels, group = data.images, data.labels, data.group
     model.eval()
-    units = candidate_units(model)
+    units = candidate_units(model) if units is None else units
     dtype = next(model.parameters()).dtype
     masks = full_masks(units, 1, device, dtype)
     x = prepare_batch(images[index : index + 1], device).to(dtype)
@@ -222,8 +227,8 @@ def flip_until_misclassified(model: nn.Module, index: int, data: TrainingSet, cf
         removed.append(best)
     eval_index = torch.arange(len(labels)) if eval_index is None else eval_index
     correct = []
-    for s in range(0, len(eval_index), eval_batch):
-        rows = eval_index[s : s + eval_batch]
+    for s in range(0, len(eval_index), EVAL_BATCH):
+        rows = eval_index[s : s + EVAL_BATCH]
         ex = prepare_batch(images[rows], device).to(dtype)
         correct.append(masked_predictions(model, units, masks, ex, len(rows)).cpu() == labels[rows])
     correct = torch.cat(correct)

@@ -36,6 +36,7 @@ from memloc.report.example_criteria import (
     fewer_units,
     flip_count_detects,
     higher_post_removal_accuracy,
+    layers_scattered,
     tied_dropout_removes,
 )
 from memloc.report.verdicts import (
@@ -94,6 +95,10 @@ CLAIMS: list[Claim] = [
     Claim("post-removal accuracy", "training accuracy after the removal is higher for noisy examples: +10 points "
           "(Sec. 6.1, Fig. 5b)", "per-example mean post-removal training accuracy noisy > clean, one-sided "
           "Mann-Whitney p < 0.05", higher_post_removal_accuracy, ("flipping",)),
+    Claim("critical neurons scattered", "the critical neurons of clean and noisy examples are scattered over "
+          "multiple layers, in a similar way for both (Sec. 6.1, Fig. 5c)", "the fewest layers holding 80% of the "
+          "removals >= 3 for noisy and for clean examples; total variation distance of their layer distributions "
+          "<= 0.25 (examples flipped within the cap)", layers_scattered, ("flipping",)),
     Claim("flip count detects", "the flip count detects mislabeled examples about as well as learning time: AUC "
           "0.89 vs 0.87 (Sec. 6.1)", "ROC AUC of flip count on the flipped examples >= 0.75 and >= learning "
           "time's - 0.05", flip_count_detects, ("detection_scores",)),

@@ -87,6 +87,59 @@ def _post_removal_accuracy(examples: pd.DataFrame, s: Setting) -> Verdict:
 
 
 fewer_units = ByExample(initially_correct_examples, _fewer_units)
+
+# Fig. 5c: the layers of the removed units.  "Scattered over multiple layers" = no two layers
+# hold SPREAD_SHARE of a group's removals; "similar for both" = total variation distance of the
+# two groups' layer distributions at most SIMILAR_TV.
+SPREAD_SHARE, SPREAD_LAYERS, SIMILAR_TV = 0.8, 3, 0.25
+LAYER_PREFIX = "removals_in_"
+
+
+def removal_layer_examples(t: dict, s: Setting) -> pd.DataFrame:
+    """One row per example flipped within the cap (predicted as labelled before any
+    removal): is_noisy and, per layer, how many of its removals (summed over the seeds)
+    fell in that layer (columns LAYER_PREFIX + layer)."""
+    f = primary(t["flipping"], s)
+    f = f[f["initially_correct"] & ~f["censored"]][["index", "is_noisy", "removed_layers"]]
+    long = f.explode("removed_layers").dropna(subset=["removed_layers"])
+    if long.empty:
+        raise Undecided("no example flipped within the cap")
+    counts = pd.crosstab(long["index"], long["removed_layers"]).add_prefix(LAYER_PREFIX)
+    is_noisy = f.groupby("index")["is_noisy"].first()
+    return counts.join(is_noisy).reset_index()
+
+
+def layer_shares(examples: pd.DataFrame, noisy: bool) -> pd.Series:
+    """The share of a group's removals in each layer (the LAYER_PREFIX columns)."""
+    cols = [c for c in examples.columns if c.startswith(LAYER_PREFIX)]
+    counts = examples.loc[examples["is_noisy"].to_numpy(dtype=bool) == noisy, cols].sum()
+    counts.index = [c[len(LAYER_PREFIX):] for c in cols]
+    return counts / counts.sum() if counts.sum() else counts * np.nan
+
+
+def layers_holding(shares: pd.Series, share: float = SPREAD_SHARE) -> int:
+    """The fewest layers that together hold `share` of the removals."""
+    return int((shares.sort_values(ascending=False).cumsum() < share - 1e-12).sum() + 1)
+
+
+def _layers_scattered(examples: pd.DataFrame, s: Setting) -> Verdict:
+    clean_name, noisy_name = s.groups
+    noisy, clean = layer_shares(examples, True), layer_shares(examples, False)
+    if noisy.isna().all() or clean.isna().all():
+        raise Undecided("a group has no example flipped within the cap")
+    tv = float(0.5 * (noisy - clean).abs().sum())
+    top = {name: ", ".join(f"{k} {v:.0%}" for k, v in sh.nlargest(2).items())
+           for name, sh in ((noisy_name, noisy), (clean_name, clean))}
+    ours = (f"{SPREAD_SHARE:.0%} of the removals in {layers_holding(noisy)} layers ({noisy_name}: {top[noisy_name]}) "
+            f"and {layers_holding(clean)} ({clean_name}: {top[clean_name]}); total variation {tv:.2f}")
+    return judged(ours, Condition(f"layers holding {SPREAD_SHARE:.0%} of noisy removals", layers_holding(noisy),
+                                  SPREAD_LAYERS),
+                  Condition(f"layers holding {SPREAD_SHARE:.0%} of clean removals", layers_holding(clean),
+                            SPREAD_LAYERS),
+                  Condition("total variation noisy vs clean", tv, SIMILAR_TV, at_least=False))
+
+
+layers_scattered = ByExample(removal_layer_examples, _layers_scattered)
 higher_post_removal_accuracy = ByExample(initially_correct_examples, _post_removal_accuracy)
 
 

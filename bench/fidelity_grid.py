@@ -1,0 +1,127 @@
+"""Which scale brings out the neuron-level claims?  Targeted runs of the default config
+(Fashion-MNIST, ResNet-9, 10% noise, seed 0) at other training-set sizes, widths and epochs:
+training, neuron flipping + detection (fig05, auc), the tab1 example-tied dropout run, and a
+two-model hold-out (complementary halves, noise-free labels) that says which clean training
+examples a model that never saw them gets wrong ("clean but not generalized").
+
+    python3 bench/fidelity_grid.py run [SETTING ...]   # snakemake per setting, in runs/fidelity/<setting>/
+    python3 bench/fidelity_grid.py summarize           # docs/fidelity/grid.{csv,md} + grid.png
+
+Each setting is a folder with its merged config.yaml; the run is the real workflow (this
+checkout's Snakefile, `--directory` the setting's folder), restricted to the tables below, so
+a rerun resumes and an unchanged setting is not recomputed.  Claims are judged with the
+claims table's own criteria (memloc.report.claims) on the tables the setting produced.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = Path(os.environ.get("MEMLOC_FIDELITY_RUNS", ROOT / "runs" / "fidelity"))
+OUT = ROOT / "docs" / "fidelity"
+
+# name -> overlay of config.yaml (train.epochs applies to the tied dropout run too)
+SETTINGS = {
+    "n2000_w0.25_e20": {},
+    "n5000_w0.25_e20": {"train_subset": 5000},
+    "n10000_w0.25_e20": {"train_subset": 10000},
+    "n2000_w0.5_e20": {"model_settings": {"resnet9": {"width": 0.5}}},
+    "n10000_w0.5_e20": {"train_subset": 10000, "model_settings": {"resnet9": {"width": 0.5}}},
+    "n2000_w0.25_e40": {"train": {"epochs": 40, "peak_epoch": 12}},
+}
+# What every setting runs: one seed, one noise rate, the tab1 dropout cell, two hold-out halves.
+COMMON = {
+    "noise_rates": [0.1], "seeds": [0],
+    "flipping": {"seeds": [0], "accuracy_examples": 2000},
+    "dropout": {"grid": {"p_gen": [0.4], "p_mem": [0.2]}},
+    "figures": {"fig11": {"noise_rates": [0.1], "seeds": [0]}},
+    "atypical": {"holdout": {"models": 2, "fraction": 0.5, "seed": 0}},
+}
+TABLES = ["flipping", "detection_scores", "tab1", "tab3", "metrics"]
+TARGETS = [f"results/tables/{t}.parquet" for t in TABLES] + [
+    f"results/cscores/fashion_mnist/holdout{k}.parquet" for k in range(2)]
+
+
+def merged(base: dict, overlay: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in overlay.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def run(names: list[str]) -> None:
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for name in names or list(SETTINGS):
+        folder = RUNS / name
+        folder.mkdir(parents=True, exist_ok=True)
+        config = merged(merged(base, COMMON), SETTINGS[name])
+        (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder), "--cores", "2",
+               "--rerun-incomplete", *TARGETS]
+        print(name, " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+
+
+def clean_heldout_error(folder: Path) -> float:
+    """Share of the clean training examples (of the noisy set) that the hold-out model not
+    trained on them misclassifies."""
+    parts = pd.concat([pd.read_parquet(p) for p in sorted(folder.glob("results/cscores/*/holdout*.parquet"))])
+    data = pd.read_parquet(folder / "results/data/fashion_mnist/noise0.1.parquet")
+    held = parts[~parts["in_subset"]].groupby("index")["correct"].mean()
+    clean = data.loc[~data["is_noisy"], "index"]
+    return float(1.0 - held.reindex(clean).mean())
+
+
+def summarize() -> pd.DataFrame:
+    from memloc.report.claims import CLAIMS, evaluate_claim
+    from memloc.report.criteria import Setting
+    from memloc.report.example_criteria import flipped_scores, initially_correct_examples, roc_auc
+
+    rows = []
+    for name in SETTINGS:
+        folder = RUNS / name
+        if not (folder / "results/tables/tab1.parquet").exists():
+            continue
+        t = {n: pd.read_parquet(folder / f"results/tables/{n}.parquet") for n in TABLES}
+        s = Setting("fashion_mnist", "resnet9", 0.1, (6, 8), ("clean", "noisy"))
+        ex = initially_correct_examples(t, s)
+        sc = flipped_scores(t, s)
+        noisy, clean = ex.loc[ex.is_noisy, "removals"].mean(), ex.loc[~ex.is_noisy, "removals"].mean()
+        tab1 = t["tab1"]
+        row = {"setting": name, "removals_noisy": noisy, "removals_clean": clean, "ratio": noisy / clean,
+               "auc_flip_count": roc_auc(sc.is_noisy.to_numpy(), sc.flip.to_numpy()),
+               "auc_learning_time": roc_auc(sc.is_noisy.to_numpy(), sc.learning.to_numpy()),
+               "clean_heldout_error": clean_heldout_error(folder)}
+        for _, r in tab1.iterrows():
+            row[f"tied_{r['subset']}_{r['when']}"] = r["accuracy"]
+        for _, r in t["tab3"][t["tab3"]["method"] != "example_tied"].iterrows():
+            row[f"{r['method']}_{r['subset']}"] = r["accuracy"]
+        for claim in CLAIMS:
+            if set(claim.needs) <= set(t):
+                row[claim.name] = evaluate_claim(claim, t, s, 1000)["verdict"]
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    OUT.mkdir(parents=True, exist_ok=True)
+    df.to_csv(OUT / "grid.csv", index=False)
+    (OUT / "grid.md").write_text(df.to_markdown(index=False, floatfmt=".3g"))
+    print(df.to_string())
+    return df
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["run"]:
+        run(sys.argv[2:])
+    elif sys.argv[1:2] == ["summarize"]:
+        summarize()
+    else:
+        sys.exit(__doc__)
+    _ = np  # numpy kept for interactive use
