@@ -4,7 +4,7 @@ training, neuron flipping + detection (fig05, auc), the tab1 example-tied dropou
 two-model hold-out (complementary halves, noise-free labels) that says which clean training
 examples a model that never saw them gets wrong ("clean but not generalized").
 
-    python3 bench/fidelity_grid.py run [SETTING ...]   # snakemake per setting, in runs/fidelity/<setting>/
+    python3 bench/fidelity_grid.py run [SETTING ...]   # snakemake per setting, in results/fidelity/<setting>/
     python3 bench/fidelity_grid.py summarize           # docs/fidelity/grid.{csv,md} + grid.png
 
 Each setting is a folder with its merged config.yaml; the run is the real workflow (this
@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = Path(os.environ.get("MEMLOC_FIDELITY_RUNS", ROOT / "runs" / "fidelity"))
+RUNS = Path(os.environ.get("MEMLOC_FIDELITY_RUNS", ROOT / "results" / "fidelity"))
 OUT = ROOT / "docs" / "fidelity"
 
 # name -> overlay of config.yaml (train.epochs applies to the tied dropout run too)

@@ -14,7 +14,7 @@ and their ratio, the flip count's AUC beside learning time's (same examples), po
 accuracy, the layers holding 80% of each group's removals, the total variation between the
 groups' layer distributions, and the verdicts of the claims table's flipping claims.
 
-    python3 bench/flip_candidates.py runs/fidelity/n2000_w0.25_e20 [--per-group 100] [--sets ...]
+    python3 bench/flip_candidates.py results/fidelity/n2000_w0.25_e20 [--per-group 100] [--sets ...]
 
 The folder is a setting of bench/fidelity_grid.py (its config.yaml and results/); the
 summary is appended to docs/fidelity/candidates.csv (one row per folder and set, replaced on
