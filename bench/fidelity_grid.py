@@ -112,9 +112,33 @@ def summarize() -> pd.DataFrame:
     df = pd.DataFrame(rows)
     OUT.mkdir(parents=True, exist_ok=True)
     df.to_csv(OUT / "grid.csv", index=False)
-    (OUT / "grid.md").write_text(df.to_markdown(index=False, floatfmt=".3g"))
+    (OUT / "grid.md").write_text(df.to_markdown(index=False, floatfmt=".3g") + "\n")
+    plot(df)
     print(df.to_string())
     return df
+
+
+def plot(df: pd.DataFrame) -> None:
+    """docs/fidelity/grid.png: each failing neuron-level statistic per setting, with the
+    criterion's threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("ratio", "removals noisy / clean (claim: <= 0.5)", 0.5),
+              ("auc_flip_count", "AUC of the flip count (claim: >= 0.75)", 0.75),
+              ("tied_clean_after", "tied dropout: clean % after dropping (claim: loses <= 15 of ~100)", 85),
+              ("clean_heldout_error", "clean examples a held-out model gets wrong", None)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
+    for ax, (col, title, threshold) in zip(axes, panels):
+        ax.bar(range(len(df)), df[col], color="tab:blue")
+        ax.set_xticks(range(len(df)), df["setting"], rotation=60, ha="right", fontsize=7)
+        ax.set_title(title, fontsize=8)
+        if threshold is not None:
+            ax.axhline(threshold, color="black", ls="--", lw=1)
+    fig.tight_layout()
+    fig.savefig(OUT / "grid.png", dpi=110)
 
 
 if __name__ == "__main__":
