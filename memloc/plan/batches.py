@@ -76,7 +76,8 @@ def planned_runs(config: dict, rule: str) -> list[dict]:
     for experiment in ("rewinding", "retraining"):
         runs += table_runs(config, experiment)
     if config["atypical"]["datasets"]:
-        runs += atypical_runs(config) + table_runs(config, "atypical_rewinding") + table_runs(config, "atypical_retraining")
+        runs += atypical_runs(config) + table_runs(config, "atypical_rewinding")
+        runs += table_runs(config, "atypical_retraining")
     return unique_runs([{k: r.get(k) for k in ("dataset", "model", "noise", "seed", "variant")} for r in runs])
 
 

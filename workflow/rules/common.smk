@@ -17,7 +17,8 @@ from memloc.plan.compute import compute_settings
 
 def job_runtime(rule_name, runs=1):
     """A job's wall-clock limit in minutes (memloc.plan.resources.minutes: from the model,
-    dataset, epochs and example counts, x the runs of a batch job); a retried job gets more."""
+    dataset, epochs and example counts, x the runs of a batch job); a retried job gets more.
+    """
     return lambda wildcards, attempt: job_resources.minutes(
         rule_name, config, {**dict(wildcards.items()), "runs": runs}, attempt
     )
@@ -39,7 +40,9 @@ def batch_compute(rule_name, seeds):
 
 def batch_wildcards(seeds):
     """The wildcards of each run of a batch job: its own, with each of `seeds`."""
-    return lambda wildcards: [{**dict(wildcards.items()), "seed": str(s)} for s in seeds]
+    return lambda wildcards: [
+        {**dict(wildcards.items()), "seed": str(s)} for s in seeds
+    ]
 
 
 def all_outputs():

@@ -99,7 +99,9 @@ for batch in batches_plan.batch_rules(config, "rewind_layers"):
             batch.name
         input:
             data=paths.VARIANT_TABLE,
-            checkpoints=[RUN.replace("{seed}", str(s)) + "/checkpoints.txt" for s in batch.seeds],
+            checkpoints=[
+                RUN.replace("{seed}", str(s)) + "/checkpoints.txt" for s in batch.seeds
+            ],
             fetched=paths.DATASET_INFO,
             splits=paths.DATASET_SPLITS,
         output:
@@ -137,7 +139,9 @@ for batch in batches_plan.batch_rules(config, "retrain_layer"):
             batch.name
         input:
             data=paths.VARIANT_TABLE,
-            checkpoints=[RUN.replace("{seed}", str(s)) + "/checkpoints.txt" for s in batch.seeds],
+            checkpoints=[
+                RUN.replace("{seed}", str(s)) + "/checkpoints.txt" for s in batch.seeds
+            ],
             fetched=paths.DATASET_INFO,
             splits=paths.DATASET_SPLITS,
         output:
