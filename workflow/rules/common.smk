@@ -131,3 +131,8 @@ def batch_second_split_settings(seeds):
     return lambda wildcards: [
         flipping_plan.second_split_settings(config, s).first for s in seeds
     ]
+
+
+def seed_paths(run_dir, seeds, file):
+    """{run_dir of seed s}/{file} of each of `seeds` (a batch job's inputs or outputs)."""
+    return [f"{run_dir.replace('{seed}', str(s))}/{file}" for s in seeds]

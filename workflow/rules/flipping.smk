@@ -129,10 +129,7 @@ for batch in batches_plan.batch_rules(config, "second_split"):
             fetched=paths.DATASET_INFO,
             splits=paths.DATASET_SPLITS,
         output:
-            [
-                DETECTION.replace("{seed}", str(s)) + "/second_split.parquet"
-                for s in batch.seeds
-            ],
+            seed_paths(DETECTION, batch.seeds, "second_split.parquet"),
         log:
             f"logs/{batch.name}/{{dataset}}_{{model}}_noise{{noise}}.log",
         benchmark:

@@ -99,13 +99,11 @@ for batch in batches_plan.batch_rules(config, "rewind_layers"):
             batch.name
         input:
             data=paths.VARIANT_TABLE,
-            checkpoints=[
-                RUN.replace("{seed}", str(s)) + "/checkpoints.txt" for s in batch.seeds
-            ],
+            checkpoints=seed_paths(RUN, batch.seeds, "checkpoints.txt"),
             fetched=paths.DATASET_INFO,
             splits=paths.DATASET_SPLITS,
         output:
-            [RUN.replace("{seed}", str(s)) + "/rewinding.parquet" for s in batch.seeds],
+            seed_paths(RUN, batch.seeds, "rewinding.parquet"),
         log:
             f"logs/{batch.name}/{{dataset}}_{{model}}_{{variant}}.log",
         benchmark:
@@ -139,13 +137,11 @@ for batch in batches_plan.batch_rules(config, "retrain_layer"):
             batch.name
         input:
             data=paths.VARIANT_TABLE,
-            checkpoints=[
-                RUN.replace("{seed}", str(s)) + "/checkpoints.txt" for s in batch.seeds
-            ],
+            checkpoints=seed_paths(RUN, batch.seeds, "checkpoints.txt"),
             fetched=paths.DATASET_INFO,
             splits=paths.DATASET_SPLITS,
         output:
-            [RUN.replace("{seed}", str(s)) + "/retraining.parquet" for s in batch.seeds],
+            seed_paths(RUN, batch.seeds, "retraining.parquet"),
         log:
             f"logs/{batch.name}/{{dataset}}_{{model}}_{{variant}}.log",
         benchmark:
