@@ -38,9 +38,11 @@ import torch
 from settings import model_config
 from torch.utils.flop_counter import FlopCounterMode
 
+from memloc.atlas.plan import atlas_run
 from memloc.config import load_config
 from memloc.core.models.build import ModelConfig, build_model
 from memloc.plan import resources
+from memloc.plan.batches import run_rule
 from memloc.runs.plan import data_source, model_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,17 +78,20 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], tflops: float, startup_
     rows: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])  # jobs, PFLOP, work h, requested h
     vit_rewind_h = 0.0
     for rule, wc in jobs:
+        rule, runs = run_rule(rule)  # a batch job (runs_per_job): its one-run rule and runs
         if rule not in resources.GPU_RULES:
             continue
+        if rule == "atlas_neighbours":  # no wildcards: the rule sizes itself by the atlas's run
+            wc = atlas_run(config)
         key = (resources.job_model(rule, config, wc), resources.job_dataset(config, wc))
         if key not in flops:
             flops[key] = forward_flops(config, *key)
-        pflop = resources.forward_passes(rule, config, wc) * flops[key] / 1e15
+        pflop = runs * resources.forward_passes(rule, config, wc) * flops[key] / 1e15
         row = rows[rule]
         row[0] += 1
         row[1] += pflop
         row[2] += pflop * 1e15 / (tflops * 1e12) / 3600
-        row[3] += resources.minutes(rule, {**config, "device": "cuda"}, wc) / 60
+        row[3] += resources.minutes(rule, {**config, "device": "cuda"}, {**wc, "runs": runs}) / 60
         if rule == "rewind_layers" and key[0] == "vit_small":
             vit_rewind_h += pflop * 1e15 / (tflops * 1e12) / 3600  # as much again without the stage split
     n_jobs = sum(r[0] for r in rows.values())

@@ -22,6 +22,7 @@ import yte
 
 from memloc.config import load_config
 from memloc.plan import resources
+from memloc.plan.batches import run_rule
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper.yaml"
@@ -93,11 +94,16 @@ EXPECTED = {
 }
 
 
-def job_counts(output: str) -> dict[str, int]:
-    """Snakemake's 'Job stats' table of a dry run -> {rule: jobs}."""
+def job_counts(output: str, runs: bool = False) -> dict[str, int]:
+    """Snakemake's 'Job stats' table of a dry run -> {rule: jobs}; runs=True: {one-run rule:
+    runs}, a batch rule's jobs (runs_per_job: train_seeds_0_1_2) counted as their runs."""
     table = output.split("Job stats:", 1)[1]
     rows = re.findall(r"^(\w+)\s+(\d+)$", table.split("total", 1)[0], flags=re.M)
-    return {rule: int(n) for rule, n in rows}
+    counts: dict[str, int] = {}
+    for name, n in rows:
+        rule, k = run_rule(name) if runs else (name, 1)
+        counts[rule] = counts.get(rule, 0) + k * int(n)
+    return counts
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +128,7 @@ def test_preset_is_the_papers_scale():
 
 
 def test_dry_run_has_the_papers_job_counts(dry_run):
-    counts = job_counts(dry_run)
+    counts = job_counts(dry_run, runs=True)  # runs: a batch job (runs_per_job) counts as its runs
     assert counts == EXPECTED, {k: (counts.get(k), EXPECTED.get(k)) for k in counts.keys() | EXPECTED.keys()
                                 if counts.get(k) != EXPECTED.get(k)}
 
@@ -141,7 +147,8 @@ def test_dry_run_targets_full_scale_artefacts(dry_run):
 # ---- the jobs, through the SLURM profile (how the preset is meant to run) -----------------
 
 class Job(NamedTuple):
-    rule: str
+    rule: str  # a batch job's (runs_per_job: train_seeds_0_1_2) one-run rule (train)
+    runs: int  # the runs it makes (a batch job: several)
     jobid: str
     group: str | None  # the group job it is packed into, if any
     wildcards: dict
@@ -165,7 +172,8 @@ def parse_dry_run(output: str) -> list[Job]:
         if m := re.match(r"^(\s*)(?:local)?(?:rule|checkpoint) (\w+):$", line):
             if not m.group(1):
                 group = None
-            job = {"rule": m.group(2), "group": group, "jobid": "", "wildcards": {}, "resources": {},
+            rule, runs = run_rule(m.group(2))
+            job = {"rule": rule, "runs": runs, "group": group, "jobid": "", "wildcards": {}, "resources": {},
                    "input": [], "output": []}
             jobs.append(job)
             continue
@@ -246,8 +254,27 @@ def test_every_gpu_job_gets_a_gpu_and_no_submission_asks_for_more_than_8h(paper_
         runtime = sum(int(j.resources["runtime"]) for j in members)
         assert runtime <= MAX_MINUTES, [(j.rule, j.wildcards) for j in members]
         # a retried group (attempt 2: twice the time) fits as well
-        assert sum(resources.minutes(j.rule, config, j.wildcards, attempt=2) for j in members) <= MAX_MINUTES
+        assert sum(resources.minutes(j.rule, config, {**j.wildcards, "runs": j.runs}, attempt=2)
+                   for j in members) <= MAX_MINUTES
         assert len({j.rule for j in members}) == 1 and members[0].rule in resources.GPU_RULES
+
+
+def test_small_runs_share_a_job_and_every_gpu_process_has_work(paper_dry_run):
+    """runs_per_job: null packs the runs of a setting whose work is under 20 GPU minutes into
+    jobs of about 20 minutes or more (memloc.plan.batches), so that start-up (1 minute a
+    process) is at most 5% of the estimate; the ViT's long runs stay one per job."""
+    jobs, _, _ = paper_dry_run
+    config = {**load_config(PAPER), "device": "cuda"}
+    gpu = [j for j in jobs if j.rule in ("train", "rewind_layers", "retrain_layer", "second_split")]
+    work = [resources.work_minutes(j.rule, config, {**j.wildcards, "runs": j.runs}) for j in gpu]
+    assert sum(j.runs > 1 for j in gpu) == 58 and len(gpu) == 131  # of 123 + 87 + 33 + 30 runs
+    # a batch job has >= 20 minutes of work, or all 3 seeds of a setting with less in all
+    assert all(w >= 20 or j.runs == SEEDS for w, j in zip(work, gpu) if j.runs > 1)
+    assert all(j.runs == 1 for j in gpu if j.wildcards.get("model") == "vit_small")
+    gpu_processes = sum(j.rule in resources.GPU_RULES for j in jobs)
+    total = sum(resources.work_minutes(j.rule, config, {**j.wildcards, "runs": j.runs} if j.wildcards else
+                                       {"dataset": "cifar10"}) for j in jobs if j.rule in resources.GPU_RULES)
+    assert gpu_processes == 180 and gpu_processes / (gpu_processes + total) <= 0.05
 
 
 def test_tables_figures_and_collect_jobs_run_locally(paper_dry_run):

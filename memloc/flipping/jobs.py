@@ -114,6 +114,15 @@ def second_split_forgetting(inputs: RunInputs, out: str | os.PathLike, model: di
     return df
 
 
+def second_split_runs(inputs: RunInputs, runs: list[tuple[str, dict]], model: dict, second: dict, split: dict,
+                      device) -> None:
+    """Several seeds of one setting in one process (config key runs_per_job): runs = [(out,
+    TrainConfig fields of split A)], each as second_split_forgetting does (resuming from its
+    first_split/ checkpoints)."""
+    for out, first in runs:
+        second_split_forgetting(inputs, out, model, first, second, split, device)
+
+
 def write_auc(flipping: str, runs: dict[int, dict[str, str]], data_table: str, outputs: dict[str, str]) -> pd.DataFrame:
     """The per-example scores (outputs["scores"]) and the auc table (outputs["parquet"]).
 

@@ -49,8 +49,8 @@ def checkpoint_index(paths: list[Path]) -> tuple[dict[int, Path], list[dict], li
     return by_epoch, curve, list(ckpt["config"]["train"]["group_names"])
 
 
-def rewind_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.PathLike, epochs: list[int] | None,
-               batch_size: int, device: torch.device) -> pd.DataFrame:
+def _rewind_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.PathLike, epochs: list[int] | None,
+                batch_size: int, device: torch.device) -> pd.DataFrame:
     """Rewind every layer of a run to every epoch of `epochs` (None: every checkpoint).
 
     Writes rows (layer_index, layer, epoch, subset, accuracy): subsets are the two group
@@ -88,12 +88,11 @@ def rewind_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.
     curve = pd.DataFrame(curve).assign(layer_index=-1, layer=ALL_LAYERS)
     table = pd.concat([rewound, curve[rewound.columns]], ignore_index=True)
     write_parquet(table, out)
-    partial.unlink(missing_ok=True)
     return table
 
 
-def retrain_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.PathLike, layers: list[str],
-                settings: dict, recalibrate_bn: bool, device: torch.device) -> pd.DataFrame:
+def _retrain_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.PathLike, layers: list[str],
+                 settings: dict, recalibrate_bn: bool, device: torch.device) -> pd.DataFrame:
     """Retrain each of `layers` of a run, one after another, from its initialization on group
     False (memloc.layers.retraining), each on a fresh copy of the final model.
 
@@ -129,5 +128,45 @@ def retrain_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os
                       ignore_index=True)
     table = table[["layer_index", "layer", *[c for c in table.columns if c not in ("layer_index", "layer")]]]
     write_parquet(table, out)
-    partial.unlink(missing_ok=True)
     return table
+
+
+def rewind_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.PathLike, epochs: list[int] | None,
+               batch_size: int, device: torch.device) -> pd.DataFrame:
+    """_rewind_run's table of one run (see there); its finished layers' rows are dropped once
+    the table is written."""
+    table = _rewind_run(inputs, checkpoints, out, epochs, batch_size, device)
+    partial_path(out).unlink(missing_ok=True)
+    return table
+
+
+def retrain_run(inputs: RunInputs, checkpoints: str | os.PathLike, out: str | os.PathLike, layers: list[str],
+                settings: dict, recalibrate_bn: bool, device: torch.device) -> pd.DataFrame:
+    """_retrain_run's table of one run (see there); its finished layers' rows are dropped once
+    the table is written."""
+    table = _retrain_run(inputs, checkpoints, out, layers, settings, recalibrate_bn, device)
+    partial_path(out).unlink(missing_ok=True)
+    return table
+
+
+def rewind_runs(inputs: RunInputs, runs: list[tuple[str, str]], epochs: list[int] | None, batch_size: int,
+                device: torch.device) -> None:
+    """Several runs of one setting in one process (config key runs_per_job): runs =
+    [(checkpoints manifest, out)], each rewound as rewind_run does.  Every run keeps its
+    finished layers' rows until the last table is written (Snakemake deletes a killed job's
+    tables, so a rerun rebuilds the finished runs' tables from them): a killed job loses at
+    most one layer."""
+    for checkpoints, out in runs:
+        _rewind_run(inputs, checkpoints, out, epochs, batch_size, device)
+    for _, out in runs:
+        partial_path(out).unlink(missing_ok=True)
+
+
+def retrain_runs(inputs: RunInputs, runs: list[tuple[str, str, dict]], layers: list[str], recalibrate_bn: bool,
+                 device: torch.device) -> None:
+    """Several runs of one setting in one process: runs = [(checkpoints manifest, out,
+    settings)], each retrained as retrain_run does; resumable per layer as rewind_runs."""
+    for checkpoints, out, settings in runs:
+        _retrain_run(inputs, checkpoints, out, layers, settings, recalibrate_bn, device)
+    for _, out, _ in runs:
+        partial_path(out).unlink(missing_ok=True)

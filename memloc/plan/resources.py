@@ -228,10 +228,11 @@ def forward_rate(config: dict, model: str, dataset: str, threads: int = 1) -> fl
 
 
 def work_minutes(rule: str, config: dict, wc: dict) -> float:
-    """Estimated minutes of a GPU job's model passes (no margin, no start-up)."""
+    """Estimated minutes of a GPU job's model passes (no margin, no start-up); wc["runs"]: the
+    runs of one setting the job makes one after another (memloc.plan.batches; default 1)."""
     threads = 1 if rule in ("flip_shard", "second_split", "localize_shard") else config["threads"]
     rate = forward_rate(config, job_model(rule, config, wc), job_dataset(config, wc), threads)
-    return forward_passes(rule, config, wc) / rate / 60
+    return int(wc.get("runs", 1)) * forward_passes(rule, config, wc) / rate / 60
 
 
 def minutes(rule: str, config: dict, wc: dict, attempt: int = 1) -> int:

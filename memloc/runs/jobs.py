@@ -59,3 +59,12 @@ def train_model(inputs: RunInputs, model: ModelConfig, settings: dict, outputs: 
     for name, df in run_tables(paths).items():
         write_parquet(df, outputs[name])
     write_text_atomic("".join(f"{p}\n" for p in paths), outputs["checkpoints"])
+
+
+def train_runs(inputs: RunInputs, model: dict, runs: list[tuple[dict, dict[str, str]]], device: torch.device) -> None:
+    """Several runs of one setting in one process (config key runs_per_job), one after another:
+    runs = [(TrainConfig fields, outputs as in train_model)], each trained (resuming from its
+    checkpoints) and written as train_run does, so a killed job loses at most an epoch."""
+    model_cfg = ModelConfig.for_dataset(inputs.dataset, inputs.source, **model)
+    for settings, outputs in runs:
+        train_model(inputs, model_cfg, settings, outputs, device)

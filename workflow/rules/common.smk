@@ -11,15 +11,17 @@ from memloc.layers import plan as layers_plan
 from memloc.localize import plan as localize_plan
 from memloc.report import plan as report_plan
 from memloc.runs import plan as runs_plan
+from memloc.plan import batches as batches_plan
 from memloc.plan import resources as job_resources
 from memloc.plan.compute import compute_settings
 
 
-def job_runtime(rule_name):
+def job_runtime(rule_name, runs=1):
     """A job's wall-clock limit in minutes (memloc.plan.resources.minutes: from the model,
-    dataset, epochs and example counts); a retried job gets more."""
+    dataset, epochs and example counts, x the runs of a batch job); a retried job gets more.
+    """
     return lambda wildcards, attempt: job_resources.minutes(
-        rule_name, config, dict(wildcards.items()), attempt
+        rule_name, config, {**dict(wildcards.items()), "runs": runs}, attempt
     )
 
 
@@ -28,6 +30,20 @@ def job_mem_mb(rule_name):
     return lambda wildcards, attempt: job_resources.mem_mb(
         rule_name, config, dict(wildcards.items()), attempt
     )
+
+
+def batch_compute(rule_name, seeds):
+    """job_compute of a batch job of `rule_name` making the runs of `seeds`."""
+    return lambda wildcards: compute_settings(
+        config, rule_name, {**dict(wildcards.items()), "seeds": list(seeds)}
+    )
+
+
+def batch_wildcards(seeds):
+    """The wildcards of each run of a batch job: its own, with each of `seeds`."""
+    return lambda wildcards: [
+        {**dict(wildcards.items()), "seed": str(s)} for s in seeds
+    ]
 
 
 def all_outputs():
@@ -88,3 +104,37 @@ def gradient_figure(wildcards):
 def gradient_run_files(wildcards):
     """{table}.parquet (gradients or metrics) of every run a gradient figure uses."""
     return runs_plan.gradient_run_files(config, wildcards.table)
+
+
+def batch_outputs(run_dir, seeds, files):
+    """{name}_seed{s}: {run_dir of seed s}/{file} of each file {name: file} and seed: the
+    outputs of a batch job (memloc.plan.batches), the one-run jobs' files."""
+    return {
+        f"{name}_seed{s}": f"{run_dir.replace('{seed}', str(s))}/{file}"
+        for s in seeds
+        for name, file in files.items()
+    }
+
+
+def batch_train_settings(seeds):
+    """TrainConfig fields of each run of a training batch job."""
+    return lambda wildcards: [
+        runs_plan.train_settings(config, wildcards.variant, s) for s in seeds
+    ]
+
+
+def batch_retraining_settings(seeds):
+    """TrainConfig fields (less the groups' names) of each run of a retraining batch job."""
+    return lambda wildcards: [layers_plan.retraining_settings(config, s) for s in seeds]
+
+
+def batch_second_split_settings(seeds):
+    """TrainConfig fields of the split-A training of each run of a second-split batch job."""
+    return lambda wildcards: [
+        flipping_plan.second_split_settings(config, s).first for s in seeds
+    ]
+
+
+def seed_paths(run_dir, seeds, file):
+    """{run_dir of seed s}/{file} of each of `seeds` (a batch job's inputs or outputs)."""
+    return [f"{run_dir.replace('{seed}', str(s))}/{file}" for s in seeds]

@@ -118,6 +118,44 @@ rule second_split:
         "../scripts/second_split.py"
 
 
+# runs_per_job (memloc.plan.batches): several seeds' second splits per job, one after another.
+for batch in batches_plan.batch_rules(config, "second_split"):
+
+    rule:
+        name:
+            batch.name
+        input:
+            data=paths.DATA_TABLE,
+            fetched=paths.DATASET_INFO,
+            splits=paths.DATASET_SPLITS,
+        output:
+            seed_paths(DETECTION, batch.seeds, "second_split.parquet"),
+        log:
+            f"logs/{batch.name}/{{dataset}}_{{model}}_noise{{noise}}.log",
+        benchmark:
+            f"benchmarks/{batch.name}/{{dataset}}_{{model}}_noise{{noise}}.tsv"
+        wildcard_constraints:
+            dataset=batch.dataset_constraint(),
+        conda:
+            "../../environment.yml"
+        threads: 1
+        resources:
+            mem_mb=job_mem_mb("second_split"),
+            runtime=job_runtime("second_split", len(batch.seeds)),
+            gpu=1,
+        params:
+            inputs=run_inputs,
+            model=model_settings,
+            first=batch_second_split_settings(batch.seeds),
+            second=flipping_plan.second_split_settings(config, batch.seeds[0]).second,
+            split=flipping_plan.second_split(config),
+            compute=batch_compute("second_split", batch.seeds),
+        script:
+            "../scripts/second_split_runs.py"
+
+    workflow.ruleorder(batch.name, "second_split")
+
+
 rule detection_auc:
     """Every detector's per-example scores on every flipping seed, and their ROC AUCs."""
     input:

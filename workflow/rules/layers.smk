@@ -90,6 +90,85 @@ rule retrain_layer:
         "../scripts/retrain_layer.py"
 
 
+# runs_per_job (memloc.plan.batches): several runs of a setting per job, as for training;
+# each run keeps its finished layers until the job's last table is written.
+for batch in batches_plan.batch_rules(config, "rewind_layers"):
+
+    rule:
+        name:
+            batch.name
+        input:
+            data=paths.VARIANT_TABLE,
+            checkpoints=seed_paths(RUN, batch.seeds, "checkpoints.txt"),
+            fetched=paths.DATASET_INFO,
+            splits=paths.DATASET_SPLITS,
+        output:
+            seed_paths(RUN, batch.seeds, "rewinding.parquet"),
+        log:
+            f"logs/{batch.name}/{{dataset}}_{{model}}_{{variant}}.log",
+        benchmark:
+            f"benchmarks/{batch.name}/{{dataset}}_{{model}}_{{variant}}.tsv"
+        wildcard_constraints:
+            dataset=batch.dataset_constraint(),
+        group:
+            "rewinding"
+        conda:
+            "../../environment.yml"
+        threads: config["threads"]
+        resources:
+            mem_mb=job_mem_mb("rewind_layers"),
+            runtime=job_runtime("rewind_layers", len(batch.seeds)),
+            gpu=1,
+        params:
+            inputs=run_inputs,
+            epochs=config["rewinding"]["epochs"],
+            batch_size=config["train"]["eval_batch_size"],
+            compute=batch_compute("rewind_layers", batch.seeds),
+        script:
+            "../scripts/rewind_runs.py"
+
+    workflow.ruleorder(batch.name, "rewind_layers")
+
+
+for batch in batches_plan.batch_rules(config, "retrain_layer"):
+
+    rule:
+        name:
+            batch.name
+        input:
+            data=paths.VARIANT_TABLE,
+            checkpoints=seed_paths(RUN, batch.seeds, "checkpoints.txt"),
+            fetched=paths.DATASET_INFO,
+            splits=paths.DATASET_SPLITS,
+        output:
+            seed_paths(RUN, batch.seeds, "retraining.parquet"),
+        log:
+            f"logs/{batch.name}/{{dataset}}_{{model}}_{{variant}}.log",
+        benchmark:
+            f"benchmarks/{batch.name}/{{dataset}}_{{model}}_{{variant}}.tsv"
+        wildcard_constraints:
+            dataset=batch.dataset_constraint(),
+        group:
+            "retraining"
+        conda:
+            "../../environment.yml"
+        threads: config["threads"]
+        resources:
+            mem_mb=job_mem_mb("retrain_layer"),
+            runtime=job_runtime("retrain_layer", len(batch.seeds)),
+            gpu=1,
+        params:
+            inputs=run_inputs,
+            layers=lambda wc: retrained_layers(config, wc.model, wc.dataset),
+            settings=batch_retraining_settings(batch.seeds),
+            recalibrate_bn=config["retraining"]["recalibrate_bn"],
+            compute=batch_compute("retrain_layer", batch.seeds),
+        script:
+            "../scripts/retrain_runs.py"
+
+    workflow.ruleorder(batch.name, "retrain_layer")
+
+
 rule collect_layer_tables:
     """Every run's rewinding (or every run x layer's retraining) table, with run columns."""
     input:
