@@ -264,3 +264,31 @@ def test_a_configfile_replaces_config_yaml(dry_runs):
     assert defaults["datasets"] == ["cifar10"] and defaults["seeds"] == [0]
     assert "results/runs/cifar10/resnet9/noise0.1/seed0/gradients.parquet" in planned
     assert not [f for f in planned if "fashion_mnist" in f]  # config.yaml's dataset
+
+
+def python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -c code` from the repository root, with `env` added to the environment."""
+    import os
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+
+
+def test_set_results_dir_moves_every_template_and_jobs_inherit_it():
+    moved = python("from memloc.core import paths\n"
+                   "paths.set_results_dir('smoke/out/')\n"
+                   "import os; from memloc.dropout.plan import RUN_DIR  # imported after: moved\n"
+                   "print(RUN_DIR, paths.table('x'), paths.figure('f', 'png'), os.environ['MEMLOC_RESULTS_DIR'])")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.split() == ["smoke/out/dropout/runs/{dataset}/{model}/noise{noise}/{dropout}/seed{seed}",
+                                    "smoke/out/tables/x.parquet", "smoke/out/figures/f.png", "smoke/out"]
+    job = python("from memloc.core import paths; print(paths.DATASET_INFO)", MEMLOC_RESULTS_DIR="smoke/out")
+    assert job.stdout.split() == ["smoke/out/data/{dataset}/dataset.json"]
+
+
+def test_set_results_dir_refuses_after_a_module_imported_a_template():
+    late = python("import memloc.core.data.catalog\n"
+                  "from memloc.core import paths; paths.set_results_dir('elsewhere')")
+    assert late.returncode != 0
+    assert "memloc.core.data.catalog.DATASET_INFO already hold templates under results/" in late.stderr
