@@ -8,18 +8,17 @@ ResNet-9, ResNet-50 and ViT on each dataset; every rule of the paper's DAG but t
 download ones' network part (fetch_cscores: the files are local here); and all 22 artefacts,
 fig13/14 and fig16/17 included, in results_dir (results-smoke/), with nothing under results/.
 
-A test overlay (CI below) trims the fan-out, not the kinds of jobs: one noise rate of the
-grid (fig11 keeps two), one flipping shard per model, one retrained layer; CPU, one thread
-per job.  About 5 minutes on 2 cores (docs/testing.md).  The numbers mean nothing at this
-size: the tests check that each table holds the runs, groups and values the settings call
-for, not what the paper finds.
+A test overlay (ci_overlay) trims the fan-out and sizes, not the kinds of jobs: one noise
+rate of the grid (fig11 keeps two), one flipping shard per model, one retrained layer, one
+cell of tab2's grid, 50 + 50 images; CPU, one thread per job (its time: docs/testing.md).
+The numbers mean nothing at this size: the tests check that each table holds the runs,
+groups and values the settings call for, not what the paper finds.
 """
 
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -34,12 +33,14 @@ FIGURES = [f"fig{i:02d}" for i in range(1, 20) if i != 6]  # Fig. 6 is a schemat
 TABLES = ["tab1", "tab2", "tab3", "auc"]
 assert len(FIGURES + TABLES) == 22  # every artefact of the paper (FIGURES.md)
 DATASETS, MODELS = ["cifar10", "mnist", "svhn"], ["resnet9", "resnet50", "vit_small"]
-N_TRAIN, N_TEST = 120, 100  # files on disk; the smoke preset uses 100 + 100 of them
+N_TRAIN, N_TEST = 120, 100  # files on disk (the smoke preset uses 100 + 100 of them)
+SUBSET = 50  # train_subset and test_subset here: 5 images per class
 EPOCHS = S["train"]["epochs"]
 
 NOISE = [0.1]  # the grid's noise rate here (the smoke preset: the paper's 5, 10, 20%)
 SWEEP = [0.1, 0.5]  # fig11's rates here
 RETRAINED = ["layer9"]
+DROPOUT_GRID = {"p_gen": [0.4], "p_mem": [0.2]}  # tab1's cell
 FLIP_SEEDS = S["flipping"]["seeds"]
 
 
@@ -49,7 +50,10 @@ def ci_overlay(data: Path, cscores: Path) -> dict:
         "data_root": str(data), "download": False,
         "verify_checksums": False,  # the files are not the official archives
         "device": "cpu", "threads": 1,
+        "train_subset": SUBSET, "test_subset": SUBSET,
+        "train": {"batch_size": 10},  # the second split's 25 examples: 3 steps per epoch (its warm-up: > 1)
         "noise_rates": NOISE,
+        "dropout": {"grid": DROPOUT_GRID},
         "figures": {"fig11": {"noise_rates": SWEEP}},
         "retraining": {"layers": RETRAINED},
         "flipping": {"shards": 1},
@@ -144,7 +148,7 @@ def test_layer_tables_hold_every_model_and_the_typical_atypical_runs(smoke):
 def test_typical_atypical_groups_come_from_the_published_cscore_files(smoke):
     for dataset in ("cifar10", "mnist"):
         data = pd.read_parquet(smoke / RESULTS / "data" / dataset / "atypical.parquet")
-        assert len(data) == S["train_subset"] and (data["times_held_out"] == -1).all()  # published, not estimated
+        assert len(data) == SUBSET and (data["times_held_out"] == -1).all()  # published, not estimated
         assert (data["is_atypical"] == (data["cscore"] < 0.5)).all()
         assert 0 < data["is_atypical"].sum() < len(data)
     g = read(smoke, "atypical_gradients")  # fig08
@@ -157,8 +161,9 @@ def test_flipping_dropout_and_detection_tables(smoke):
     flipping = read(smoke, "flipping")  # fig05: each selected example on each flipping model
     per_group = S["flipping"]["examples_per_group"]
     assert len(flipping) == 2 * per_group * len(FLIP_SEEDS) and set(flipping["seed"]) == set(FLIP_SEEDS)
-    assert np.isfinite(read(smoke, "auc")["auc"]).all()
-    tab1 = read(smoke, "tab1")
-    assert set(tab1["dataset"]) == set(DATASETS)
-    grid = S["dropout"]["grid"]
-    assert len(read(smoke, "tab2")) >= len(grid["p_gen"]) * len(grid["p_mem"])
+    auc = read(smoke, "auc")  # at this size an AUC may be undefined (one group flipped): NaN
+    assert {"flip count", "learning time"} <= set(auc["method"])
+    assert auc["auc"].dropna().between(0, 1).all()
+    assert set(read(smoke, "tab1")["dataset"]) == set(DATASETS)
+    tab2 = read(smoke, "tab2")
+    assert settings(tab2, "p_gen", "p_mem") == {(g, m) for g in DROPOUT_GRID["p_gen"] for m in DROPOUT_GRID["p_mem"]}
