@@ -10,7 +10,7 @@ fig13/14 and fig16/17 included, in results_dir (results-smoke/), with nothing un
 
 A test overlay (ci_overlay) trims the fan-out and sizes, not the kinds of jobs: one noise
 rate of the grid (fig11 keeps two), one flipping shard per model, one retrained layer, one
-cell of tab2's grid, 50 + 50 images; CPU, one thread per job (its time: docs/testing.md).
+cell of tab2's grid, 50 + 50 images, 2 epochs; CPU, one thread per job (its time: docs/testing.md).
 The numbers mean nothing at this size: the tests check that each table holds the runs,
 groups and values the settings call for, not what the paper finds.
 """
@@ -35,7 +35,7 @@ assert len(FIGURES + TABLES) == 22  # every artefact of the paper (FIGURES.md)
 DATASETS, MODELS = ["cifar10", "mnist", "svhn"], ["resnet9", "resnet50", "vit_small"]
 N_TRAIN, N_TEST = 120, 100  # files on disk (the smoke preset uses 100 + 100 of them)
 SUBSET = 50  # train_subset and test_subset here: 5 images per class
-EPOCHS = S["train"]["epochs"]
+EPOCHS = 2  # the smoke preset's 3, less one (its peak_epoch: 1)
 
 NOISE = [0.1]  # the grid's noise rate here (the smoke preset: the paper's 5, 10, 20%)
 SWEEP = [0.1, 0.5]  # fig11's rates here
@@ -51,7 +51,9 @@ def ci_overlay(data: Path, cscores: Path) -> dict:
         "verify_checksums": False,  # the files are not the official archives
         "device": "cpu", "threads": 1,
         "train_subset": SUBSET, "test_subset": SUBSET,
-        "train": {"batch_size": 10},  # the second split's 25 examples: 3 steps per epoch (its warm-up: > 1)
+        # 2 epochs (fig01's window (1, 2]); batches of 10: the second split's 25 examples make 3
+        # steps per epoch, so its warm-up to peak_epoch 1 spans more than one step
+        "train": {"epochs": EPOCHS, "batch_size": 10},
         "noise_rates": NOISE,
         "dropout": {"grid": DROPOUT_GRID},
         "figures": {"fig11": {"noise_rates": SWEEP}},
