@@ -8,7 +8,12 @@ from snakemake.utils import min_version, validate
 min_version("8.20")
 
 
-configfile: "config.yaml"
+# config.yaml is the default: a --configfile on the command line replaces it (its files are
+# merged in order; keys none of them sets take the schema's defaults), as memloc.config.load_config
+# reads a preset.  --config KEY=VALUE alone updates config.yaml.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -24,6 +29,12 @@ os.environ.update(
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+
+# Every path template of memloc.core.paths under results_dir, before the rest of memloc is
+# imported (modules keep the templates they import); the jobs inherit it.
+from memloc.core import paths
+
+paths.set_results_dir(config["results_dir"])
 
 from memloc.config import resolve_config, resolve_factories
 from memloc.config_checks import check_config

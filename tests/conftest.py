@@ -107,7 +107,7 @@ def pytest_xdist_auto_num_workers(config):
 # The files of end-to-end runs, longest first (~minutes each on 2 cores): started first, they
 # run beside the short tests on the other workers instead of after them (--dist loadfile hands
 # out files in collection order).
-LONGEST_FIRST = ["test_workflow.py", "test_own_model.py"]
+LONGEST_FIRST = ["test_paper_smoke.py", "test_workflow.py", "test_own_model.py"]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -59,7 +59,14 @@ BAD = [
 ]
 # primary.noise outside noise_rates is no error: its runs are planned on their own, and a note says so
 OFF_GRID = {"primary": {"noise": 0.2}}
-CASES = {f"bad{i}": override for i, (override, _) in enumerate(BAD)} | {"good": {}, "off_grid": OFF_GRID}
+# results_dir moves every planned path (memloc.core.paths.set_results_dir)
+ELSEWHERE = {"results_dir": "elsewhere/smoke"}
+CASES = {f"bad{i}": override for i, (override, _) in enumerate(BAD)} | {"good": {}, "off_grid": OFF_GRID,
+                                                                       "elsewhere": ELSEWHERE}
+# The README's promise: a --configfile replaces config.yaml, and the keys it does not set take
+# the schema's defaults.  A one-key file plans what the same file with every default written out
+# plans (the schema's CIFAR-10 setting), nothing of config.yaml (Fashion-MNIST).
+ONE_KEY = {"download": True}  # the schema's datasets are downloaded (dry run: nothing is)
 
 
 def dry_run_args(workdir: Path, override: dict) -> list[str]:
@@ -70,12 +77,37 @@ def dry_run_args(workdir: Path, override: dict) -> list[str]:
             str(workdir / "override.yaml")]
 
 
+def only_file_args(workdir: Path, config: dict) -> list[str]:
+    """`snakemake -n` of `config` alone (no preset) in `workdir`, from the repository root."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "only.yaml").write_text(yaml.safe_dump(config))
+    return ["-n", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile",
+            str(workdir / "only.yaml")]
+
+
+def with_defaults(config: dict) -> dict:
+    """`config` with every schema default written out (as Snakemake's validate fills them in)."""
+    import copy
+
+    from snakemake.utils import validate
+
+    from memloc.config import SCHEMA
+
+    config = copy.deepcopy(config)
+    validate(config, str(SCHEMA))
+    return config
+
+
 @pytest.fixture(scope="module")
 def dry_runs(tmp_path_factory, snakemake_many) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
-    """{case: (its working directory, its dry run)} of every case."""
+    """{case: (its working directory, its dry run)} of every case, and of the one-key file
+    alone (one_key) and written out with the schema's defaults (one_key_defaults)."""
     base = tmp_path_factory.mktemp("config")
-    results = snakemake_many([dry_run_args(base / name, override) for name, override in CASES.items()])
-    return {name: (base / name, result) for name, result in zip(CASES, results, strict=True)}
+    runs = {name: dry_run_args(base / name, override) for name, override in CASES.items()}
+    runs["one_key"] = only_file_args(base / "one_key", ONE_KEY)
+    runs["one_key_defaults"] = only_file_args(base / "one_key_defaults", with_defaults(ONE_KEY))
+    results = snakemake_many(list(runs.values()))
+    return {name: (base / name, result) for name, result in zip(runs, results, strict=True)}
 
 
 @pytest.mark.parametrize("case", range(len(BAD)), ids=[expected for _, expected in BAD])
@@ -212,3 +244,60 @@ def test_good_config_plans_the_presets_jobs(dry_runs):
     assert counts == expected, {k: (counts.get(k), expected.get(k)) for k in counts.keys() | expected.keys()
                                 if counts.get(k) != expected.get(k)}
     assert sum(expected.values()) == 72  # the preset's whole DAG
+
+
+def planned_outputs(output: str) -> set[str]:
+    """Every output file of a dry run's jobs."""
+    return {f for line in re.findall(r"^\s+output: (.*)$", output, flags=re.M) for f in line.split(", ")}
+
+
+def test_results_dir_moves_every_planned_path(dry_runs):
+    (_, good), (workdir, moved) = dry_runs["good"], dry_runs["elsewhere"]
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    before, after = planned_outputs(good.stdout + good.stderr), planned_outputs(moved.stdout + moved.stderr)
+    assert before and all(f.startswith("results/") for f in before)
+    assert after == {"elsewhere/smoke/" + f.removeprefix("results/") for f in before}
+    assert job_counts(moved.stdout + moved.stderr) == job_counts(good.stdout + good.stderr)
+    assert not (workdir / "results").exists() and not (workdir / "elsewhere").exists()  # a dry run
+
+
+def test_a_configfile_replaces_config_yaml(dry_runs):
+    """A file with one key plans the schema's defaults for the rest, not config.yaml's."""
+    (_, one), (_, written_out) = dry_runs["one_key"], dry_runs["one_key_defaults"]
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert written_out.returncode == 0, written_out.stderr[-3000:]
+    planned = planned_outputs(one.stdout + one.stderr)
+    assert planned == planned_outputs(written_out.stdout + written_out.stderr)
+    assert job_counts(one.stdout + one.stderr) == job_counts(written_out.stdout + written_out.stderr)
+    defaults = with_defaults({})
+    assert defaults["datasets"] == ["cifar10"] and defaults["seeds"] == [0]
+    assert "results/runs/cifar10/resnet9/noise0.1/seed0/gradients.parquet" in planned
+    assert not [f for f in planned if "fashion_mnist" in f]  # config.yaml's dataset
+
+
+def python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -c code` from the repository root, with `env` added to the environment."""
+    import os
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+
+
+def test_set_results_dir_moves_every_template_and_jobs_inherit_it():
+    moved = python("from memloc.core import paths\n"
+                   "paths.set_results_dir('smoke/out/')\n"
+                   "import os; from memloc.dropout.plan import RUN_DIR  # imported after: moved\n"
+                   "print(RUN_DIR, paths.table('x'), paths.figure('f', 'png'), os.environ['MEMLOC_RESULTS_DIR'])")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.split() == ["smoke/out/dropout/runs/{dataset}/{model}/noise{noise}/{dropout}/seed{seed}",
+                                    "smoke/out/tables/x.parquet", "smoke/out/figures/f.png", "smoke/out"]
+    job = python("from memloc.core import paths; print(paths.DATASET_INFO)", MEMLOC_RESULTS_DIR="smoke/out")
+    assert job.stdout.split() == ["smoke/out/data/{dataset}/dataset.json"]
+
+
+def test_set_results_dir_refuses_after_a_module_imported_a_template():
+    late = python("import memloc.core.data.catalog\n"
+                  "from memloc.core import paths; paths.set_results_dir('elsewhere')")
+    assert late.returncode != 0
+    assert "memloc.core.data.catalog.DATASET_INFO already hold templates under results/" in late.stderr

@@ -1,12 +1,11 @@
 """Label noise, subsets, and the torchvision loaders on files in their real on-disk formats."""
 
-import gzip
 import pickle
-import struct
 
 import numpy as np
 import pytest
 import torch
+from dataset_files import write_idx
 from schema_defaults import data_source
 
 from memloc.core.data import builtin
@@ -69,14 +68,6 @@ def test_corrupted_table_from_real_fashion_mnist(fashion_root):
 
 # -- tiny files in each dataset's real on-disk format -------------------------------------
 
-def _write_idx(path, array, gz=False):
-    """idx format: magic (0, 0, dtype 0x08 = ubyte, ndim), big-endian dims, raw bytes."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    opener = gzip.open if gz else open
-    with opener(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 def _idx_split(n, seed):
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, size=(n, 28, 28)), rng.integers(0, 10, size=n)
@@ -88,8 +79,8 @@ def test_idx_loaders(tmp_path, name, folder):
     raw.mkdir(parents=True)
     splits = {"train": _idx_split(12, seed=0), "t10k": _idx_split(5, seed=1)}
     for prefix, (images, labels) in splits.items():
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
     for prefix, (images, labels) in splits.items():
         n = len(labels)
         data = load_dataset(name, tmp_path, train=prefix == "train")
@@ -104,8 +95,8 @@ def test_fashion_mnist_from_debian_layout(tmp_path, monkeypatch):
     debian.mkdir()
     images, labels = _idx_split(9, seed=0)
     for prefix in ("train", "t10k"):
-        _write_idx(debian / f"{prefix}-images-idx3-ubyte.gz", images, gz=True)
-        _write_idx(debian / f"{prefix}-labels-idx1-ubyte.gz", labels, gz=True)
+        write_idx(debian / f"{prefix}-images-idx3-ubyte.gz", images, gz=True)
+        write_idx(debian / f"{prefix}-labels-idx1-ubyte.gz", labels, gz=True)
     monkeypatch.setitem(builtin.DEBIAN_SOURCES, "fashion_mnist", str(debian))
     root = tmp_path / "root"
     assert data_source(str(root)).available("fashion_mnist")

@@ -284,3 +284,39 @@ def test_tables_figures_and_collect_jobs_run_locally(paper_dry_run):
             assert j.rule in local, f"{j.rule} writes only tables or figures but goes through sbatch"
     submitted = {j.rule for j in jobs} - local - {"all"}
     assert submitted == set(resources.GPU_RULES) - {"holdout_model"} | {"corrupt_data", "atypical_data"}
+
+
+# ---- config/smoke.yaml: the same DAG at toy sizes, in its own results folder ---------------
+
+SMOKE = ROOT / "config" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke_dry_run(tmp_path_factory) -> list[Job]:
+    """The jobs of the README's smoke command through the SLURM profile (one --configfile, the
+    paper's file first), in an empty directory."""
+    workdir = tmp_path_factory.mktemp("paper_smoke_slurm")
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--workflow-profile", str(PROFILE.parent), "--configfile", str(PAPER), str(SMOKE)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return parse_dry_run(result.stdout + result.stderr)
+
+
+def test_smoke_preset_plans_every_kind_of_job_of_the_paper_in_results_smoke(paper_dry_run, smoke_dry_run):
+    smoke = yaml.safe_load(SMOKE.read_text())
+    root = smoke["results_dir"]
+    assert root != "results"
+    paper_jobs, _, _ = paper_dry_run
+    assert {j.rule for j in smoke_dry_run} == {j.rule for j in paper_jobs}  # fewer jobs, the same kinds
+    outputs = [f for j in smoke_dry_run for f in j.output]
+    assert not [f for f in outputs if f.startswith("results/")]
+    assert all(f.startswith(f"{root}/") or f.startswith("data/cscores/") for f in outputs)  # downloads: shared
+    artefacts = [f"fig{i:02d}" for i in range(1, 20) if i != 6]
+    assert {f"{root}/figures/{fig}.{ext}" for fig in artefacts for ext in ("png", "pdf")} <= set(outputs)
+    assert {f"{root}/tables/{t}.csv" for t in ("tab1", "tab2", "tab3", "auc")} <= set(outputs)
+    trained = {(j.wildcards["dataset"], j.wildcards["model"], j.wildcards["variant"]) for j in smoke_dry_run
+               if j.rule == "train"}
+    c = yaml.safe_load(PAPER.read_text())
+    assert {(d, m, f"noise{n:g}") for d in c["datasets"] for m in c["models"] for n in c["noise_rates"]} <= trained
+    assert smoke["seeds"] == [0] and {j.wildcards["seed"] for j in smoke_dry_run if j.rule == "train"} == {"0", "1"}

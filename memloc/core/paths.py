@@ -1,7 +1,22 @@
 """Where the workflow keeps things: every path template of results/ and the canonical text of
-the values in them (memloc plans and jobs format these; the rules name them)."""
+the values in them (memloc plans and jobs format these; the rules name them).
+
+Every template is written "results/..." here; `set_results_dir` moves all of them (every
+upper-case string of this module under results/, whichever template is added later) under
+another root, config key results_dir (e.g. config/smoke.yaml's results-smoke/).  The
+Snakefile calls it right after validating the config, before any other memloc import, and
+the jobs it starts inherit the root through MEMLOC_RESULTS_DIR, read when this module is
+imported.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+
+DEFAULT_RESULTS_DIR = "results"
+RESULTS_DIR_ENV = "MEMLOC_RESULTS_DIR"  # the root of a process started by the workflow
+_root = DEFAULT_RESULTS_DIR  # where the templates are now
 
 # A dataset fetched (or found, or exported) and checked, with its classes, size, split sizes and
 # normalization statistics (rule fetch_dataset; an input of every job that loads the dataset).
@@ -72,3 +87,39 @@ def figure_files(names: list[str]) -> list[str]:
 def display_table_files(names: list[str]) -> list[str]:
     """Both files (CSV, Markdown) of every display table named."""
     return [display_table(name, ext) for name in names for ext in ("csv", "md")]
+
+
+def results_dir() -> str:
+    """The folder every template of this module is under now (results unless moved)."""
+    return _root
+
+
+def _templates() -> dict[str, str]:
+    return {name: value for name, value in globals().items()
+            if name.isupper() and isinstance(value, str) and value.startswith(_root + "/")}
+
+
+def set_results_dir(root: str) -> None:
+    """Put every template of this module under `root` instead of the current root, and export
+    it (MEMLOC_RESULTS_DIR) to the processes this one starts.  A module that imported a
+    template by value before (from memloc.core.paths import RUN_DIR) would keep the old one,
+    so that is refused, naming the module: call this before importing the rest of memloc."""
+    global _root
+    root = os.path.normpath(root)
+    if not root or root == "." or "{" in root or "}" in root:
+        raise ValueError(f"results_dir: {root!r} is not a folder name for the results")
+    old = _templates()
+    if root != _root:
+        stale = sorted(f"{name}.{key}" for name, module in list(sys.modules.items())
+                       if name.startswith("memloc.") and name != __name__ and module is not None
+                       for key, value in vars(module).items() if isinstance(value, str) and value in old.values())
+        if stale:
+            raise RuntimeError(f"results_dir {root!r}: {', '.join(stale)} already hold templates under {_root}/ "
+                               "(memloc.core.paths.set_results_dir must run before they are imported)")
+        globals().update({name: root + value[len(_root):] for name, value in old.items()})
+        _root = root
+    os.environ[RESULTS_DIR_ENV] = root
+
+
+if os.environ.get(RESULTS_DIR_ENV):  # a job of a workflow whose results_dir is not results/
+    set_results_dir(os.environ[RESULTS_DIR_ENV])
