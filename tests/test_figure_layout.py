@@ -87,11 +87,30 @@ def draw(name: str):
         title = (f"Neuron flipping, {primary}: 1000 clean + 1000 noisy examples, 30 models\n"
                  "120 of 60000 (example, model) pairs left out (misclassified before any removal); 3 censored")
         return plots.neuron_flipping(*flipping_inputs(), title)
+    if name == "localization":
+        from memloc.localize.figure import draw_localization
+
+        return draw_localization(localization_long())
     raise KeyError(name)
 
 
+def localization_long() -> pd.DataFrame:
+    """The benchmark's long table: 7 methods, 10 + 10 examples, both tracks."""
+    methods = ["flipping", "zero_out", "activations", "integrated_gradients", "slimming", "hard_concrete", "random"]
+    run = {"dataset": "cifar10", "model": "resnet9", "noise": 0.1}
+    rows = [{**run, "track": "deletion", "method": m, "index": i, "is_noisy": i % 2 == 0, "k": k, "units": 4,
+             "correct": True, "flipped": bool(RNG.random() < 0.5), "drop_test": RNG.random() / 10,
+             "precision": np.nan, "chance": np.nan, "chance_active": np.nan}
+            for m in methods for i in range(20) for k in (1, 2, 4, 8, 16)]
+    rows += [{**run, "track": "ground_truth", "method": m, "index": i, "is_noisy": i % 2 == 0, "k": k, "units": 4,
+              "correct": True, "flipped": False, "drop_test": np.nan, "precision": RNG.random(), "chance": 0.05,
+              "chance_active": 0.2} for m in methods for i in range(20) for k in (1, 2, 4)]
+    return pd.DataFrame(rows)
+
+
 # fig09 is fig03's form, fig13 / fig14 fig12's, fig16 / fig17 fig15's, fig19 fig04's
-FIGURES = ["fig01", "fig02", "fig03", "fig04", "fig05", "fig07", "fig08", "fig10", "fig11", "fig12", "fig15", "fig18"]
+FIGURES = ["fig01", "fig02", "fig03", "fig04", "fig05", "fig07", "fig08", "fig10", "fig11", "fig12", "fig15", "fig18",
+           "localization"]
 
 
 def overlaps(a, b) -> bool:

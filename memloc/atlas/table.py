@@ -34,8 +34,9 @@ def dynamics(examples: pd.DataFrame) -> pd.DataFrame:
     """Per-example training dynamics of a run's examples table, by training row."""
     trained = examples[examples["epoch"] >= 1]
     p = np.exp(-trained["loss"].astype(float))
-    maps = p.groupby(trained["index"]).agg(["mean", "std"]).set_axis(["confidence", "variability"], axis=1)
-    maps["variability"] = maps["variability"].fillna(0.0)  # one epoch: no spread
+    by_example = p.groupby(trained["index"])
+    # the population std over epochs (ddof 0), as Data Maps' definition and code (np.std)
+    maps = pd.DataFrame({"confidence": by_example.mean(), "variability": by_example.std(ddof=0)})
     out = pd.concat([learning_time(examples), forgetting_events(examples), area_under_margin(examples), maps], axis=1)
     return out.rename_axis("index")
 

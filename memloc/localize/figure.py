@@ -51,6 +51,15 @@ def _ground_truth(ax, long: pd.DataFrame) -> None:
 
 
 def localization_figure(long: pd.DataFrame, outputs: list[str | os.PathLike]) -> None:
+    fig = draw_localization(long)
+    for path in outputs:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=str(path).rsplit(".", 1)[-1])
+    plt.close(fig)
+
+
+def draw_localization(long: pd.DataFrame) -> plt.Figure:
+    """Both panels of the long table (memloc.localize.tables) in one figure."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     _deletion(axes[0], long)
     _ground_truth(axes[1], long)
@@ -58,7 +67,4 @@ def localization_figure(long: pd.DataFrame, outputs: list[str | os.PathLike]) ->
     if first is not None:
         fig.suptitle(f"Localization benchmark: {first['dataset']}, {first['model']}, {first['noise']:.0%} noise")
     fig.tight_layout()
-    for path in outputs:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=str(path).rsplit(".", 1)[-1])
-    plt.close(fig)
+    return fig

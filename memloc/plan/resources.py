@@ -146,14 +146,31 @@ def _noise(wc: dict) -> float:
     return float(variant[len("noise"):]) if variant.startswith("noise") else 0.0
 
 
+def _track_run(config: dict, wc: dict) -> dict | None:
+    """The run a localization shard ({track} wildcard) works on, else None."""
+    if "track" not in wc:
+        return None
+    from memloc.localize.plan import track_run
+
+    return track_run(config, wc["track"])
+
+
 def job_model(rule: str, config: dict, wc: dict) -> str:
-    """The model a GPU job runs: its {model} wildcard; hold-out models are the primary model."""
-    return wc["model"] if "model" in wc else config["primary"]["model"]
+    """The model a GPU job runs: its {model} wildcard, a localization track's run's; hold-out
+    models are the primary model."""
+    if "model" in wc:
+        return wc["model"]
+    track = _track_run(config, wc)
+    return track["model"] if track else config["primary"]["model"]
 
 
 def job_dataset(config: dict, wc: dict) -> str:
-    """The dataset of a job: its {dataset} wildcard, else (a localization shard) the primary one."""
-    return wc["dataset"] if "dataset" in wc else config["primary"]["dataset"]
+    """The dataset of a job: its {dataset} wildcard, a localization track's run's, else the
+    primary one."""
+    if "dataset" in wc:
+        return wc["dataset"]
+    track = _track_run(config, wc)
+    return track["dataset"] if track else config["primary"]["dataset"]
 
 
 def forward_passes(rule: str, config: dict, wc: dict) -> float:

@@ -138,3 +138,18 @@ def batch_second_split_settings(seeds):
 def seed_paths(run_dir, seeds, file):
     """{run_dir of seed s}/{file} of each of `seeds` (a batch job's inputs or outputs)."""
     return [f"{run_dir.replace('{seed}', str(s))}/{file}" for s in seeds]
+
+
+def slurm_gpu_site():
+    """The GPU partition and model of workflow/profiles/slurm (its set-resources, keyed by rule
+    name, from MEMLOC_SLURM_GPU_PARTITION / MEMLOC_SLURM_PARTITION / MEMLOC_SLURM_GPU_MODEL),
+    for the generated runs_per_job rules, whose names the profile cannot list; unset: nothing
+    (other executors ignore these resources)."""
+    part = os.environ.get("MEMLOC_SLURM_GPU_PARTITION") or os.environ.get(
+        "MEMLOC_SLURM_PARTITION"
+    )
+    model = os.environ.get("MEMLOC_SLURM_GPU_MODEL")
+    return {
+        **({"slurm_partition": part} if part else {}),
+        **({"gpu_model": model} if model else {}),
+    }

@@ -140,6 +140,7 @@ for batch in batches_plan.batch_rules(config, "second_split"):
             "../../environment.yml"
         threads: 1
         resources:
+            **slurm_gpu_site(),
             mem_mb=job_mem_mb("second_split"),
             runtime=job_runtime("second_split", len(batch.seeds)),
             gpu=1,

@@ -116,6 +116,7 @@ for batch in batches_plan.batch_rules(config, "rewind_layers"):
             "../../environment.yml"
         threads: config["threads"]
         resources:
+            **slurm_gpu_site(),
             mem_mb=job_mem_mb("rewind_layers"),
             runtime=job_runtime("rewind_layers", len(batch.seeds)),
             gpu=1,
@@ -154,6 +155,7 @@ for batch in batches_plan.batch_rules(config, "retrain_layer"):
             "../../environment.yml"
         threads: config["threads"]
         resources:
+            **slurm_gpu_site(),
             mem_mb=job_mem_mb("retrain_layer"),
             runtime=job_runtime("retrain_layer", len(batch.seeds)),
             gpu=1,

@@ -68,6 +68,7 @@ for batch in batches_plan.batch_rules(config, "train"):
             "../../environment.yml"
         threads: config["threads"]
         resources:
+            **slurm_gpu_site(),
             mem_mb=job_mem_mb("train"),
             runtime=job_runtime("train", len(batch.seeds)),
             gpu=1,
