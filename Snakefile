@@ -110,6 +110,7 @@ localrules:
     provenance,
     atlas_table,
     atlas_page,
+    atlas_summary,
 
 
 rule all:

@@ -23,8 +23,8 @@ N, EPOCHS = C["train_subset"], C["train"]["epochs"]
 SEEDS = [0]
 PER_CLASS = {"train": 40, "test": 25}  # 400 >= train_subset (class-balanced 30 per class), 250 >= test_subset
 FIGURES = ["fig01", "fig02", "fig03", "fig04", "fig05", "fig07", "fig08", "fig09", "fig10", "fig11", "fig12",
-           "fig15", "fig18", "fig19"]
-TABLES = ["tab1", "tab2", "tab3", "auc", "paper_vs_ours", "claims", "cscore_holdout", "provenance"]
+           "fig15", "fig18", "fig19", "localization"]
+TABLES = ["tab1", "tab2", "tab3", "auc", "paper_vs_ours", "claims", "cscore_holdout", "provenance", "localization"]
 LAYERS = ["features.0", "features.1", "features.2", "classifier"]  # the default rule on TinyCNN
 RETRAINED = ["features.0", "classifier"]
 

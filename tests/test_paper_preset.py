@@ -90,6 +90,7 @@ EXPECTED = {
     "atlas_neighbours": 1,  # the atlas of the primary setting
     "atlas_table": 1,
     "atlas_page": 1,
+    "atlas_summary": 1,
     "all": 1,
 }
 

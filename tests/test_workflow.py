@@ -388,6 +388,8 @@ def test_atlas_joins_the_runs_records_for_every_training_example(e2e, table):
     assert atlas["confidence"].between(0, 1).all() and atlas["neighbours"].map(len).eq(k).all()
     page = folder / "page"
     assert (page / "index.html").exists() and len(list((page / "images").glob("*.png"))) == N
+    groups = pd.read_csv(folder / "data_map.csv").set_index("group")  # the report's view of it
+    assert groups["examples"].sum() == N and groups.loc["noisy", "examples"] == noisy_count(0.1)
 
 
 def test_localization_tables(e2e, table):
@@ -537,7 +539,9 @@ def test_report_has_every_figure_and_table_with_a_caption(e2e):
     assert result.returncode == 0, result.stderr[-5000:]
     html = (e2e / "results" / "report.html").read_text()
     entries = json.loads(re.search(r"var results = (\{.*?\});\n", html, flags=re.S).group(1))
-    expected = [f"results/figures/{f}.png" for f in FIGURES] + [f"results/tables/{t}.csv" for t in TABLES]
+    atlas = "results/atlas/fashion_mnist/resnet9/noise0.1"
+    expected = [f"results/figures/{f}.png" for f in FIGURES] + [f"results/tables/{t}.csv" for t in TABLES] + [
+        f"{atlas}/data_map.csv", f"{atlas}/single_removal_layers.csv"]
     assert set(entries) == set(expected)
     for path, entry in entries.items():  # workflow/report/*.rst, rendered for this run
         caption = entry["caption"]

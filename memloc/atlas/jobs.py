@@ -51,3 +51,14 @@ def write_atlas_page(atlas: str | os.PathLike, examples: str | os.PathLike, inpu
             "epochs": int(examples_df["epoch"].max())}
     images = image_array(inputs.training_set().images.numpy())
     return write_page(pd.read_parquet(atlas), images, per_epoch(examples_df), meta, out)
+
+
+def write_atlas_summaries(atlas: str | os.PathLike, outputs: dict[str, str]) -> None:
+    """The report's view of the atlas (memloc.atlas.summary): data_map / data_map_md (where each
+    group sits on the Data Map) and layers / layers_md (the layers of the single-removal flips)."""
+    from memloc.atlas.summary import data_map_groups, single_removal_layers
+    from memloc.core.files import save_table
+
+    df = pd.read_parquet(atlas)
+    save_table(data_map_groups(df).reset_index(), outputs["data_map"], outputs["data_map_md"], floatfmt=".3f")
+    save_table(single_removal_layers(df), outputs["layers"], outputs["layers_md"], floatfmt=".3f")

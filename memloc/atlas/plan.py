@@ -73,4 +73,10 @@ def targets(config: dict) -> list[str]:
     atlas.enabled is false)."""
     if not config["atlas"]["enabled"]:
         return []
-    return [atlas_path(config, "atlas.parquet"), atlas_path(config, "page")]
+    return [atlas_path(config, "atlas.parquet"), atlas_path(config, "page"),
+            *(atlas_path(config, f) for f in SUMMARY_FILES.values())]
+
+
+# rule atlas_summary's outputs (memloc.atlas.jobs.write_atlas_summaries), in the report
+SUMMARY_FILES = {"data_map": "data_map.csv", "data_map_md": "data_map.md", "layers": "single_removal_layers.csv",
+                 "layers_md": "single_removal_layers.md"}

@@ -70,12 +70,7 @@ rule atlas_page:
         fetched=paths.DATASET_INFO.format(dataset=ATLAS_RUN["dataset"]),
         splits=paths.DATASET_SPLITS.format(dataset=ATLAS_RUN["dataset"]),
     output:
-        report(
-            directory(atlas_plan.atlas_path(config, "page")),
-            htmlindex="index.html",
-            caption="../report/atlas.rst",
-            category="Atlas",
-        ),
+        directory(atlas_plan.atlas_path(config, "page")),
     log:
         "logs/atlas/page.log",
     conda:
@@ -93,3 +88,35 @@ rule atlas_page:
         title=atlas_plan.title(config),
     script:
         "../scripts/atlas_page.py"
+
+
+rule atlas_summary:
+    """The atlas in the HTML report: where each group sits on the Data Map, and the layers of
+    the single-removal flips, with a link to the page (a folder: a pure HTML report cannot
+    hold it)."""
+    input:
+        atlas=atlas_plan.atlas_path(config, "atlas.parquet"),
+        page=atlas_plan.atlas_path(config, "page"),
+    output:
+        data_map=report(
+            atlas_plan.atlas_path(config, "data_map.csv"),
+            caption="../report/atlas.rst",
+            category="Atlas",
+        ),
+        data_map_md=atlas_plan.atlas_path(config, "data_map.md"),
+        layers=report(
+            atlas_plan.atlas_path(config, "single_removal_layers.csv"),
+            caption="../report/atlas_layers.rst",
+            category="Atlas",
+        ),
+        layers_md=atlas_plan.atlas_path(config, "single_removal_layers.md"),
+    log:
+        "logs/atlas/summary.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=job_mem_mb("atlas_summary"),
+        runtime=job_runtime("atlas_summary"),
+    script:
+        "../scripts/atlas_summary.py"
