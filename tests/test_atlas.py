@@ -105,8 +105,9 @@ def test_plan_seed_inputs_and_targets():
     setting = f"{p['dataset']}/{p['model']}/noise{p['noise']:g}"
     assert files["examples"] == f"results/runs/{setting}/seed1/examples.parquet"
     assert "atypical" in files and "dropout" in files
-    assert plan.targets(config) == [f"results/atlas/{setting}/{f}" for f in (
-        "atlas.parquet", "page", "data_map.csv", "data_map.md", "single_removal_layers.csv", "single_removal_layers.md")]
+    files = ("atlas.parquet", "page", "data_map.csv", "data_map.md", "single_removal_layers.csv",
+             "single_removal_layers.md")
+    assert plan.targets(config) == [f"results/atlas/{setting}/{f}" for f in files]
     other = resolved_config({"dropout": {"noise": p["noise"] + 0.1}, "atypical": {"datasets": []}})
     assert {"atypical", "dropout"}.isdisjoint(plan.table_inputs(other))
     assert plan.targets(resolved_config({"atlas": {"enabled": False}})) == []
