@@ -392,6 +392,7 @@ def test_atlas_joins_the_runs_records_for_every_training_example(e2e, table):
     assert groups["examples"].sum() == N and groups.loc["noisy", "examples"] == noisy_count(0.1)
 
 
+@pytest.mark.slow
 def test_localization_tables(e2e, table):
     """The benchmark's long table: every track x example x method x k, values in range; the
     summary has a row per method."""
