@@ -43,8 +43,8 @@ def check_config(config: dict) -> None:
     _check_models(config)  # after the datasets: a declared model is built for primary.dataset's shape
     _check_dropout(config)
     _check_layer_experiments(config)
-    _check_flipping(config)
-    _check_localization(config)
+    _check_shards(config, "flipping")
+    _check_shards(config, "localization")
     announce_primary_noise(config)
 
 
@@ -144,21 +144,14 @@ def _check_cscore_file(config: dict, name: str, published: dict) -> None:
         raise ConfigError(f"{key}.order: file {order!r} does not exist (order: tfds derives TFDS's order)")
 
 
-def _check_flipping(config: dict) -> None:
-    flip = config["flipping"]
-    if flip["shards"] > 2 * flip["examples_per_group"]:
+def _check_shards(config: dict, section: str) -> None:
+    """<section>.shards against the 2 x examples_per_group examples the shards divide (flipping,
+    localization)."""
+    part = config[section]
+    if part["shards"] > 2 * part["examples_per_group"]:
         raise ConfigError(
-            f"flipping.shards ({flip['shards']}) exceeds the {2 * flip['examples_per_group']} selected examples "
-            f"(2 x flipping.examples_per_group): some shards would be empty"
-        )
-
-
-def _check_localization(config: dict) -> None:
-    loc = config["localization"]
-    if loc["shards"] > 2 * loc["examples_per_group"]:
-        raise ConfigError(
-            f"localization.shards ({loc['shards']}) exceeds the {2 * loc['examples_per_group']} selected examples "
-            f"(2 x localization.examples_per_group): some shards would be empty"
+            f"{section}.shards ({part['shards']}) exceeds the {2 * part['examples_per_group']} selected examples "
+            f"(2 x {section}.examples_per_group): some shards would be empty"
         )
 
 
