@@ -163,11 +163,13 @@ def test_ground_truth_is_what_training_masked_in():
     assert torch.equal(precision, torch.ones(4)) and torch.equal(recall, torch.ones(4))
 
 
-def test_bad_localization_config_names_the_key():
+def test_bad_shard_config_names_the_key():
     from schema_defaults import resolved_config
 
-    from memloc.config_checks import ConfigError, _check_localization
+    from memloc.config_checks import ConfigError, _check_shards
 
-    config = resolved_config({"localization": {"examples_per_group": 2, "shards": 5}})
-    with pytest.raises(ConfigError, match="localization.shards"):
-        _check_localization(config)
+    for section in ("localization", "flipping"):
+        config = resolved_config({section: {"examples_per_group": 2, "shards": 5}})
+        with pytest.raises(ConfigError, match=rf"{section}\.shards \(5\) exceeds the 4 selected"):
+            _check_shards(config, section)
+        _check_shards(resolved_config({section: {"examples_per_group": 2, "shards": 4}}), section)
