@@ -5,7 +5,11 @@ two-model hold-out (complementary halves, noise-free labels) that says which cle
 examples a model that never saw them gets wrong ("clean but not generalized").
 
     python3 bench/fidelity_grid.py run [SETTING ...]   # snakemake per setting, in results/fidelity/<setting>/
-    python3 bench/fidelity_grid.py summarize           # docs/fidelity/grid.{csv,md} + grid.png
+    python3 bench/fidelity_grid.py summarize           # docs/fidelity/grid.{csv,md} + grid.png, baselines.{csv,md}
+
+The BASELINES settings train only tab3's standard-dropout model (p = 0.4 after every stage, as
+the authors' ResNet9_dropout), the one baseline that does not memorize at the default scale:
+its final clean / noisy / test accuracy against the width and the epochs.
 
 Each setting is a folder with its merged config.yaml; the run is the real workflow (this
 checkout's Snakefile, `--directory` the setting's folder), restricted to the tables below, so
@@ -21,7 +25,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -37,7 +40,10 @@ SETTINGS = {
     "n2000_w0.5_e20": {"model_settings": {"resnet9": {"width": 0.5}}},
     "n10000_w0.5_e20": {"train_subset": 10000, "model_settings": {"resnet9": {"width": 0.5}}},
     "n2000_w0.25_e40": {"train": {"epochs": 40, "peak_epoch": 12}},
+    "n2000_w1_e20": {"model_settings": {"resnet9": {"width": 1.0}}},
 }
+# settings that run only part of TARGETS (the rest of their row stays empty)
+PARTIAL = {"n2000_w1_e20": ["results/tables/flipping.parquet"]}
 # What every setting runs: one seed, one noise rate, the tab1 dropout cell, two hold-out halves.
 COMMON = {
     "noise_rates": [0.1], "seeds": [0],
@@ -46,6 +52,17 @@ COMMON = {
     "figures": {"fig11": {"noise_rates": [0.1], "seeds": [0]}},
     "atypical": {"holdout": {"models": 2, "fraction": 0.5, "seed": 0}},
 }
+# name -> overlay: tab3's standard-dropout run alone (threads 2: one job at a time)
+BASELINES = {
+    "standard_w0.25_e20": {},
+    "standard_w0.5_e20": {"model_settings": {"resnet9": {"width": 0.5}}},
+    "standard_w1_e20": {"model_settings": {"resnet9": {"width": 1.0}}},
+    "standard_w1_e50": {"model_settings": {"resnet9": {"width": 1.0}}, "train": {"epochs": 50, "peak_epoch": 15}},
+    "standard_w1_e100": {"model_settings": {"resnet9": {"width": 1.0}}, "train": {"epochs": 100, "peak_epoch": 30}},
+    "standard_w0.25_e100": {"train": {"epochs": 100, "peak_epoch": 30}},
+    "standard_w0.25_e200": {"train": {"epochs": 200, "peak_epoch": 60}},
+}
+BASELINE_RUN = "results/dropout/runs/fashion_mnist/resnet9/noise0.1/standard_p0.4/seed0"
 TABLES = ["flipping", "detection_scores", "tab1", "tab3", "metrics"]
 TARGETS = [f"results/tables/{t}.parquet" for t in TABLES] + [
     f"results/cscores/fashion_mnist/holdout{k}.parquet" for k in range(2)]
@@ -60,13 +77,20 @@ def merged(base: dict, overlay: dict) -> dict:
 
 def run(names: list[str]) -> None:
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    unknown = [n for n in names if n not in SETTINGS and n not in BASELINES]
+    if unknown:
+        sys.exit(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join([*SETTINGS, *BASELINES])}")
     for name in names or list(SETTINGS):
         folder = RUNS / name
         folder.mkdir(parents=True, exist_ok=True)
-        config = merged(merged(base, COMMON), SETTINGS[name])
+        if name in BASELINES:
+            config = merged(merged(base, COMMON), {"threads": 2, **BASELINES[name]})
+            targets = [f"{BASELINE_RUN}/metrics.parquet"]
+        else:
+            config, targets = merged(merged(base, COMMON), SETTINGS[name]), PARTIAL.get(name, TARGETS)
         (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder), "--cores", "2",
-               "--rerun-incomplete", *TARGETS]
+               "--rerun-incomplete", *targets]
         print(name, " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
 
@@ -89,21 +113,24 @@ def summarize() -> pd.DataFrame:
     rows = []
     for name in SETTINGS:
         folder = RUNS / name
-        if not (folder / "results/tables/tab1.parquet").exists():
-            continue
-        t = {n: pd.read_parquet(folder / f"results/tables/{n}.parquet") for n in TABLES}
+        tables = {n: folder / f"results/tables/{n}.parquet" for n in TABLES}
+        t = {n: pd.read_parquet(p) for n, p in tables.items() if p.exists()}
+        if not {n for n in TABLES if f"results/tables/{n}.parquet" in PARTIAL.get(name, TARGETS)} <= set(t):
+            continue  # not run (or not finished)
         s = Setting("fashion_mnist", "resnet9", 0.1, (6, 8), ("clean", "noisy"))
         ex = initially_correct_examples(t, s)
-        sc = flipped_scores(t, s)
         noisy, clean = ex.loc[ex.is_noisy, "removals"].mean(), ex.loc[~ex.is_noisy, "removals"].mean()
-        tab1 = t["tab1"]
-        row = {"setting": name, "removals_noisy": noisy, "removals_clean": clean, "ratio": noisy / clean,
-               "auc_flip_count": roc_auc(sc.is_noisy.to_numpy(), sc.flip.to_numpy()),
-               "auc_learning_time": roc_auc(sc.is_noisy.to_numpy(), sc.learning.to_numpy()),
-               "clean_heldout_error": clean_heldout_error(folder)}
-        for _, r in tab1.iterrows():
+        row = {"setting": name, "removals_noisy": noisy, "removals_clean": clean, "ratio": noisy / clean}
+        if "detection_scores" in t:
+            sc = flipped_scores(t, s)
+            row["auc_flip_count"] = roc_auc(sc.is_noisy.to_numpy(), sc.flip.to_numpy())
+            row["auc_learning_time"] = roc_auc(sc.is_noisy.to_numpy(), sc.learning.to_numpy())
+        if name not in PARTIAL:
+            row["clean_heldout_error"] = clean_heldout_error(folder)
+        for _, r in t.get("tab1", pd.DataFrame(columns=["subset", "when", "accuracy"])).iterrows():
             row[f"tied_{r['subset']}_{r['when']}"] = r["accuracy"]
-        for _, r in t["tab3"][t["tab3"]["method"] != "example_tied"].iterrows():
+        tab3 = t.get("tab3", pd.DataFrame(columns=["method", "subset", "accuracy"]))
+        for _, r in tab3[tab3["method"] != "example_tied"].iterrows():
             row[f"{r['method']}_{r['subset']}"] = r["accuracy"]
         for claim in CLAIMS:
             if set(claim.needs) <= set(t):
@@ -114,6 +141,31 @@ def summarize() -> pd.DataFrame:
     df.to_csv(OUT / "grid.csv", index=False)
     (OUT / "grid.md").write_text(df.to_markdown(index=False, floatfmt=".3g") + "\n")
     plot(df)
+    print(df.to_string())
+    return df
+
+
+def summarize_baselines() -> pd.DataFrame:
+    """docs/fidelity/baselines.{csv,md}: the standard-dropout run's final accuracy (%, dropout
+    off, as tab3) per BASELINES setting, with its SGD steps and its training job's CPU time."""
+    rows = []
+    for name in BASELINES:
+        folder = RUNS / name
+        metrics = folder / BASELINE_RUN / "metrics.parquet"
+        if not metrics.exists():
+            continue
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        m = pd.read_parquet(metrics)
+        final = m[m["epoch"] == m["epoch"].max()].set_index("subset")["accuracy"]
+        bench = pd.read_csv(next((folder / "benchmarks/train_dropout").glob("*standard*.tsv")), sep="\t")
+        n, epochs = config["train_subset"], config["train"]["epochs"]
+        rows.append({"setting": name, "width": config["model_settings"]["resnet9"]["width"], "epochs": epochs,
+                     "sgd_steps": epochs * -(-n // config["train"]["batch_size"]),
+                     **{k: 100 * final[k] for k in ("clean", "noisy", "test")},
+                     "cpu_s": float(bench["cpu_time"].iloc[0])})
+    df = pd.DataFrame(rows)
+    df.to_csv(OUT / "baselines.csv", index=False)
+    (OUT / "baselines.md").write_text(df.to_markdown(index=False, floatfmt=".1f") + "\n")
     print(df.to_string())
     return df
 
@@ -146,6 +198,6 @@ if __name__ == "__main__":
         run(sys.argv[2:])
     elif sys.argv[1:2] == ["summarize"]:
         summarize()
+        summarize_baselines()
     else:
         sys.exit(__doc__)
-    _ = np  # numpy kept for interactive use
