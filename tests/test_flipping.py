@@ -362,6 +362,10 @@ def test_example_selection_is_seeded_and_balanced(trained):
     assert (table.set_index("index").loc[a["index"], "is_noisy"].to_numpy() == a["is_noisy"].to_numpy()).all()
     assert sorted(a.groupby("shard").size()) == [6, 7, 7]
     assert (a.groupby("shard")["is_noisy"].sum() >= 3).all()
+    for shards in (2, 4):  # an even number of shards: the alternating rows must not split by group
+        b = select_examples(table, 10, seed=4, shards=shards)
+        counts = pd.crosstab(b["shard"], b["is_noisy"])
+        assert counts.shape == (shards, 2) and counts.to_numpy().min() >= 10 // shards, counts
     with pytest.raises(ValueError, match=r"examples_per_group \(1000\) is larger than the \d+ clean examples"):
         select_examples(table, 1000, seed=4)  # more than a group has: no silent cap
     rows = accuracy_rows(200, 50, seed=0)

@@ -18,9 +18,13 @@ from memloc.core.files import file_id, load_partial, partial_path, save_partial,
 
 def select_examples(table: pd.DataFrame, per_group: int, seed: int, shards: int = 1) -> pd.DataFrame:
     """`per_group` clean and `per_group` noisy training rows, drawn with `seed`; columns
-    index, is_noisy, shard.  Clean and noisy rows alternate before they are dealt round-robin
-    to the shards, so every shard holds both.  A group with fewer rows is an error
-    (memloc.config_settings stops such a flipping.examples_per_group when the DAG is parsed)."""
+    index, is_noisy, shard.  Clean and noisy rows alternate; each group is dealt round-robin
+    to the shards, the noisy one starting half-way round (shards // 2), so that with at least
+    `shards` examples per group every shard holds both (dealing the alternating rows
+    round-robin would put every clean row in the even shards and every noisy one in the odd
+    ones; the clean shards, which take more removals, would then run longest).  A group with
+    fewer rows is an error (memloc.config_settings stops such a flipping.examples_per_group
+    when the DAG is parsed)."""
     rng = np.random.default_rng(seed)
     picks = []
     for noisy in (False, True):
@@ -31,7 +35,8 @@ def select_examples(table: pd.DataFrame, per_group: int, seed: int, shards: int 
         picks.append(np.sort(rng.choice(rows, size=per_group, replace=False)))
     order = [i for pair in zip(*picks, strict=True) for i in pair]
     out = table.set_index("index").loc[order, ["is_noisy"]].reset_index()
-    out["shard"] = np.arange(len(out)) % shards
+    position = np.arange(len(out))
+    out["shard"] = (position // 2 + (position % 2) * (shards // 2)) % shards  # rank in its group + offset
     return out
 
 
