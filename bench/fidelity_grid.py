@@ -39,8 +39,8 @@ SETTINGS = {
     "n10000_w0.25_e20": {"train_subset": 10000},
     "n2000_w1_e20": {"model_settings": {"resnet9": {"width": 1.0}}},
 }
-# settings that run only part of TARGETS (the rest of their row stays empty)
-PARTIAL = {"n2000_w1_e20": ["results/tables/flipping.parquet"]}
+# settings that make only some of TABLES (the rest of their row stays empty)
+PARTIAL = {"n2000_w1_e20": ["flipping"]}
 # What every setting runs: one seed, one noise rate, the tab1 dropout cell, two hold-out halves.
 COMMON = {
     "noise_rates": [0.1], "seeds": [0],
@@ -85,7 +85,8 @@ def run(names: list[str]) -> None:
             config = merged(merged(base, COMMON), {"threads": 2, **BASELINES[name]})
             targets = [f"{BASELINE_RUN}/metrics.parquet"]
         else:
-            config, targets = merged(merged(base, COMMON), SETTINGS[name]), PARTIAL.get(name, TARGETS)
+            config = merged(merged(base, COMMON), SETTINGS[name])
+            targets = [f"results/tables/{t}.parquet" for t in PARTIAL[name]] if name in PARTIAL else TARGETS
         (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder), "--cores", "2",
                "--rerun-incomplete", *targets]
@@ -111,10 +112,10 @@ def summarize() -> pd.DataFrame:
     rows = []
     for name in SETTINGS:
         folder = RUNS / name
-        tables = {n: folder / f"results/tables/{n}.parquet" for n in TABLES}
-        t = {n: pd.read_parquet(p) for n, p in tables.items() if p.exists()}
-        if not {n for n in TABLES if f"results/tables/{n}.parquet" in PARTIAL.get(name, TARGETS)} <= set(t):
+        tables = {n: folder / f"results/tables/{n}.parquet" for n in PARTIAL.get(name, TABLES)}
+        if not all(p.exists() for p in tables.values()):
             continue  # not run (or not finished)
+        t = {n: pd.read_parquet(p) for n, p in tables.items()}
         s = Setting("fashion_mnist", "resnet9", 0.1, (6, 8), ("clean", "noisy"))
         ex = initially_correct_examples(t, s)
         noisy, clean = ex.loc[ex.is_noisy, "removals"].mean(), ex.loc[~ex.is_noisy, "removals"].mean()
@@ -146,7 +147,7 @@ def summarize() -> pd.DataFrame:
 def summarize_baselines() -> pd.DataFrame:
     """docs/fidelity/baselines.{csv,md}: the standard-dropout run's final accuracy (%, dropout
     off, as tab3) per BASELINES setting, with its SGD steps and its training job's CPU time."""
-    rows = []
+    rows, curves = [], {}
     for name in BASELINES:
         folder = RUNS / name
         metrics = folder / BASELINE_RUN / "metrics.parquet"
@@ -155,9 +156,11 @@ def summarize_baselines() -> pd.DataFrame:
         config = yaml.safe_load((folder / "config.yaml").read_text())
         m = pd.read_parquet(metrics)
         final = m[m["epoch"] == m["epoch"].max()].set_index("subset")["accuracy"]
+        width = config["model_settings"]["resnet9"]["width"]
+        curves[name] = (width, m[m["subset"] == "noisy"].sort_values("epoch"))
         bench = pd.read_csv(next((folder / "benchmarks/train_dropout").glob("*standard*.tsv")), sep="\t")
         n, epochs = config["train_subset"], config["train"]["epochs"]
-        rows.append({"setting": name, "width": config["model_settings"]["resnet9"]["width"], "epochs": epochs,
+        rows.append({"setting": name, "width": width, "epochs": epochs,
                      "sgd_steps": epochs * -(-n // config["train"]["batch_size"]),
                      **{k: 100 * final[k] for k in ("clean", "noisy", "test")},
                      "cpu_s": float(bench["cpu_time"].iloc[0])})
@@ -165,14 +168,15 @@ def summarize_baselines() -> pd.DataFrame:
     df.to_csv(OUT / "baselines.csv", index=False)
     fmt = ("", "g", "g", "g", ".1f", ".1f", ".1f", ".0f")  # one per column
     (OUT / "baselines.md").write_text(df.to_markdown(index=False, floatfmt=fmt) + "\n")
-    plot_baselines()
+    plot_baselines(curves)
     print(df.to_string())
     return df
 
 
-def plot_baselines() -> None:
+def plot_baselines(curves: dict[str, tuple[float, pd.DataFrame]]) -> None:
     """docs/fidelity/baselines.png: the standard-dropout run's noisy training accuracy per epoch
-    (dropout off), one line per BASELINES setting: colour = width, x = epoch."""
+    (dropout off), one line per BASELINES setting (name -> (width, its noisy metrics rows)):
+    colour = width, x = epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,13 +184,7 @@ def plot_baselines() -> None:
 
     colours = {0.25: "tab:blue", 0.5: "tab:orange", 1.0: "tab:red"}
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for name in BASELINES:
-        metrics = RUNS / name / BASELINE_RUN / "metrics.parquet"
-        if not metrics.exists():
-            continue
-        width = yaml.safe_load((RUNS / name / "config.yaml").read_text())["model_settings"]["resnet9"]["width"]
-        m = pd.read_parquet(metrics)
-        noisy = m[m["subset"] == "noisy"].sort_values("epoch")
+    for name, (width, noisy) in curves.items():
         ax.plot(noisy["epoch"], 100 * noisy["accuracy"], color=colours.get(width, "gray"), lw=1.2, label=name)
     ax.axhline(90, color="black", ls="--", lw=1)
     ax.set_xlabel("epoch")

@@ -68,6 +68,11 @@ def title(config: dict) -> str:
             f"training seed {run['seed']}")
 
 
+# rule atlas_summary's outputs (memloc.atlas.jobs.write_atlas_summaries), in the report
+SUMMARY_FILES = {"data_map": "data_map.csv", "data_map_md": "data_map.md", "layers": "single_removal_layers.csv",
+                 "layers_md": "single_removal_layers.md"}
+
+
 def targets(config: dict) -> list[str]:
     """What the atlas's part of rule `all` makes: the table and the page folder (none when
     atlas.enabled is false)."""
@@ -75,8 +80,3 @@ def targets(config: dict) -> list[str]:
         return []
     return [atlas_path(config, "atlas.parquet"), atlas_path(config, "page"),
             *(atlas_path(config, f) for f in SUMMARY_FILES.values())]
-
-
-# rule atlas_summary's outputs (memloc.atlas.jobs.write_atlas_summaries), in the report
-SUMMARY_FILES = {"data_map": "data_map.csv", "data_map_md": "data_map.md", "layers": "single_removal_layers.csv",
-                 "layers_md": "single_removal_layers.md"}

@@ -99,17 +99,19 @@ rule atlas_summary:
         page=atlas_plan.atlas_path(config, "page"),
     output:
         data_map=report(
-            atlas_plan.atlas_path(config, "data_map.csv"),
+            atlas_plan.atlas_path(config, atlas_plan.SUMMARY_FILES["data_map"]),
             caption="../report/atlas.rst",
             category="Atlas",
         ),
-        data_map_md=atlas_plan.atlas_path(config, "data_map.md"),
+        data_map_md=atlas_plan.atlas_path(
+            config, atlas_plan.SUMMARY_FILES["data_map_md"]
+        ),
         layers=report(
-            atlas_plan.atlas_path(config, "single_removal_layers.csv"),
+            atlas_plan.atlas_path(config, atlas_plan.SUMMARY_FILES["layers"]),
             caption="../report/atlas_layers.rst",
             category="Atlas",
         ),
-        layers_md=atlas_plan.atlas_path(config, "single_removal_layers.md"),
+        layers_md=atlas_plan.atlas_path(config, atlas_plan.SUMMARY_FILES["layers_md"]),
     log:
         "logs/atlas/summary.log",
     conda:
