@@ -38,6 +38,11 @@ SETTINGS = {
     "n5000_w0.25_e20": {"train_subset": 5000},
     "n10000_w0.25_e20": {"train_subset": 10000},
     "n2000_w1_e20": {"model_settings": {"resnet9": {"width": 1.0}}},
+    # training-time augmentation (random crops of the 4-pixel padded image + flips, as the authors'
+    # code trains), against the same 40 epochs without; fig01's window scaled with the epochs
+    "n2000_w0.25_e40": {"train": {"epochs": 40, "peak_epoch": 12}, "figures": {"fig01": {"epochs": [12, 16]}}},
+    "n2000_w0.25_e40_aug": {"train": {"epochs": 40, "peak_epoch": 12, "augment": {"crop_padding": 4, "hflip": True}},
+                            "figures": {"fig01": {"epochs": [12, 16]}}},
 }
 # settings that make only some of TABLES (the rest of their row stays empty)
 PARTIAL = {"n2000_w1_e20": ["flipping"]}
@@ -116,7 +121,8 @@ def summarize() -> pd.DataFrame:
         if not all(p.exists() for p in tables.values()):
             continue  # not run (or not finished)
         t = {n: pd.read_parquet(p) for n, p in tables.items()}
-        s = Setting("fashion_mnist", "resnet9", 0.1, (6, 8), ("clean", "noisy"))
+        window = tuple(yaml.safe_load((folder / "config.yaml").read_text())["figures"]["fig01"]["epochs"])
+        s = Setting("fashion_mnist", "resnet9", 0.1, window, ("clean", "noisy"))
         ex = initially_correct_examples(t, s)
         noisy, clean = ex.loc[ex.is_noisy, "removals"].mean(), ex.loc[~ex.is_noisy, "removals"].mean()
         row = {"setting": name, "removals_noisy": noisy, "removals_clean": clean, "ratio": noisy / clean}

@@ -1,6 +1,7 @@
 """The learning-rate schedule, resuming, the shared SGD loop and a run's tables (gradient
 accounting against brute force: tests/test_gradients.py)."""
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -15,6 +16,7 @@ from memloc.core.data.run_data import RunData, training_set
 from memloc.core.device import autocast_for
 from memloc.core.models.build import build_model
 from memloc.core.models.layer_rule import model_layers
+from memloc.core.train.augment import Augment
 from memloc.core.train.checkpoints import list_checkpoints, load_checkpoint, model_from_checkpoint, resume_path
 from memloc.core.train.evaluation import prepare_batch
 from memloc.core.train.run import train
@@ -88,6 +90,19 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_run, tmp_path):
     with pytest.raises(ValueError, match="another config"):
         train(model_cfg, train_config(epochs=3, peak_epoch=1, batch_size=32, seed=5), data, tmp_path / "resumed", cpu,
               progress=False)
+
+
+def test_augmented_run_resumes_bitwise_and_differs_from_plain(tiny_run, tmp_path):
+    model_cfg, cfg, data = tiny_run
+    cfg = dataclasses.replace(cfg, augment=Augment(crop_padding=2, hflip=True))
+    cpu = torch.device("cpu")
+    straight = train(model_cfg, cfg, data, tmp_path / "straight", cpu, progress=False)
+    train(model_cfg, cfg, data, tmp_path / "resumed", cpu, stop_after_epoch=1, progress=False)
+    _assert_same_run(straight, train(model_cfg, cfg, data, tmp_path / "resumed", cpu, progress=False))
+    plain = train(model_cfg, dataclasses.replace(cfg, augment=Augment(0, False)), data, tmp_path / "plain", cpu,
+                  progress=False)
+    a, b = (torch.load(p[-1], weights_only=False)["model"] for p in (straight, plain))
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
 
 
 def _assert_same_run(a_paths, b_paths):

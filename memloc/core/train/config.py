@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from memloc.core.train.augment import Augment
+
 
 class SettingsError(ValueError):
     """A relation between a settings object's fields that cannot work (TrainConfig's, the
@@ -47,8 +49,11 @@ class TrainConfig:
     eval_batch_size: int
     gradient_accounting: bool
     group_names: tuple[str, str]  # names of group False / True (the data table's group column: RunInputs)
+    augment: Augment  # random crops and flips of the training batches (the config's train.augment; a dict is converted)
 
     def __post_init__(self):
+        if isinstance(self.augment, dict):
+            self.augment = Augment(**self.augment)
         if not 0 < self.peak_epoch < self.epochs:  # OneCycleLR needs steps on both sides of the peak
             raise SettingsError(f"the one-cycle schedule needs 0 < peak_epoch < epochs, steps on both sides of "
                                 f"its learning-rate peak (got peak_epoch {self.peak_epoch}, epochs {self.epochs})",

@@ -23,6 +23,7 @@ from torch import nn
 from memloc.core.data.run_data import TrainingSet
 from memloc.core.device import autocast_for, grad_scaler_for
 from memloc.core.example_index import forward_with_index
+from memloc.core.train.augment import Augment, augment_batch
 from memloc.core.train.config import TrainConfig, check_warmup, steps_per_epoch
 from memloc.core.train.evaluation import prepare_batch
 from memloc.core.train.gradients import GradientAccountant
@@ -65,9 +66,10 @@ class SGD:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler | None  # fp16 only
-    order: torch.Generator  # the data order, independent of the initialization
+    order: torch.Generator  # the data order (and the augmentation's draws), independent of the initialization
     batch_size: int
     accountant: GradientAccountant | None  # gradient accounting, or None
+    augment: Augment  # random crops and flips of each batch (inactive: none)
 
 
 def make_sgd(model: nn.Module, params, cfg: TrainConfig, examples: int, device: torch.device,
@@ -76,7 +78,7 @@ def make_sgd(model: nn.Module, params, cfg: TrainConfig, examples: int, device: 
     order seeded by cfg.seed."""
     optimizer, scheduler = scheduled_sgd(params, cfg, examples)
     order = torch.Generator().manual_seed(cfg.seed)
-    return SGD(model, optimizer, scheduler, grad_scaler_for(device), order, cfg.batch_size, accountant)
+    return SGD(model, optimizer, scheduler, grad_scaler_for(device), order, cfg.batch_size, accountant, cfg.augment)
 
 
 def run_sgd(sgd: SGD, data: TrainingSet, rows: torch.Tensor, epochs: Iterable[int],
@@ -92,9 +94,10 @@ def run_sgd(sgd: SGD, data: TrainingSet, rows: torch.Tensor, epochs: Iterable[in
             sgd.accountant.reset()
         for start in range(0, len(order), sgd.batch_size):
             batch = order[start : start + sgd.batch_size].to(device)
-            # forward: the batch's images, normalized on the device, in the job's precision; the model
-            # gets the batch's rows (positions in the data table, which example-tied dropout ties units to)
-            x = prepare_batch(images[batch], device)
+            # forward: the batch's images (augmented: each cropped and mirrored at random), normalized on
+            # the device, in the job's precision; the model gets the batch's rows (positions in the data
+            # table, which example-tied dropout ties units to)
+            x = prepare_batch(augment_batch(images[batch], sgd.augment, sgd.order), device)
             with autocast_for(device):
                 logits = forward_with_index(sgd.model, x, batch)
             losses = F.cross_entropy(logits.float(), labels[batch], reduction="none")  # per example, in fp32
