@@ -10,6 +10,7 @@ a GPU, no submission asks for more than 8 h, and tables and figures run locally.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper.yaml"
 PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 MAX_MINUTES = 8 * 60  # a common partition limit
+SITE = {"MEMLOC_SLURM_PARTITION": "cpu", "MEMLOC_SLURM_GPU_PARTITION": "gpu", "MEMLOC_SLURM_GPU_MODEL": "h100"}
 
 DATASETS, MODELS, NOISE, SEEDS = 3, 3, 3, 3  # CIFAR-10/MNIST/SVHN; ResNet-9/50/ViT; 5/10/20%; 3 seeds
 GRID_RUNS = DATASETS * MODELS * NOISE * SEEDS  # fig12-14 (gradients) and fig15-17 (rewinding)
@@ -194,7 +196,9 @@ def paper_dry_run(tmp_path_factory) -> tuple[list[Job], set[str], str]:
     workdir = tmp_path_factory.mktemp("paper_slurm")
     cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(PAPER), "--workflow-profile", str(PROFILE.parent)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    # a site with a GPU partition and model (workflow/profiles/slurm's environment variables)
+    env = {**os.environ, **SITE}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-5000:]
     assert not [p for p in workdir.iterdir() if p.name != ".snakemake"], "the dry run wrote files"
     local = subprocess.run([sys.executable, str(ROOT / "tests" / "slurm" / "check_run.py"), "--local-rules",
@@ -237,6 +241,14 @@ def test_every_gpu_job_gets_a_gpu_and_no_submission_asks_for_more_than_8h(paper_
     gpu_jobs = [j for j in jobs if j.rule in resources.GPU_RULES]
     assert {j.rule for j in gpu_jobs} == set(resources.GPU_RULES) - {"holdout_model"}  # published C-scores
     assert all(j.resources.get("gpu") == "1" for j in gpu_jobs)
+    # the site's GPU partition and model reach every GPU job, the generated runs_per_job rules'
+    # (train_seeds_0_1_2, which the profile's set-resources cannot name) too; the others its CPU partition
+    assert any(j.runs > 1 for j in gpu_jobs)
+    for j in gpu_jobs:
+        assert (j.resources.get("slurm_partition"), j.resources.get("gpu_model")) == ("gpu", "h100"), j
+    for j in jobs:
+        if j.rule not in local | {"all"} | set(resources.GPU_RULES):
+            assert j.resources.get("slurm_partition") == "cpu", j
     assert not local & set(resources.GPU_RULES)
     for j in jobs:
         if j.rule not in local | {"all"}:
