@@ -11,6 +11,7 @@ from schema_defaults import resolved_config
 
 from memloc.atlas import plan
 from memloc.atlas.neighbours import nearest
+from memloc.atlas.page import page_data
 from memloc.atlas.summary import data_map_groups, single_removal_layers
 from memloc.atlas.table import build_atlas
 
@@ -65,6 +66,18 @@ def test_atypical_joined_by_source_index_and_dropout_last_epoch(atlas):
     t = build_atlas(data, ex, {"atypical": atypical, "dropout": dropout}).set_index("index")
     src = data.set_index("index")["source_index"]
     assert t.loc[3, "cscore"] == atypical.set_index("source_index").loc[src[3], "cscore"]
+    # a row without a C-score is neither typical nor atypical: NA in the table, null on the page,
+    # plain "clean" in the Data Map summary
+    partial = build_atlas(data, ex, {"atypical": atypical.iloc[::2]}).set_index("index")
+    missing = partial["cscore"].isna()
+    assert 0 < missing.sum() < len(data) and partial.loc[missing, "is_atypical"].isna().all()
+    assert partial.loc[~missing, "is_atypical"].notna().all()
+    page = page_data(partial.reset_index(), {"title": ""})
+    assert {"name": "is_atypical", "kind": "bool"} in page["columns"]
+    assert set(page["data"]["is_atypical"]) == {0, 1, None}
+    groups = data_map_groups(partial.assign(confidence=0.5, variability=0.1))
+    clean_without = int((missing & ~partial["is_noisy"]).sum())
+    assert groups.loc["clean", "examples"] == clean_without
     last = ex[ex["epoch"] == ex["epoch"].max()].set_index("index")
     assert (t["tied_correct"] == last["correct"]).all() and (t["tied_correct_drop"] == ~last["correct"]).all()
 

@@ -133,7 +133,7 @@
     for (const pass of [0, 1]) for (let i = 0; i < N; i++) {
       if (inView[i] !== pass) continue;
       const g = col[by][i];
-      ctx.fillStyle = pass ? colours[g] : "rgba(180,180,180,0.35)";
+      ctx.fillStyle = pass ? (g === null ? "#bbbbbb" : colours[g]) : "rgba(180,180,180,0.35)";
       ctx.fillRect(px(xs[i]) - 1.5, py(ys[i]) - 1.5, 3, 3);
     }
     if (current >= 0) { ctx.strokeStyle = "#000"; ctx.strokeRect(px(xs[current]) - 4, py(ys[current]) - 4, 8, 8); }

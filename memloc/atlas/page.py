@@ -41,8 +41,8 @@ def write_images(images: np.ndarray, index, folder: Path) -> None:
 
 
 def _column_values(s: pd.Series) -> list:
-    if s.dtype == bool:
-        return s.astype(int).tolist()
+    if pd.api.types.is_bool_dtype(s):  # bool, or nullable boolean (NA -> null)
+        return [None if pd.isna(x) else int(x) for x in s.tolist()]
     if pd.api.types.is_numeric_dtype(s):
         v = s.astype(float).tolist()  # 7 significant digits: float32's, the precision of the records
         return [None if np.isnan(x) else (int(x) if float(x).is_integer() else float(f"{x:.7g}")) for x in v]
@@ -52,7 +52,7 @@ def _column_values(s: pd.Series) -> list:
 
 
 def _kind(s: pd.Series) -> str:
-    if s.dtype == bool:
+    if pd.api.types.is_bool_dtype(s):
         return "bool"
     if pd.api.types.is_numeric_dtype(s):
         return "num"

@@ -11,13 +11,13 @@ import pandas as pd
 
 
 def data_map_groups(atlas: pd.DataFrame) -> pd.DataFrame:
-    """Per group (noisy / atypical clean / typical clean; clean when no C-scores): examples and
+    """Per group (noisy / atypical clean / typical clean; clean where no C-score): examples and
     the median and mean confidence and variability."""
     group = pd.Series("clean", index=atlas.index).where(~atlas["is_noisy"], "noisy")
-    if "is_atypical" in atlas:
-        clean = ~atlas["is_noisy"]
-        group[clean & atlas["is_atypical"]] = "atypical clean"
-        group[clean & ~atlas["is_atypical"]] = "typical clean"
+    if "is_atypical" in atlas:  # clean examples without a C-score (NA) stay "clean"
+        clean, atypical = ~atlas["is_noisy"], atlas["is_atypical"].astype("boolean")
+        group[clean & atypical.fillna(False).astype(bool)] = "atypical clean"
+        group[clean & (~atypical).fillna(False).astype(bool)] = "typical clean"
     out = atlas.groupby(group)[["confidence", "variability"]].agg(["count", "median", "mean"])
     out.columns = [f"{c}_{s}" for c, s in out.columns]
     return out.rename(columns={"confidence_count": "examples"}).drop(columns="variability_count").rename_axis("group")

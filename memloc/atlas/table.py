@@ -4,7 +4,8 @@ DAG computed (pandas only; memloc.atlas.jobs reads the files).
 Columns (a group is absent when its measurement is not configured, never NaN-filled):
 
 - index, label (the training label), true_label, is_noisy: the data table;
-- cscore, is_atypical: the typical/atypical data table (same training rows, by source_index);
+- cscore, is_atypical: the typical/atypical data table (same training rows, by source_index;
+  NaN / NA for a row it has no C-score for);
 - learning_time, forgetting_events, aum: memloc.flipping.detection on the run's per-epoch
   records (aum here is the mean margin itself, larger = easier; detection negates it);
 - confidence, variability: Data Maps (Swayamdipta et al. 2020), the mean and standard
@@ -71,7 +72,8 @@ def build_atlas(data: pd.DataFrame, examples: pd.DataFrame, parts: dict[str, pd.
         scores = atypical.set_index("source_index")[["cscore", "is_atypical"]]
         joined = scores.reindex(data["source_index"].to_numpy())
         out["cscore"] = joined["cscore"].to_numpy()
-        out["is_atypical"] = joined["is_atypical"].fillna(False).astype(bool).to_numpy()
+        # nullable: an example without a C-score is neither typical nor atypical (NA), not typical
+        out["is_atypical"] = pd.array(joined["is_atypical"].to_numpy(dtype=object), dtype="boolean")
     out = out.join(dynamics(examples))
     if parts.get("second_split") is not None:
         out["ssft"] = parts["second_split"].set_index("index")["ssft"].astype(float).reindex(out.index)
