@@ -39,13 +39,20 @@ SETTINGS = {
     "n10000_w0.25_e20": {"train_subset": 10000},
     "n2000_w1_e20": {"model_settings": {"resnet9": {"width": 1.0}}},
     # training-time augmentation (random crops of the 4-pixel padded image + flips, as the authors'
-    # code trains), against the same 40 epochs without; fig01's window scaled with the epochs
-    "n2000_w0.25_e40": {"train": {"epochs": 40, "peak_epoch": 12}, "figures": {"fig01": {"epochs": [12, 16]}}},
+    # neuron-flipping script trains its models), training only; fig01's window scaled with the epochs
     "n2000_w0.25_e40_aug": {"train": {"epochs": 40, "peak_epoch": 12, "augment": {"crop_padding": 4, "hflip": True}},
                             "figures": {"fig01": {"epochs": [12, 16]}}},
+    # the whole training split (60,000 images), training and flipping only (threads 2)
+    "n60000_w0.25_e20": {"train_subset": None, "threads": 2},
+    # that training (crops + flips) at the paper's width and 50 epochs (peak at 30%, as the
+    # default's), training and flipping only (threads 2: the training runs alone)
+    "n2000_w1_e50_aug": {"model_settings": {"resnet9": {"width": 1.0}}, "threads": 2,
+                         "train": {"epochs": 50, "peak_epoch": 15, "augment": {"crop_padding": 4, "hflip": True}},
+                         "figures": {"fig01": {"epochs": [15, 20]}}},
 }
 # settings that make only some of TABLES (the rest of their row stays empty)
-PARTIAL = {"n2000_w1_e20": ["flipping"]}
+PARTIAL = {"n2000_w1_e20": ["flipping"], "n2000_w1_e50_aug": ["flipping", "metrics"],
+           "n2000_w0.25_e40_aug": ["metrics"], "n60000_w0.25_e20": ["flipping", "metrics"]}
 # What every setting runs: one seed, one noise rate, the tab1 dropout cell, two hold-out halves.
 COMMON = {
     "noise_rates": [0.1], "seeds": [0],
@@ -65,6 +72,7 @@ BASELINES = {
     "standard_w0.25_e100": {"train": {"epochs": 100, "peak_epoch": 30}},
     "standard_w0.25_e200": {"train": {"epochs": 200, "peak_epoch": 60}},
 }
+RUN_EXAMPLES = "results/runs/fashion_mnist/resnet9/noise0.1/seed{seed}/examples.parquet"
 BASELINE_RUN = "results/dropout/runs/fashion_mnist/resnet9/noise0.1/standard_p0.4/seed0"
 TABLES = ["flipping", "detection_scores", "tab1", "tab3", "metrics"]
 TARGETS = [f"results/tables/{t}.parquet" for t in TABLES] + [
@@ -109,6 +117,22 @@ def clean_heldout_error(folder: Path) -> float:
     return float(1.0 - held.reindex(clean).mean())
 
 
+def flip_and_learning_scores(folder: Path, flipping: pd.DataFrame) -> pd.DataFrame:
+    """One row per (flipped example, flipping seed): seed, index, is_noisy, initially_correct, flip
+    (minus the removals, 0 where the model got it wrong already) and learning (learning time, from
+    the seed's run records), as the auc table scores them (memloc.flipping.detection)."""
+    from memloc.flipping.detection import learning_time
+
+    rows = []
+    for seed, f in flipping[flipping["noise"] == 0.1].groupby("seed"):
+        lt = learning_time(pd.read_parquet(folder / RUN_EXAMPLES.format(seed=seed)))
+        rows.append(pd.DataFrame({"seed": seed, "index": f["index"].to_numpy(), "is_noisy": f["is_noisy"].to_numpy(),
+                                  "initially_correct": f["initially_correct"].to_numpy(),
+                                  "flip": -f["removals"].to_numpy(dtype=float),
+                                  "learning": lt.reindex(f["index"]).to_numpy(dtype=float)}))
+    return pd.concat(rows, ignore_index=True)
+
+
 def summarize() -> pd.DataFrame:
     from memloc.report.claims import CLAIMS, evaluate_claim
     from memloc.report.criteria import Setting
@@ -123,13 +147,21 @@ def summarize() -> pd.DataFrame:
         t = {n: pd.read_parquet(p) for n, p in tables.items()}
         window = tuple(yaml.safe_load((folder / "config.yaml").read_text())["figures"]["fig01"]["epochs"])
         s = Setting("fashion_mnist", "resnet9", 0.1, window, ("clean", "noisy"))
-        ex = initially_correct_examples(t, s)
-        noisy, clean = ex.loc[ex.is_noisy, "removals"].mean(), ex.loc[~ex.is_noisy, "removals"].mean()
-        row = {"setting": name, "removals_noisy": noisy, "removals_clean": clean, "ratio": noisy / clean}
-        if "detection_scores" in t:
-            sc = flipped_scores(t, s)
+        row = {"setting": name}
+        if "flipping" in t:
+            ex = initially_correct_examples(t, s)
+            noisy, clean = ex.loc[ex.is_noisy, "removals"].mean(), ex.loc[~ex.is_noisy, "removals"].mean()
+            row.update({"removals_noisy": noisy, "removals_clean": clean, "ratio": noisy / clean})
+            if "detection_scores" in t:
+                sc = flipped_scores(t, s)
+            else:  # a training + flipping setting: the same two scores from the run's per-example records
+                sc = flip_and_learning_scores(folder, t["flipping"])
             row["auc_flip_count"] = roc_auc(sc.is_noisy.to_numpy(), sc.flip.to_numpy())
             row["auc_learning_time"] = roc_auc(sc.is_noisy.to_numpy(), sc.learning.to_numpy())
+        if "metrics" in t:  # the run's final training and test accuracy, %
+            m = t["metrics"][(t["metrics"]["noise"] == 0.1) & (t["metrics"]["seed"] == 0)]
+            final = m[m["epoch"] == m["epoch"].max()].set_index("subset")["accuracy"]
+            row.update({f"final_{k}": 100 * final[k] for k in ("clean", "noisy", "test")})
         if name not in PARTIAL:
             row["clean_heldout_error"] = clean_heldout_error(folder)
         for _, r in t.get("tab1", pd.DataFrame(columns=["subset", "when", "accuracy"])).iterrows():

@@ -1,11 +1,13 @@
 """Training-time data augmentation: random crops of the zero-padded image and horizontal flips,
 drawn per example on the whole batch at once.
 
-The paper's text names no augmentation; the authors' released training code
-(pratyushmaini/localizing-memorization, dataloader.py) trains every model on random 32 x 32
-crops of the 4-pixel padded image with random horizontal flips (and AutoAugment's CIFAR-10
-policy, which memloc does not implement).  Augmentation changes what memorizing an example
-means: a mislabeled example has to be fitted in every crop and mirror, not as one fixed input.
+The paper's text names no augmentation.  The authors' released code
+(pratyushmaini/localizing-memorization) has it off in its main training script (train.py,
+--augmentation 0, whose runs the layer experiments use), but its neuron-flipping script trains
+its models through dataloader.py's default: random 32 x 32 crops of the 4-pixel padded image,
+random horizontal flips and AutoAugment's CIFAR-10 policy (not implemented here).
+Augmentation changes what memorizing an example means: a mislabeled example has to be fitted
+in every crop and mirror, not as one fixed input.
 Evaluation, flipping and every other measurement see the images as they are.
 
 The draws come from the training's data-order generator (memloc.core.train.sgd.SGD.order), so
