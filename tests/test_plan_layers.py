@@ -136,10 +136,10 @@ def test_fig09_and_fig19_read_the_atypical_tables(config):
 
 def test_retraining_settings(config):
     settings = retraining_settings(config, "1")  # wildcards are strings
-    # the schedule is retraining's; momentum, weight decay and eval batch size are train's
+    # the schedule is retraining's; momentum, weight decay, eval batch size and augmentation are train's
     schedule = {k: config["retraining"][k] for k in ("epochs", "batch_size", "peak_lr", "peak_epoch")}
     assert settings == {**schedule, "momentum": 0.9, "weight_decay": 5.0e-4, "eval_batch_size": 1024, "seed": 1,
-                        "gradient_accounting": False}
+                        "gradient_accounting": False, "augment": {"crop_padding": 0, "hflip": False}}
     # TrainConfig fields but the groups' names, the retrained run's: recalibrate_bn and seeds go elsewhere
     TrainConfig(**settings, group_names=("clean", "noisy"))
     assert isinstance(config["retraining"]["recalibrate_bn"], bool)  # the schema fills it in
