@@ -101,10 +101,15 @@ def run(names: list[str]) -> None:
             config = merged(merged(base, COMMON), SETTINGS[name])
             targets = [f"results/tables/{t}.parquet" for t in PARTIAL[name]] if name in PARTIAL else TARGETS
         (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder), "--cores", "2",
-               "--rerun-incomplete", *targets]
-        print(name, " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        run_workflow(folder, targets)
+
+
+def run_workflow(folder: Path, targets: list[str], *options: str) -> None:
+    """This checkout's Snakefile in `folder` (its config.yaml), on 2 cores, for `targets`."""
+    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder), "--cores", "2",
+           "--rerun-incomplete", *options, "--", *targets]
+    print(" ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
 
 
 def clean_heldout_error(folder: Path) -> float:

@@ -4,14 +4,12 @@ tests/test_training.py)."""
 
 import torch
 import torch.nn.functional as F
-from schema_defaults import default_config, train_config
+from schema_defaults import data_source, default_config, train_config
 
 from memloc.core.train.augment import Augment, augment_batch
 
 
 def _images(fashion_root, n=64):
-    from schema_defaults import data_source
-
     return data_source(fashion_root).load("fashion_mnist", train=True).images[:n]  # uint8 [n, 1, 28, 28]
 
 
