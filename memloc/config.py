@@ -27,6 +27,8 @@ class ConfigError(ValueError):
 # key path -> path of the key it takes its value from.
 INHERITED = {
     ("dropout", "epochs"): ("train", "epochs"),
+    ("dropout", "baselines", "epochs"): ("dropout", "epochs"),  # after dropout.epochs: resolved in this order
+    ("dropout", "baselines", "peak_epoch"): ("train", "peak_epoch"),
     ("dropout", "model"): ("primary", "model"),
     ("rewinding", "seeds"): ("seeds",),
     ("retraining", "seeds"): ("seeds",),

@@ -146,12 +146,15 @@ def _check_dropout_runs(config: dict) -> None:
     from memloc.dropout import plan
     from memloc.dropout.tied import DropoutConfig
 
-    train = train_keys(config, epochs="dropout.epochs", seed="dropout.seeds")
+    tied = train_keys(config, epochs="dropout.epochs", seed="dropout.seeds")
+    baseline = {**tied, "epochs": "dropout.baselines.epochs", "peak_epoch": "dropout.baselines.peak_epoch"}
     layers = {f.name: f"dropout.{f.name}" for f in dataclass_fields(DropoutConfig)}
     layers.update(kind="dropout.grid", seed="dropout.seeds")
     for run in plan.dropout_runs(config):
         what = f"the dropout run {run['dropout']} on {run['dataset']}, seed {run['seed']}"
-        build_training(plan.train_settings(config, run["seed"]), train, what, run_examples(config, run["dataset"]))
+        keys = baseline if plan.parse_dropout(run["dropout"])["kind"] in plan.BASELINE_KINDS else tied
+        fields = plan.train_settings(config, run["seed"], run["dropout"])
+        build_training(fields, keys, what, run_examples(config, run["dataset"]))
         dropout = plan.model_settings(config, run["model"], run["dropout"], run["seed"])["dropout"]
         build(DropoutConfig, dropout, layers, what)
 

@@ -42,6 +42,10 @@ BAD = [
      "epochs_first = 3 (null means train.epochs) (the second split's training on split A"),
     ({"dropout": {"epochs": 2}}, "train.peak_epoch = 2, dropout.epochs = 2 (null means train.epochs) (the dropout "
                                  "run tied_pgen0.4_pmem0.2 on fashion_mnist, seed 0)"),
+    # tab3's baselines on their own schedule (dropout.baselines; null epochs = dropout.epochs)
+    ({"dropout": {"baselines": {"epochs": 2}}},
+     "dropout.baselines.peak_epoch = 2 (null means train.peak_epoch), dropout.baselines.epochs = 2 (null means "
+     "dropout.epochs) (the dropout run standard_p0.4 on fashion_mnist, seed 0)"),
     # a warm-up of at most one step: split B has 150 of the 300 examples, 3 batches of 64 an epoch
     ({"detection": {"second_split": {"peak_epoch_second": 0.3}}},
      "detection.second_split.peak_epoch_second = 0.3 (null means train.peak_epoch), train.batch_size = 64 (the "

@@ -98,6 +98,27 @@ def test_settings_of_a_run(config):
     assert plan.train_settings(config, 0)["epochs"] == 4
 
 
+def test_tab3_baselines_train_on_their_own_schedule(config):
+    """dropout.baselines: the standard-dropout and fixed-sparse runs take its epochs and peak; the
+    example-tied runs keep the study's; unset, every run has the study's (null = dropout.epochs)."""
+    study = plan.train_settings(config, 0)
+    for name in ("tied_pgen0.4_pmem0.2", "standard_p0.4", "sparse_s0.4"):
+        assert plan.train_settings(config, 0, name) == study
+    config["dropout"]["baselines"] = {"epochs": 200, "peak_epoch": 60}
+    assert plan.train_settings(config, 0, "tied_pgen0.4_pmem0.2") == study
+    for name in ("standard_p0.4", "sparse_s0.4"):
+        assert plan.train_settings(config, 1, name) == {**study, "epochs": 200, "peak_epoch": 60, "seed": 1}
+        assert plan.run_epochs(config, name) == 200
+    assert plan.our_settings(config)["fashion_mnist"].endswith(
+        f"{config['dropout']['epochs']} epochs (tab3's baselines 200), 1 seed")
+
+
+def test_the_evidence_preset_trains_tab3s_baselines_longer():
+    evidence = load_config(ROOT / "config" / "evidence.yaml")
+    assert [plan.run_epochs(evidence, r["dropout"]) for r in plan.table_runs(evidence, "tab3")] == [
+        200, 200, evidence["train"]["epochs"]]  # standard, fixed sparse, example-tied
+
+
 def test_fig07_and_the_paper_rows_setting(config):
     assert plan.fig07_run(config) == TIED
     assert plan.fig07_inputs(config) == {"examples": f"{RUNS}/tied_pgen0.4_pmem0.2/seed0/examples.parquet",

@@ -29,6 +29,8 @@ NAME_PATTERNS = {
     "standard": r"standard_p([\d.]+)",
     "fixed_sparse": r"sparse_s([\d.]+)",
 }
+# Tab3's baselines: trained on dropout.baselines' schedule.
+BASELINE_KINDS = ("standard", "fixed_sparse")
 # The {dropout} wildcard's constraint: a name of any kind.
 DROPOUT_WILDCARD = r"(tied_pgen[\d.]+_pmem[\d.]+|standard_p[\d.]+|sparse_s[\d.]+)"
 
@@ -120,13 +122,22 @@ def metrics_columns(config: dict) -> list[dict]:
 # -- settings ---------------------------------------------------------------------------
 
 
-def train_settings(config: dict, seed: int) -> dict:
-    """memloc.core.train.config.TrainConfig fields of a dropout run: the shared ones, the study's
-    epochs, the label-noise groups, and no gradient accounting (nothing reads it; it costs ~40%
-    of a run)."""
-    epochs = config["dropout"]["epochs"]  # null = train.epochs, resolved by memloc.config.resolve_config
-    groups = run_groups(f"noise{noise_label(config['dropout']['noise'])}")["group_names"]
-    return {**config["train"], "epochs": epochs, "seed": seed, "gradient_accounting": False, "group_names": groups}
+def train_settings(config: dict, seed: int, dropout: str | None = None) -> dict:
+    """memloc.core.train.config.TrainConfig fields of the dropout run `dropout` (None: an
+    example-tied one): the shared ones, the study's epochs (tab3's baselines: their own schedule,
+    dropout.baselines), the label-noise groups, and no gradient accounting (nothing reads it; it
+    costs ~40% of a run).  Nulls are resolved by memloc.config.resolve_config."""
+    d = config["dropout"]
+    baseline = dropout is not None and parse_dropout(dropout)["kind"] in BASELINE_KINDS
+    schedule = ({"epochs": d["baselines"]["epochs"], "peak_epoch": d["baselines"]["peak_epoch"]} if baseline
+                else {"epochs": d["epochs"]})
+    groups = run_groups(f"noise{noise_label(d['noise'])}")["group_names"]
+    return {**config["train"], **schedule, "seed": seed, "gradient_accounting": False, "group_names": groups}
+
+
+def run_epochs(config: dict, dropout: str) -> int:
+    """Training epochs of the dropout run `dropout`."""
+    return train_settings(config, 0, dropout)["epochs"]
 
 
 def run_inputs(config: dict, dataset: str) -> dict:
@@ -156,8 +167,10 @@ def our_setting(config: dict, dataset: str) -> str:
     title = model_title(model) + (f" width {width:g}" if width is not None else "")
     size = f"{n:,}-example subset" if n else "full training set"
     seeds = len(d["seeds"])
+    base = d["baselines"]["epochs"]
+    epochs = f"{d['epochs']} epochs" + (f" (tab3's baselines {base})" if base != d["epochs"] else "")
     return (f"{dataset_title(dataset)} ({size}), {title}, {d['noise']:.0%} noise, "
-            f"{d['epochs']} epochs, {seeds} seed{'s' if seeds > 1 else ''}")
+            f"{epochs}, {seeds} seed{'s' if seeds > 1 else ''}")
 
 
 def our_settings(config: dict) -> dict[str, str]:

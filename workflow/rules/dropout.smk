@@ -44,7 +44,7 @@ rule train_dropout:
         model=lambda wc: dropout_plan.model_settings(
             config, wc.model, wc.dropout, int(wc.seed)
         ),
-        train=lambda wc: dropout_plan.train_settings(config, int(wc.seed)),
+        train=lambda wc: dropout_plan.train_settings(config, int(wc.seed), wc.dropout),
         compute=job_compute("train_dropout"),
     script:
         "../scripts/train_dropout.py"
