@@ -2,7 +2,8 @@
 (Fashion-MNIST, ResNet-9, 10% noise, seed 0) at other training-set sizes, widths and epochs:
 training, neuron flipping + detection (fig05, auc), the tab1 example-tied dropout run, and a
 two-model hold-out (complementary halves, noise-free labels) that says which clean training
-examples a model that never saw them gets wrong ("clean but not generalized").
+examples a model that never saw them gets wrong ("clean but not generalized"); some settings
+make only part of it (PARTIAL: flipping alone, or the layer experiments).
 
     python3 bench/fidelity_grid.py run [SETTING ...]   # snakemake per setting, in results/fidelity/<setting>/
     python3 bench/fidelity_grid.py summarize           # docs/fidelity/grid.{csv,md} + grid.png, baselines.{csv,md}
@@ -49,10 +50,15 @@ SETTINGS = {
     "n2000_w1_e50_aug": {"model_settings": {"resnet9": {"width": 1.0}}, "threads": 2,
                          "train": {"epochs": 50, "peak_epoch": 15, "augment": {"crop_padding": 4, "hflip": True}},
                          "figures": {"fig01": {"epochs": [15, 20]}}},
+    # the layer claims (rewinding, retraining) at config/size5000.yaml's size and epochs, width 0.5:
+    # the one lever of "retraining restores" measured (at 2,000 images), tried at 5,000
+    "n5000_w0.5_e30": {"train_subset": 5000, "model_settings": {"resnet9": {"width": 0.5}},
+                       "train": {"epochs": 30, "peak_epoch": 9}, "figures": {"fig01": {"epochs": [9, 12]}}},
 }
 # settings that make only some of TABLES (the rest of their row stays empty)
 PARTIAL = {"n2000_w1_e20": ["flipping"], "n2000_w1_e50_aug": ["flipping", "metrics"],
-           "n2000_w0.25_e40_aug": ["metrics"], "n60000_w0.25_e20": ["flipping", "metrics"]}
+           "n2000_w0.25_e40_aug": ["metrics"], "n60000_w0.25_e20": ["flipping", "metrics"],
+           "n5000_w0.5_e30": ["rewinding", "retraining", "metrics"]}
 # What every setting runs: one seed, one noise rate, the tab1 dropout cell, two hold-out halves.
 COMMON = {
     "noise_rates": [0.1], "seeds": [0],
