@@ -50,9 +50,8 @@ def trainings(config: dict) -> dict[str, list[tuple[str, str, int, int, int]]]:
                        + atypical_runs(config))
     out = defaultdict(list)
     out["train"] = [(r["model"], r["dataset"], e, n(r["dataset"]), 1) for r in runs]
-    de = config["dropout"]["epochs"] or e
-    out["train_dropout"] = [(r["model"], r["dataset"], de, n(r["dataset"]), 2)
-                            for r in dropout_plan.dropout_runs(config)]
+    out["train_dropout"] = [(r["model"], r["dataset"], dropout_plan.run_epochs(config, r["dropout"]),
+                             n(r["dataset"]), 2) for r in dropout_plan.dropout_runs(config)]
     first = config["detection"]["second_split"]["epochs_first"] or e
     out["second_split"] = [(r["model"], r["dataset"], first, n(r["dataset"]) // 2, 1) for r in flip_runs]
     holdout = config["atypical"]["holdout"]

@@ -152,7 +152,7 @@ def _check_dropout_runs(config: dict) -> None:
     layers.update(kind="dropout.grid", seed="dropout.seeds")
     for run in plan.dropout_runs(config):
         what = f"the dropout run {run['dropout']} on {run['dataset']}, seed {run['seed']}"
-        keys = baseline if plan.parse_dropout(run["dropout"])["kind"] in plan.BASELINE_KINDS else tied
+        keys = baseline if plan.is_baseline(run["dropout"]) else tied
         fields = plan.train_settings(config, run["seed"], run["dropout"])
         build_training(fields, keys, what, run_examples(config, run["dataset"]))
         dropout = plan.model_settings(config, run["model"], run["dropout"], run["seed"])["dropout"]

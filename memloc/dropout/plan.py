@@ -54,6 +54,11 @@ def parse_dropout(name: str) -> dict:
     raise ValueError(f"not a dropout name: {name!r}")
 
 
+def is_baseline(name: str) -> bool:
+    """Whether the dropout run `name` is one of tab3's baselines (dropout.baselines' schedule)."""
+    return parse_dropout(name)["kind"] in BASELINE_KINDS
+
+
 # -- runs -------------------------------------------------------------------------------
 
 
@@ -128,9 +133,8 @@ def train_settings(config: dict, seed: int, dropout: str | None = None) -> dict:
     dropout.baselines), the label-noise groups, and no gradient accounting (nothing reads it; it
     costs ~40% of a run).  Nulls are resolved by memloc.config.resolve_config."""
     d = config["dropout"]
-    baseline = dropout is not None and parse_dropout(dropout)["kind"] in BASELINE_KINDS
-    schedule = ({"epochs": d["baselines"]["epochs"], "peak_epoch": d["baselines"]["peak_epoch"]} if baseline
-                else {"epochs": d["epochs"]})
+    schedule = ({"epochs": d["baselines"]["epochs"], "peak_epoch": d["baselines"]["peak_epoch"]}
+                if dropout is not None and is_baseline(dropout) else {"epochs": d["epochs"]})
     groups = run_groups(f"noise{noise_label(d['noise'])}")["group_names"]
     return {**config["train"], **schedule, "seed": seed, "gradient_accounting": False, "group_names": groups}
 

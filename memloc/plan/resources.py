@@ -182,7 +182,7 @@ def forward_passes(rule: str, config: dict, wc: dict) -> float:
     if rule == "train_dropout":  # plain SGD; evaluation with and without the memorization units
         from memloc.dropout.plan import run_epochs
 
-        de = run_epochs(config, wc["dropout"]) if "dropout" in wc else config["dropout"]["epochs"]
+        de = run_epochs(config, wc["dropout"])
         return de * n * 3 + (de + 1) * 2 * (n + n_test)
     if rule == "holdout_model":  # SGD on a subset, per-epoch records, then every example once
         sub = n * config["atypical"]["holdout"]["fraction"]
